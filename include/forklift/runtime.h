@@ -1,0 +1,115 @@
+// The interface between forklift and the code that turns an artifact into predictions.
+//
+// A runtime is registered under a name (the `runtime:` field of model.yaml). For each version that
+// names it, forklift calls the runtime's loader once, on a loader thread, and then calls predict on
+// the returned Model from many serving threads at once until the version is unloaded.
+//
+// Contract for implementers:
+//  * Model::predict is called concurrently from several threads and must be thread-safe; it must
+//    not keep references to the batch after it returns.
+//  * Inputs have already been validated against the schema in model.yaml: every feature is present
+//    with its declared type and length.
+//  * predict appends exactly batch.rows() outputs of the schema's output type.
+//  * Report failures as a Status (or, in the two-function form, by throwing); forklift catches
+//    exceptions at this boundary and answers that request with a 500 naming the model.
+//  * The Model is destroyed after the last in-flight request that uses it has finished.
+//
+// The simplest way to write one is two functions and a macro (see examples/surge):
+//
+//   struct Rules { double base; };
+//   forklift::Result<Rules> load(const forklift::LoadContext& ctx);
+//   forklift::Value predict(const Rules& rules, const forklift::RowView& row);
+//   FORKLIFT_REGISTER_RUNTIME("surge", load, predict);
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "forklift/status.h"
+#include "forklift/types.h"
+
+namespace forklift {
+
+// What a loader gets: where the artifact is and what the manifest says about it.
+struct LoadContext {
+  std::string model_id;
+  std::int64_t version = 0;
+  std::filesystem::path version_dir;  // <repository>/<model id>/<version>/
+  std::filesystem::path artifact;     // version_dir / manifest's `artifact`
+  const Schema* schema = nullptr;
+  // The manifest's `runtime_options` as strings (e.g. nthread: "1").
+  std::map<std::string, std::string> options;
+
+  std::string option(const std::string& key, const std::string& fallback) const {
+    auto it = options.find(key);
+    return it == options.end() ? fallback : it->second;
+  }
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  // Appends one output per row of `batch` to `outputs`. Thread-safe; see the contract above.
+  virtual Status predict(const Batch& batch, std::vector<Value>& outputs) const = 0;
+};
+
+using Loader = std::function<Result<std::unique_ptr<Model>>(const LoadContext&)>;
+
+struct RuntimeInfo {
+  std::string name;
+  std::string platform;  // the Open Inference Protocol "platform" string, e.g. "xgboost_json"
+  Loader loader;
+};
+
+// Registers a runtime; returns false if the name was taken (the first registration wins).
+bool register_runtime(RuntimeInfo info);
+
+namespace detail {
+
+// Adapts a team's `load` and per-row `predict` functions into a Model.
+template <class State, class PredictFn>
+class RowModel final : public Model {
+ public:
+  RowModel(State state, PredictFn fn) : state_(std::move(state)), predict_(fn) {}
+
+  Status predict(const Batch& batch, std::vector<Value>& outputs) const override {
+    for (std::size_t i = 0; i < batch.rows(); ++i) outputs.push_back(predict_(state_, batch.row(i)));
+    return Status::Ok();
+  }
+
+ private:
+  State state_;
+  PredictFn predict_;
+};
+
+template <class LoadFn, class PredictFn>
+bool register_two_functions(const char* name, LoadFn load, PredictFn predict) {
+  using LoadResult = std::invoke_result_t<LoadFn, const LoadContext&>;
+  using State = std::remove_cvref_t<decltype(std::declval<LoadResult&>().value())>;
+  return register_runtime(RuntimeInfo{
+      name, std::string("cpp_") + name,
+      [load, predict](const LoadContext& ctx) -> Result<std::unique_ptr<Model>> {
+        LoadResult loaded = load(ctx);
+        if (!loaded.ok()) return loaded.status();
+        return std::unique_ptr<Model>(
+            std::make_unique<RowModel<State, PredictFn>>(std::move(loaded).value(), predict));
+      }});
+}
+
+}  // namespace detail
+}  // namespace forklift
+
+#define FORKLIFT_CONCAT_INNER(a, b) a##b
+#define FORKLIFT_CONCAT(a, b) FORKLIFT_CONCAT_INNER(a, b)
+
+// Registers `load` (LoadContext -> Result<State>) and `predict` ((const State&, RowView) -> Value)
+// as the runtime NAME when the program starts.
+#define FORKLIFT_REGISTER_RUNTIME(NAME, LOAD, PREDICT)                                      \
+  [[maybe_unused]] static const bool FORKLIFT_CONCAT(forklift_runtime_registered_, __LINE__) = \
+      ::forklift::detail::register_two_functions(NAME, LOAD, PREDICT)

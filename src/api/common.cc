@@ -1,0 +1,55 @@
+#include "api/json_writer.h"
+#include "api/handlers.h"
+
+namespace forklift {
+
+unsigned http_status(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+void respond_error(HttpResponse& res, const Status& status) {
+  res.json(http_status(status), json::error_body(status.message()));
+}
+
+Status predict_guarded(const LoadedModel& model, const Batch& batch, std::vector<Value>& outputs) {
+  const auto failed = [&](const std::string& why) {
+    return Internal("model '" + model.model_id + "' version " + std::to_string(model.version) +
+                    " failed to predict: " + why);
+  };
+  try {
+    outputs.reserve(batch.rows());
+    Status s = model.model->predict(batch, outputs);
+    if (!s.ok()) return failed(s.message());
+    if (outputs.size() != batch.rows()) {
+      return failed("returned " + std::to_string(outputs.size()) + " outputs for " +
+                    std::to_string(batch.rows()) + " rows");
+    }
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return failed(e.what());
+  } catch (...) {
+    return failed("unknown exception");
+  }
+}
+
+void record_outcome(const LoadedModel& model, const Status& status,
+                    std::chrono::steady_clock::time_point start) {
+  if (!model.metrics) return;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  Outcome outcome = Outcome::kOk;
+  if (!status.ok()) {
+    outcome = http_status(status) < 500 ? Outcome::kClientError : Outcome::kServerError;
+  }
+  model.metrics->record(outcome, seconds);
+}
+
+}  // namespace forklift

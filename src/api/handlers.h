@@ -1,0 +1,44 @@
+// The routes of the data plane. Each handler fills an HttpResponse and never throws.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "api/http_types.h"
+#include "core/model_registry.h"
+
+namespace forklift {
+
+// State every handler needs.
+struct ApiContext {
+  ModelRegistry* registry = nullptr;
+  MetricsRegistry* metrics = nullptr;
+};
+
+// POST /infer: forklift's own request shape (DESIGN.md, "The contract").
+void handle_infer(const ApiContext& ctx, const HttpRequest& req, HttpResponse& res);
+
+// Open Inference Protocol v2. `version` is empty when the path names none.
+void handle_v2_infer(const ApiContext& ctx, std::string_view model_id,
+                     std::optional<std::int64_t> version, const HttpRequest& req,
+                     HttpResponse& res);
+void handle_v2_model_metadata(const ApiContext& ctx, std::string_view model_id,
+                              std::optional<std::int64_t> version, HttpResponse& res);
+void handle_v2_model_ready(const ApiContext& ctx, std::string_view model_id,
+                           std::optional<std::int64_t> version, HttpResponse& res);
+void handle_v2_server_metadata(HttpResponse& res);
+
+// Calls the runtime, turning an exception into a Status naming the model.
+Status predict_guarded(const LoadedModel& model, const Batch& batch, std::vector<Value>& outputs);
+
+// Records the outcome of a request that reached a version.
+void record_outcome(const LoadedModel& model, const Status& status,
+                    std::chrono::steady_clock::time_point start);
+
+// Sets `res` to the JSON error for `status`.
+void respond_error(HttpResponse& res, const Status& status);
+
+}  // namespace forklift

@@ -1,0 +1,38 @@
+// The API layer's view of HTTP: a parsed request in, a response out. The transport (src/server)
+// fills and sends these; nothing here depends on the HTTP library.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "forklift/status.h"
+
+namespace forklift {
+
+struct HttpRequest {
+  std::string_view method;      // "GET", "POST", ...
+  std::string_view target;      // path and query, e.g. "/v2/models/eta/infer"
+  std::string* body = nullptr;  // mutable: the JSON parser pads it in place instead of copying
+  std::string_view request_id;  // the client's x-request-id, if any
+};
+
+struct HttpResponse {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string request_id;
+
+  void json(unsigned code, std::string text) {
+    status = code;
+    content_type = "application/json";
+    body = std::move(text);
+  }
+};
+
+// HTTP status for a Status code: 400, 404, 503, 500.
+unsigned http_status(const Status& status);
+
+}  // namespace forklift

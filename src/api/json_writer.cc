@@ -1,0 +1,86 @@
+#include "api/json_writer.h"
+
+#include <charconv>
+#include <cmath>
+
+namespace forklift::json {
+
+void append_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xf]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+void append_double(std::string& out, double d) {
+  if (!std::isfinite(d)) {
+    out += "null";
+    return;
+  }
+  char buf[32];
+  // A value that came from a float (XGBoost predicts in float32) prints as that float's shortest
+  // form, 523.4567 rather than 523.4567260742188; any other double keeps its full precision.
+  const auto f = static_cast<float>(d);
+  auto [end, ec] = static_cast<double>(f) == d ? std::to_chars(buf, buf + sizeof buf, f)
+                                               : std::to_chars(buf, buf + sizeof buf, d);
+  out.append(buf, end);
+}
+
+void append_int(std::string& out, std::int64_t i) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, i);
+  out.append(buf, end);
+}
+
+void append_value(std::string& out, const Value& v) {
+  if (const auto* d = std::get_if<double>(&v)) {
+    append_double(out, *d);
+  } else if (const auto* i = std::get_if<std::int64_t>(&v)) {
+    append_int(out, *i);
+  } else if (const auto* b = std::get_if<bool>(&v)) {
+    out += *b ? "true" : "false";
+  } else if (const auto* s = std::get_if<std::string>(&v)) {
+    append_string(out, *s);
+  } else if (const auto* vec = std::get_if<std::vector<float>>(&v)) {
+    out.push_back('[');
+    for (std::size_t k = 0; k < vec->size(); ++k) {
+      if (k) out.push_back(',');
+      // Print the float's own shortest form, not that of its widened double.
+      const float f = (*vec)[k];
+      if (!std::isfinite(f)) {
+        out += "null";
+        continue;
+      }
+      char buf[32];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, f);
+      out.append(buf, end);
+    }
+    out.push_back(']');
+  }
+}
+
+std::string error_body(std::string_view message) {
+  std::string out = "{\"error\":";
+  append_string(out, message);
+  out.push_back('}');
+  return out;
+}
+
+}  // namespace forklift::json

@@ -1,0 +1,176 @@
+#include "api/router.h"
+
+#include "api/json_writer.h"
+#include "core/repository.h"
+#include "observability/log.h"
+
+namespace forklift {
+namespace {
+
+bool consume(std::string_view& path, std::string_view prefix) {
+  if (!path.starts_with(prefix)) return false;
+  path.remove_prefix(prefix.size());
+  return true;
+}
+
+// Splits the next path segment off `path` ("eta/versions/2" -> "eta", "versions/2").
+std::string_view next_segment(std::string_view& path) {
+  const std::size_t slash = path.find('/');
+  std::string_view seg = path.substr(0, slash);
+  path = slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
+  return seg;
+}
+
+void method_not_allowed(HttpResponse& res, std::string_view allowed) {
+  res.json(405, json::error_body("method not allowed; use " + std::string(allowed)));
+  res.headers.emplace_back("Allow", std::string(allowed));
+}
+
+void render_model_gauges(const RegistrySnapshot& snap, std::string& out) {
+  out += "# HELP forklift_model_versions_serving Versions of each model id taking traffic.\n";
+  out += "# TYPE forklift_model_versions_serving gauge\n";
+  for (const auto& [id, m] : snap.models) {
+    out += "forklift_model_versions_serving{model_id=\"" + prometheus_label(id) + "\"} " +
+           std::to_string(m.serving.size()) + "\n";
+  }
+  out += "# HELP forklift_model_version_state 1 for the state each version is in.\n";
+  out += "# TYPE forklift_model_version_state gauge\n";
+  for (const auto& [id, m] : snap.models) {
+    for (const auto& [v, st] : m.versions) {
+      out += "forklift_model_version_state{model_id=\"" + prometheus_label(id) + "\",version=\"" +
+             std::to_string(v) + "\",state=\"" + std::string(to_string(st.state)) + "\"} 1\n";
+    }
+  }
+  out += "# HELP forklift_selftest_cases Self-test cases of each version by result.\n";
+  out += "# TYPE forklift_selftest_cases gauge\n";
+  for (const auto& [id, m] : snap.models) {
+    for (const auto& [v, st] : m.versions) {
+      if (!st.selftest) continue;
+      const std::string labels =
+          "model_id=\"" + prometheus_label(id) + "\",version=\"" + std::to_string(v) + "\"";
+      out += "forklift_selftest_cases{" + labels + ",result=\"passed\"} " +
+             std::to_string(st.selftest->passed) + "\n";
+      out += "forklift_selftest_cases{" + labels + ",result=\"failed\"} " +
+             std::to_string(st.selftest->cases - st.selftest->passed) + "\n";
+    }
+  }
+  out += "# HELP forklift_selftest_passed 1 if the version passed its self-tests, else 0.\n";
+  out += "# TYPE forklift_selftest_passed gauge\n";
+  for (const auto& [id, m] : snap.models) {
+    for (const auto& [v, st] : m.versions) {
+      if (st.state == VersionState::kLoading) continue;
+      const bool passed = st.selftest && st.selftest->ok();
+      out += "forklift_selftest_passed{model_id=\"" + prometheus_label(id) + "\",version=\"" +
+             std::to_string(v) + "\"} " + (passed ? "1" : "0") + "\n";
+    }
+  }
+  out += "# HELP forklift_model_load_duration_seconds Time to load and self-test each version.\n";
+  out += "# TYPE forklift_model_load_duration_seconds gauge\n";
+  for (const auto& [id, m] : snap.models) {
+    for (const auto& [v, st] : m.versions) {
+      if (st.state == VersionState::kLoading) continue;
+      std::string line = "forklift_model_load_duration_seconds{model_id=\"" + prometheus_label(id) +
+                         "\",version=\"" + std::to_string(v) + "\"} ";
+      json::append_double(line, st.load_seconds);
+      out += line + "\n";
+    }
+  }
+}
+
+}  // namespace
+
+void Router::handle(const HttpRequest& req, HttpResponse& res) const {
+  try {
+    route(req, res);
+  } catch (const std::exception& e) {
+    log::error("request_failed", {{"target", req.target}, {"reason", e.what()}});
+    res = HttpResponse{};
+    res.json(500, json::error_body(std::string("internal error: ") + e.what()));
+  }
+  ctx_.metrics->count_http_response(res.status);
+}
+
+void Router::metrics(HttpResponse& res) const {
+  res.status = 200;
+  res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  ctx_.metrics->render(res.body);
+  render_model_gauges(*ctx_.registry->snapshot(), res.body);
+}
+
+void Router::readiness(HttpResponse& res, bool v2) const {
+  const auto snap = ctx_.registry->snapshot();
+  if (snap->ready()) {
+    res.json(200, v2 ? "{\"live\":true,\"ready\":true}" : "{\"ready\":true}");
+    return;
+  }
+  std::string body = v2 ? "{\"live\":true,\"ready\":false" : "{\"ready\":false";
+  body += ",\"error\":";
+  std::string why = snap->initial_sync_done ? "no ready version for: " : "still loading models";
+  if (snap->initial_sync_done) {
+    const auto unready = snap->unready_models();
+    for (std::size_t i = 0; i < unready.size(); ++i) why += (i ? ", " : "") + unready[i];
+  }
+  json::append_string(body, why);
+  body += "}";
+  res.json(503, std::move(body));
+}
+
+void Router::route(const HttpRequest& req, HttpResponse& res) const {
+  std::string_view path = req.target.substr(0, req.target.find('?'));
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  const bool post = req.method == "POST";
+
+  if (path == "/infer") {
+    if (!post) return method_not_allowed(res, "POST");
+    return handle_infer(ctx_, req, res);
+  }
+  if (path == "/healthz" || path == "/v2/health/live") {
+    if (!get) return method_not_allowed(res, "GET");
+    return res.json(200, "{\"live\":true}");
+  }
+  if (path == "/readyz" || path == "/v2/health/ready") {
+    if (!get) return method_not_allowed(res, "GET");
+    return readiness(res, path != "/readyz");
+  }
+  if (path == "/metrics") {
+    if (!get) return method_not_allowed(res, "GET");
+    return metrics(res);
+  }
+  if (path == "/v2" || path == "/v2/") {
+    if (!get) return method_not_allowed(res, "GET");
+    return handle_v2_server_metadata(res);
+  }
+  if (consume(path, "/v2/models/")) {
+    // <id>[/versions/<v>][/ready|/infer]
+    const std::string_view id = next_segment(path);
+    if (!is_valid_model_id(id)) {
+      return respond_error(res, NotFound("unknown model '" + std::string(id) + "'"));
+    }
+    std::optional<std::int64_t> version;
+    if (consume(path, "versions/")) {
+      const std::string_view v = next_segment(path);
+      const std::int64_t parsed = parse_version(v);
+      if (parsed < 0) {
+        return respond_error(res, InvalidArgument("version '" + std::string(v) +
+                                                  "' is not a positive integer"));
+      }
+      version = parsed;
+    }
+    if (path.empty()) {
+      if (!get) return method_not_allowed(res, "GET");
+      return handle_v2_model_metadata(ctx_, id, version, res);
+    }
+    if (path == "ready") {
+      if (!get) return method_not_allowed(res, "GET");
+      return handle_v2_model_ready(ctx_, id, version, res);
+    }
+    if (path == "infer") {
+      if (!post) return method_not_allowed(res, "POST");
+      return handle_v2_infer(ctx_, id, version, req, res);
+    }
+  }
+  res.json(404, json::error_body("no route for " + std::string(req.method) + " " +
+                                 std::string(req.target.substr(0, 200))));
+}
+
+}  // namespace forklift

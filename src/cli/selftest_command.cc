@@ -1,0 +1,46 @@
+#include "cli/selftest_command.h"
+
+#include <cstdio>
+
+#include "core/repository.h"
+#include "core/version_loader.h"
+#include "runtimes/runtime_registry.h"
+
+namespace forklift {
+
+int run_selftest(const std::string& repository, const std::string& model_id) {
+  register_builtin_runtimes();
+  std::vector<std::string> skipped;
+  auto models = scan_repository(repository, &skipped);
+  if (!models.ok()) {
+    std::fprintf(stderr, "forklift selftest: %s\n", models.status().message().c_str());
+    return 2;
+  }
+  for (const auto& s : skipped) std::printf("SKIP  %s\n", s.c_str());
+  std::size_t versions = 0;
+  std::size_t failed = 0;
+  for (const auto& model : *models) {
+    if (!model_id.empty() && model.model_id != model_id) continue;
+    for (std::int64_t v : model.versions) {
+      ++versions;
+      LoadOutcome outcome = load_version(model.path / std::to_string(v), model.model_id, v);
+      const std::string name = model.model_id + "/" + std::to_string(v);
+      if (outcome.loaded) {
+        std::printf("PASS  %-24s %zu/%zu cases  %.3f s\n", name.c_str(), outcome.selftest->passed,
+                    outcome.selftest->cases, outcome.load_seconds);
+      } else {
+        ++failed;
+        std::printf("FAIL  %-24s %s\n", name.c_str(), outcome.status.message().c_str());
+      }
+    }
+  }
+  if (versions == 0) {
+    std::fprintf(stderr, "forklift selftest: no model versions found in '%s'%s\n",
+                 repository.c_str(), model_id.empty() ? "" : (" for model '" + model_id + "'").c_str());
+    return 2;
+  }
+  std::printf("\n%zu passed, %zu failed\n", versions - failed, failed);
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace forklift

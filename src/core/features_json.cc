@@ -1,0 +1,182 @@
+#include "core/features_json.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace forklift {
+namespace {
+
+using simdjson::ondemand::json_type;
+
+std::string json_type_name(json_type t) {
+  switch (t) {
+    case json_type::array: return "an array";
+    case json_type::object: return "an object";
+    case json_type::number: return "a number";
+    case json_type::string: return "a string";
+    case json_type::boolean: return "a boolean";
+    case json_type::null: return "null";
+  }
+  return "unknown";
+}
+
+Status wrong_type(const FeatureSpec& spec, const std::string& got) {
+  std::string want;
+  switch (spec.type) {
+    case ValueType::kFloat: want = "a number"; break;
+    case ValueType::kInt: want = "an integer"; break;
+    case ValueType::kBool: want = "true or false"; break;
+    case ValueType::kString: want = "a string"; break;
+    case ValueType::kFloatVector:
+      want = "an array of " + std::to_string(spec.length) + " numbers";
+      break;
+  }
+  return InvalidArgument("feature '" + spec.name + "' must be " + want + " (" +
+                         std::string(to_string(spec.type)) + "), got " + got);
+}
+
+Status missing_not_allowed(const FeatureSpec& spec) {
+  return InvalidArgument("feature '" + spec.name +
+                         "' is null (missing), which its schema does not allow");
+}
+
+Status parse_number(simdjson::ondemand::value& v, const FeatureSpec& spec, double& out) {
+  json_type t;
+  if (v.type().get(t)) return InvalidArgument("feature '" + spec.name + "': malformed JSON");
+  if (t == json_type::null) {
+    if (!spec.allow_missing) return missing_not_allowed(spec);
+    out = std::numeric_limits<double>::quiet_NaN();
+    return Status::Ok();
+  }
+  if (t != json_type::number) return wrong_type(spec, json_type_name(t));
+  if (v.get_double().get(out)) {
+    return InvalidArgument("feature '" + spec.name + "' is not a representable number");
+  }
+  if (!std::isfinite(out)) return InvalidArgument("feature '" + spec.name + "' is not finite");
+  return Status::Ok();
+}
+
+Status parse_one(simdjson::ondemand::value v, const FeatureSpec& spec, Value& out) {
+  json_type t;
+  if (v.type().get(t)) return InvalidArgument("feature '" + spec.name + "': malformed JSON");
+  switch (spec.type) {
+    case ValueType::kFloat: {
+      double d = 0;
+      if (Status s = parse_number(v, spec, d); !s.ok()) return s;
+      out = d;
+      return Status::Ok();
+    }
+    case ValueType::kInt: {
+      if (t != json_type::number) return wrong_type(spec, json_type_name(t));
+      std::int64_t i = 0;
+      if (v.get_int64().get(i)) {
+        return wrong_type(spec, "a number that is not a 64-bit integer");
+      }
+      out = i;
+      return Status::Ok();
+    }
+    case ValueType::kBool: {
+      if (t != json_type::boolean) return wrong_type(spec, json_type_name(t));
+      bool b = false;
+      if (v.get_bool().get(b)) return wrong_type(spec, "malformed boolean");
+      out = b;
+      return Status::Ok();
+    }
+    case ValueType::kString: {
+      if (t != json_type::string) return wrong_type(spec, json_type_name(t));
+      std::string_view s;
+      if (v.get_string().get(s)) return wrong_type(spec, "a malformed string");
+      out = std::string(s);
+      return Status::Ok();
+    }
+    case ValueType::kFloatVector: {
+      if (t != json_type::array) return wrong_type(spec, json_type_name(t));
+      simdjson::ondemand::array arr;
+      if (v.get_array().get(arr)) return wrong_type(spec, "a malformed array");
+      std::vector<float> vec;
+      vec.reserve(spec.length);
+      for (auto element : arr) {
+        simdjson::ondemand::value ev;
+        if (element.get(ev)) return InvalidArgument("feature '" + spec.name + "': malformed JSON");
+        if (vec.size() == spec.length) {
+          return InvalidArgument("feature '" + spec.name + "' must have " +
+                                 std::to_string(spec.length) + " elements, got more");
+        }
+        double d = 0;
+        if (Status s = parse_number(ev, spec, d); !s.ok()) return s;
+        if (std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max()) {
+          return InvalidArgument("feature '" + spec.name + "' has an element out of float range");
+        }
+        vec.push_back(static_cast<float>(d));
+      }
+      if (vec.size() != spec.length) {
+        return InvalidArgument("feature '" + spec.name + "' must have " +
+                               std::to_string(spec.length) + " elements, got " +
+                               std::to_string(vec.size()));
+      }
+      out = std::move(vec);
+      return Status::Ok();
+    }
+  }
+  return Internal("unhandled feature type");
+}
+
+}  // namespace
+
+Status parse_feature_object(simdjson::ondemand::value value, const Schema& schema,
+                            std::span<Value> row) {
+  simdjson::ondemand::object obj;
+  json_type t;
+  if (value.type().get(t)) return InvalidArgument("malformed JSON");
+  if (t != json_type::object) {
+    return InvalidArgument("features must be an object of name: value, got " + json_type_name(t));
+  }
+  if (value.get_object().get(obj)) return InvalidArgument("malformed JSON");
+  // Small fixed-size bitmap of seen features; schemas are short, and this avoids an allocation.
+  std::vector<bool> seen(schema.features.size(), false);
+  std::size_t count = 0;
+  for (auto field : obj) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return InvalidArgument("malformed JSON in features");
+    const std::ptrdiff_t idx = schema.index_of(key);
+    if (idx < 0) return InvalidArgument("unknown feature '" + std::string(key) + "'");
+    const auto i = static_cast<std::size_t>(idx);
+    if (seen[i]) return InvalidArgument("feature '" + std::string(key) + "' appears twice");
+    seen[i] = true;
+    ++count;
+    if (Status s = parse_one(field.value(), schema.features[i], row[i]); !s.ok()) return s;
+  }
+  if (count != schema.features.size()) {
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+      if (!seen[i]) return InvalidArgument("missing feature '" + schema.features[i].name + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+Status parse_instances(simdjson::ondemand::value value, Batch& batch) {
+  json_type t;
+  if (value.type().get(t)) return InvalidArgument("malformed JSON");
+  if (t != json_type::array) {
+    return InvalidArgument("instances must be an array of feature objects, got " +
+                           json_type_name(t));
+  }
+  simdjson::ondemand::array arr;
+  if (value.get_array().get(arr)) return InvalidArgument("malformed JSON");
+  std::size_t n = 0;
+  for (auto element : arr) {
+    simdjson::ondemand::value ev;
+    if (element.get(ev)) return InvalidArgument("malformed JSON in instances");
+    std::span<Value> row = batch.add_row();
+    if (Status s = parse_feature_object(ev, batch.schema(), row); !s.ok()) {
+      return InvalidArgument("instances[" + std::to_string(n) + "]: " + s.message());
+    }
+    ++n;
+  }
+  if (n == 0) return InvalidArgument("instances must not be empty");
+  return Status::Ok();
+}
+
+}  // namespace forklift

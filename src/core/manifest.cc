@@ -1,0 +1,184 @@
+#include "core/manifest.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace forklift {
+namespace {
+
+// Thrown inside this file only, turned into a Status before returning.
+struct ManifestError {
+  std::string field;
+  std::string message;
+};
+
+[[noreturn]] void fail(std::string field, std::string message) {
+  throw ManifestError{std::move(field), std::move(message)};
+}
+
+std::string required_string(const YAML::Node& node, const std::string& key, const std::string& at) {
+  const YAML::Node v = node[key];
+  if (!v) fail(at + key, "is required");
+  if (!v.IsScalar() || v.as<std::string>().empty()) fail(at + key, "must be a non-empty string");
+  return v.as<std::string>();
+}
+
+ValueType parse_type(const YAML::Node& v, const std::string& field) {
+  if (!v || !v.IsScalar()) fail(field, "is required (float, int, bool, string or float_vector)");
+  const std::string t = v.as<std::string>();
+  if (t == "float") return ValueType::kFloat;
+  if (t == "int") return ValueType::kInt;
+  if (t == "bool") return ValueType::kBool;
+  if (t == "string") return ValueType::kString;
+  if (t == "float_vector") return ValueType::kFloatVector;
+  fail(field, "'" + t + "' is not a type; use float, int, bool, string or float_vector");
+}
+
+std::size_t parse_length(const YAML::Node& node, ValueType type, const std::string& at) {
+  const YAML::Node v = node["length"];
+  if (type != ValueType::kFloatVector) {
+    if (v) fail(at + "length", "is only allowed for float_vector");
+    return 1;
+  }
+  if (!v) fail(at + "length", "is required for float_vector");
+  long long n = 0;
+  try {
+    n = v.as<long long>();
+  } catch (const YAML::Exception&) {
+    fail(at + "length", "must be a positive integer");
+  }
+  if (n < 1 || n > 1'000'000) fail(at + "length", "must be between 1 and 1000000");
+  return static_cast<std::size_t>(n);
+}
+
+bool is_identifier(const std::string& s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Schema parse_schema(const YAML::Node& root) {
+  Schema schema;
+  const YAML::Node features = root["features"];
+  if (!features) fail("features", "is required (a list of {name, type})");
+  if (!features.IsSequence() || features.size() == 0) fail("features", "must be a non-empty list");
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < features.size(); ++i) {
+    const YAML::Node f = features[i];
+    const std::string at = "features[" + std::to_string(i) + "].";
+    if (!f.IsMap()) fail("features[" + std::to_string(i) + "]", "must be a map {name, type}");
+    FeatureSpec spec;
+    spec.name = required_string(f, "name", at);
+    if (!is_identifier(spec.name)) {
+      fail(at + "name", "'" + spec.name + "' must use only letters, digits, '_', '-' and '.'");
+    }
+    if (!seen.insert(spec.name).second) fail(at + "name", "'" + spec.name + "' appears twice");
+    spec.type = parse_type(f["type"], at + "type");
+    spec.length = parse_length(f, spec.type, at);
+    if (const YAML::Node m = f["allow_missing"]) {
+      if (spec.type != ValueType::kFloat && spec.type != ValueType::kFloatVector) {
+        fail(at + "allow_missing", "is only allowed for float and float_vector features");
+      }
+      try {
+        spec.allow_missing = m.as<bool>();
+      } catch (const YAML::Exception&) {
+        fail(at + "allow_missing", "must be true or false");
+      }
+    }
+    schema.features.push_back(std::move(spec));
+  }
+  const YAML::Node out = root["output"];
+  if (!out) fail("output", "is required ({name, type})");
+  if (!out.IsMap()) fail("output", "must be a map {name, type}");
+  schema.output.name = required_string(out, "name", "output.");
+  schema.output.type = parse_type(out["type"], "output.type");
+  schema.output.length = parse_length(out, schema.output.type, "output.");
+  return schema;
+}
+
+VersionPolicy parse_policy(const YAML::Node& v) {
+  VersionPolicy policy;
+  if (!v) return policy;
+  if (v.IsScalar()) {
+    const std::string s = v.as<std::string>();
+    if (s == "latest") return policy;
+    if (s == "all") {
+      policy.kind = VersionPolicy::Kind::kAll;
+      return policy;
+    }
+    fail("version_policy", "'" + s + "' is not a policy; use latest, all or {specific: [1, 2]}");
+  }
+  const YAML::Node specific = v.IsMap() ? v["specific"] : YAML::Node();
+  if (!specific || !specific.IsSequence() || specific.size() == 0) {
+    fail("version_policy", "must be latest, all or {specific: [versions]}");
+  }
+  policy.kind = VersionPolicy::Kind::kSpecific;
+  for (const auto& n : specific) {
+    long long ver = 0;
+    try {
+      ver = n.as<long long>();
+    } catch (const YAML::Exception&) {
+      fail("version_policy.specific", "must list positive integers");
+    }
+    if (ver < 1) fail("version_policy.specific", "must list positive integers");
+    policy.versions.push_back(ver);
+  }
+  return policy;
+}
+
+Manifest parse_root(const YAML::Node& root) {
+  if (!root.IsMap()) fail("(top level)", "must be a map");
+  static const std::set<std::string> kKnown = {"runtime",        "artifact", "description",
+                                                "version_policy", "features", "output",
+                                                "runtime_options"};
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>();
+    if (!kKnown.contains(key)) fail(key, "is not a known field");
+  }
+  Manifest m;
+  m.runtime = required_string(root, "runtime", "");
+  m.artifact = required_string(root, "artifact", "");
+  if (m.artifact.find("..") != std::string::npos || m.artifact.front() == '/') {
+    fail("artifact", "must be a file inside the version directory");
+  }
+  if (const YAML::Node d = root["description"]) m.description = d.as<std::string>();
+  m.schema = parse_schema(root);
+  m.version_policy = parse_policy(root["version_policy"]);
+  if (const YAML::Node opts = root["runtime_options"]) {
+    if (!opts.IsMap()) fail("runtime_options", "must be a map of names to scalar values");
+    for (const auto& kv : opts) {
+      if (!kv.second.IsScalar()) fail("runtime_options." + kv.first.as<std::string>(), "must be a scalar");
+      m.runtime_options[kv.first.as<std::string>()] = kv.second.as<std::string>();
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
+Result<Manifest> parse_manifest_text(const std::string& yaml, const std::string& origin) {
+  try {
+    return parse_root(YAML::Load(yaml));
+  } catch (const ManifestError& e) {
+    return InvalidArgument(origin + ": field '" + e.field + "' " + e.message);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(origin + ": not valid YAML: " + e.what());
+  }
+}
+
+Result<Manifest> parse_manifest(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) return NotFound(file.string() + ": cannot be read");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_manifest_text(text.str(), file.string());
+}
+
+}  // namespace forklift

@@ -1,0 +1,36 @@
+// model.yaml: what one version of a model is, how to load it and what it accepts.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "forklift/status.h"
+#include "forklift/types.h"
+
+namespace forklift {
+
+// Which versions of a model id are loaded and may serve (as in TF Serving and Triton).
+struct VersionPolicy {
+  enum class Kind { kLatest, kAll, kSpecific };
+  Kind kind = Kind::kLatest;
+  std::vector<std::int64_t> versions;  // for kSpecific
+};
+
+struct Manifest {
+  std::string runtime;
+  std::string artifact;  // file name relative to the version directory
+  std::string description;
+  Schema schema;
+  VersionPolicy version_policy;
+  std::map<std::string, std::string> runtime_options;
+};
+
+// Parses <version dir>/model.yaml. Errors name the file and the field at fault.
+Result<Manifest> parse_manifest(const std::filesystem::path& file);
+// Same, from text; `origin` names the source in error messages.
+Result<Manifest> parse_manifest_text(const std::string& yaml, const std::string& origin);
+
+}  // namespace forklift

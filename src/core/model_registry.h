@@ -1,0 +1,85 @@
+// The registry of model ids, their versions and which of them serve.
+//
+// Readers (every request) take an immutable snapshot with one atomic load and never lock. The
+// loader (start-up, repository polls) works on its own copy under a mutex and publishes a new
+// snapshot after each change, so serving never waits for a load.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/version_loader.h"
+#include "observability/metrics.h"
+
+namespace forklift {
+
+// The life of one version (TF Serving's loader-harness states, Triton's ModelReadyState).
+enum class VersionState { kLoading, kReady, kFailed, kUnloaded };
+std::string_view to_string(VersionState state);
+
+struct VersionStatus {
+  std::int64_t version = 0;
+  VersionState state = VersionState::kLoading;
+  std::string message;  // why it failed or was unloaded
+  std::optional<SelfTestReport> selftest;
+  double load_seconds = 0;
+};
+
+struct ModelState {
+  std::string model_id;
+  VersionPolicy policy;
+  std::map<std::int64_t, std::shared_ptr<const LoadedModel>> serving;
+  std::map<std::int64_t, VersionStatus> versions;  // every version seen on disk
+
+  // The version a request without an explicit version gets: the highest serving one.
+  std::shared_ptr<const LoadedModel> default_version() const {
+    return serving.empty() ? nullptr : serving.rbegin()->second;
+  }
+};
+
+struct RegistrySnapshot {
+  std::map<std::string, ModelState, std::less<>> models;
+  bool initial_sync_done = false;
+
+  // Ready once the first sync finished and every model id has a serving version.
+  bool ready() const;
+  std::vector<std::string> unready_models() const;
+  // The loaded model a request for `model_id` (and `version`, if given) should use.
+  Result<std::shared_ptr<const LoadedModel>> resolve(std::string_view model_id,
+                                                     std::optional<std::int64_t> version) const;
+};
+
+class ModelRegistry {
+ public:
+  ModelRegistry(std::filesystem::path root, MetricsRegistry& metrics);
+
+  // Scans the repository, loads and self-tests what the version policies ask for, and retires
+  // what they no longer want. Safe to call from any thread; calls are serialised.
+  Status sync();
+
+  std::shared_ptr<const RegistrySnapshot> snapshot() const {
+    return snapshot_.load(std::memory_order_acquire);
+  }
+  const std::filesystem::path& root() const { return root_; }
+
+ private:
+  void sync_model(ModelState& model, const std::vector<std::int64_t>& on_disk);
+  bool try_load(ModelState& model, std::int64_t version);
+  void publish();
+
+  std::filesystem::path root_;
+  MetricsRegistry& metrics_;
+  std::mutex sync_mu_;
+  RegistrySnapshot working_;  // guarded by sync_mu_
+  std::atomic<std::shared_ptr<const RegistrySnapshot>> snapshot_;
+};
+
+}  // namespace forklift

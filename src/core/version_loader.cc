@@ -1,0 +1,64 @@
+#include "core/version_loader.h"
+
+#include <chrono>
+
+#include "runtimes/runtime_registry.h"
+
+namespace forklift {
+
+LoadOutcome load_version(const std::filesystem::path& version_dir, const std::string& model_id,
+                         std::int64_t version) {
+  const auto start = std::chrono::steady_clock::now();
+  LoadOutcome outcome;
+  const auto finish = [&](Status status) {
+    outcome.status = std::move(status);
+    outcome.load_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (outcome.loaded) outcome.loaded->load_seconds = outcome.load_seconds;
+    return std::move(outcome);
+  };
+
+  Result<Manifest> manifest = parse_manifest(version_dir / "model.yaml");
+  if (!manifest.ok()) return finish(manifest.status());
+  const RuntimeInfo* runtime = find_runtime(manifest->runtime);
+  if (runtime == nullptr) {
+    std::string known;
+    for (const auto& n : runtime_names()) known += (known.empty() ? "" : ", ") + n;
+    return finish(InvalidArgument((version_dir / "model.yaml").string() + ": field 'runtime': '" +
+                                  manifest->runtime + "' is not a registered runtime (known: " +
+                                  known + ")"));
+  }
+  const std::filesystem::path artifact = version_dir / manifest->artifact;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(artifact, ec)) {
+    return finish(NotFound((version_dir / "model.yaml").string() + ": field 'artifact': file '" +
+                           artifact.string() + "' does not exist"));
+  }
+
+  auto loaded = std::make_shared<LoadedModel>();
+  loaded->model_id = model_id;
+  loaded->version = version;
+  loaded->manifest = std::move(manifest).value();
+  loaded->platform = runtime->platform;
+  LoadContext ctx{model_id, version, version_dir, artifact, &loaded->manifest.schema,
+                  loaded->manifest.runtime_options};
+  try {
+    Result<std::unique_ptr<Model>> model = runtime->loader(ctx);
+    if (!model.ok()) return finish(model.status());
+    loaded->model = std::move(model).value();
+  } catch (const std::exception& e) {
+    return finish(Internal("runtime '" + runtime->name + "' threw while loading " +
+                           artifact.string() + ": " + e.what()));
+  }
+  if (!loaded->model) return finish(Internal("runtime '" + runtime->name + "' returned no model"));
+
+  SelfTestReport report =
+      run_selftests(*loaded->model, loaded->manifest.schema, version_dir / "selftest.jsonl");
+  outcome.selftest = report;
+  if (!report.ok()) return finish(FailedPrecondition("self-tests failed: " + report.summary()));
+  loaded->selftest = std::move(report);
+  outcome.loaded = std::move(loaded);
+  return finish(Status::Ok());
+}
+
+}  // namespace forklift

@@ -1,0 +1,42 @@
+// Loading one version: manifest -> runtime -> artifact -> self-tests. Used by the server's registry
+// and by `forklift selftest`, so both judge a version the same way.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/manifest.h"
+#include "core/selftest.h"
+#include "forklift/runtime.h"
+
+namespace forklift {
+
+struct VersionMetrics;
+
+// One version in memory, ready to predict. Immutable once published; requests share it through
+// std::shared_ptr, so an unloaded version is freed when its last in-flight request finishes.
+struct LoadedModel {
+  std::string model_id;
+  std::int64_t version = 0;
+  Manifest manifest;
+  std::string platform;
+  std::unique_ptr<Model> model;
+  SelfTestReport selftest;
+  double load_seconds = 0;  // manifest + artifact + self-tests
+  std::shared_ptr<VersionMetrics> metrics;
+};
+
+struct LoadOutcome {
+  std::shared_ptr<LoadedModel> loaded;  // null when the version was rejected
+  Status status;                        // why it was rejected
+  std::optional<SelfTestReport> selftest;
+  double load_seconds = 0;
+};
+
+LoadOutcome load_version(const std::filesystem::path& version_dir, const std::string& model_id,
+                         std::int64_t version);
+
+}  // namespace forklift

@@ -1,0 +1,122 @@
+#include "observability/metrics.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+namespace forklift {
+namespace {
+
+void append_number(std::string& out, double v) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+void append_number(std::string& out, std::uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+}  // namespace
+
+std::string prometheus_label(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+void LatencyHistogram::observe(double seconds) {
+  const auto it = std::lower_bound(kBounds.begin(), kBounds.end(), seconds);
+  buckets_[static_cast<std::size_t>(it - kBounds.begin())].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_nanos_.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e9),
+                       std::memory_order_relaxed);
+}
+
+void LatencyHistogram::render(std::string& out, const std::string& name,
+                              const std::string& labels) const {
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i <= kBounds.size(); ++i) {
+    cumulative += buckets_[i].load(std::memory_order_relaxed);
+    out += name + "_bucket{" + labels + ",le=\"";
+    if (i < kBounds.size()) {
+      append_number(out, kBounds[i]);
+    } else {
+      out += "+Inf";
+    }
+    out += "\"} ";
+    append_number(out, cumulative);
+    out.push_back('\n');
+  }
+  out += name + "_sum{" + labels + "} ";
+  append_number(out, static_cast<double>(sum_nanos_.load(std::memory_order_relaxed)) / 1e9);
+  out += "\n" + name + "_count{" + labels + "} ";
+  append_number(out, cumulative);
+  out.push_back('\n');
+}
+
+void VersionMetrics::record(Outcome outcome, double seconds) {
+  switch (outcome) {
+    case Outcome::kOk: ok.fetch_add(1, std::memory_order_relaxed); break;
+    case Outcome::kClientError: client_error.fetch_add(1, std::memory_order_relaxed); break;
+    case Outcome::kServerError: server_error.fetch_add(1, std::memory_order_relaxed); break;
+  }
+  latency.observe(seconds);
+}
+
+std::shared_ptr<VersionMetrics> MetricsRegistry::version(const std::string& model_id,
+                                                         std::int64_t version) {
+  std::lock_guard lock(mu_);
+  auto& slot = versions_[{model_id, version}];
+  if (!slot) slot = std::make_shared<VersionMetrics>();
+  return slot;
+}
+
+void MetricsRegistry::count_http_response(unsigned status) {
+  const std::size_t cls = std::min<std::size_t>(status / 100, http_by_class_.size() - 1);
+  http_by_class_[cls].fetch_add(1, std::memory_order_relaxed);
+}
+
+void MetricsRegistry::render(std::string& out) const {
+  std::lock_guard lock(mu_);
+  out += "# HELP forklift_requests_total Inference requests by model id, version and outcome.\n";
+  out += "# TYPE forklift_requests_total counter\n";
+  for (const auto& [key, m] : versions_) {
+    const std::string labels = "model_id=\"" + prometheus_label(key.first) + "\",version=\"" +
+                               std::to_string(key.second) + "\"";
+    const std::pair<const char*, std::uint64_t> rows[] = {
+        {"ok", m->ok.load(std::memory_order_relaxed)},
+        {"client_error", m->client_error.load(std::memory_order_relaxed)},
+        {"server_error", m->server_error.load(std::memory_order_relaxed)}};
+    for (const auto& [outcome, n] : rows) {
+      out += "forklift_requests_total{" + labels + ",outcome=\"" + outcome + "\"} ";
+      append_number(out, n);
+      out.push_back('\n');
+    }
+  }
+  out += "# HELP forklift_request_duration_seconds Time from parsed request to written answer.\n";
+  out += "# TYPE forklift_request_duration_seconds histogram\n";
+  for (const auto& [key, m] : versions_) {
+    const std::string labels = "model_id=\"" + prometheus_label(key.first) + "\",version=\"" +
+                               std::to_string(key.second) + "\"";
+    m->latency.render(out, "forklift_request_duration_seconds", labels);
+  }
+  out += "# HELP forklift_http_responses_total HTTP responses by status class.\n";
+  out += "# TYPE forklift_http_responses_total counter\n";
+  for (std::size_t cls = 1; cls < http_by_class_.size(); ++cls) {
+    out += "forklift_http_responses_total{code=\"" + std::to_string(cls) + "xx\"} ";
+    append_number(out, http_by_class_[cls].load(std::memory_order_relaxed));
+    out.push_back('\n');
+  }
+}
+
+}  // namespace forklift

@@ -1,0 +1,287 @@
+#include "server/http_server.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "api/json_writer.h"
+#include "observability/log.h"
+
+namespace forklift {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+// A request id unique within the process: a random per-thread prefix and a counter.
+std::string make_request_id() {
+  thread_local const std::uint64_t prefix = std::random_device{}() ^ (std::uint64_t{std::random_device{}()} << 32);
+  thread_local std::uint64_t counter = 0;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%016llx-%08llx", static_cast<unsigned long long>(prefix),
+                static_cast<unsigned long long>(++counter));
+  return buf;
+}
+
+// The client's x-request-id (as Envoy sets it) when it is short and printable, else a new one.
+std::string request_id_for(std::string_view incoming) {
+  if (incoming.empty() || incoming.size() > 128) return make_request_id();
+  for (char c : incoming) {
+    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\') return make_request_id();
+  }
+  return std::string(incoming);
+}
+
+class Session;
+
+std::string_view to_std(boost::beast::string_view s) { return {s.data(), s.size()}; }
+
+// One event loop and what lives on it.
+struct Worker {
+  asio::io_context ioc{1};
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::unordered_set<Session*> sessions;  // touched only on this loop's thread
+  bool draining = false;
+  std::thread thread;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  ServerOptions options;
+  const Router& router;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::uint16_t bound_port = 0;
+
+  Impl(ServerOptions o, const Router& r) : options(std::move(o)), router(r) {}
+  void accept(Worker& w);
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Worker& worker, const ServerOptions& options, const Router& router)
+      : stream_(std::move(socket)), worker_(worker), options_(options), router_(router) {
+    worker_.sessions.insert(this);
+  }
+  ~Session() { worker_.sessions.erase(this); }
+
+  void start() { read(); }
+
+  // Called on the loop's thread when the server drains: an idle connection closes now; one in
+  // the middle of a request is answered first (with Connection: close).
+  void drain() {
+    if (reading_ && buffer_.size() == 0 && !(parser_ && parser_->got_some())) {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+      stream_.socket().close(ec);
+    }
+  }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(options_.max_body_bytes);
+    parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+    reading_ = true;
+    stream_.expires_after(buffer_.size() ? options_.read_timeout : options_.idle_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_read(ec);
+                     });
+  }
+
+  void on_read(beast::error_code ec) {
+    reading_ = false;
+    if (ec == http::error::body_limit) {
+      return reply_error(413, "request body is larger than the limit of " +
+                                  std::to_string(options_.max_body_bytes) + " bytes");
+    }
+    if (ec == http::error::header_limit) {
+      return reply_error(431, "request headers are larger than the limit of " +
+                                  std::to_string(options_.max_header_bytes) + " bytes");
+    }
+    if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
+        ec == beast::error::timeout || ec == asio::error::connection_reset ||
+        ec == asio::error::eof || ec == asio::error::bad_descriptor) {
+      return close();
+    }
+    if (ec) return reply_error(400, std::string("malformed HTTP request: ") + ec.message());
+
+    auto& req = parser_->get();
+    HttpRequest request;
+    request.method = to_std(req.method_string());
+    request.target = to_std(req.target());
+    request.body = &req.body();
+    const auto rid = req.find("x-request-id");
+    HttpResponse response;
+    response.request_id = request_id_for(rid == req.end() ? std::string_view() : to_std(rid->value()));
+    router_.handle(request, response);
+    send(std::move(response), req.keep_alive() && !worker_.draining, req.version(),
+         req.method() == http::verb::head);
+  }
+
+  void reply_error(unsigned status, const std::string& message) {
+    HttpResponse response;
+    response.request_id = make_request_id();
+    response.json(status, json::error_body(message));
+    // The rest of the request was not read, so the connection cannot be reused.
+    send(std::move(response), false, 11, false);
+  }
+
+  void send(HttpResponse response, bool keep_alive, unsigned version, bool head) {
+    res_.emplace();
+    auto& res = *res_;
+    res.version(version);
+    res.result(response.status);
+    res.set(http::field::server, "forklift");
+    res.set(http::field::content_type, response.content_type);
+    res.set("x-request-id", response.request_id);
+    for (auto& [name, value] : response.headers) res.set(name, value);
+    res.body() = head ? std::string() : std::move(response.body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    stream_.expires_after(options_.read_timeout);
+    http::async_write(stream_, res, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->on_write(ec);
+    });
+  }
+
+  void on_write(beast::error_code ec) {
+    const bool keep = !ec && res_->keep_alive() && !worker_.draining;
+    res_.reset();
+    if (!keep) return close();
+    read();
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::string_body>> res_;
+  Worker& worker_;
+  const ServerOptions& options_;
+  const Router& router_;
+  bool reading_ = false;
+};
+
+}  // namespace
+
+void HttpServer::Impl::accept(Worker& w) {
+  w.acceptor->async_accept(w.ioc, [this, &w](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !w.acceptor->is_open()) return;
+      log::warn("accept_failed", {{"reason", ec.message()}});
+    } else {
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      std::make_shared<Session>(std::move(socket), w, options, router)->start();
+    }
+    accept(w);
+  });
+}
+
+HttpServer::HttpServer(ServerOptions options, const Router& router)
+    : impl_(std::make_unique<Impl>(std::move(options), router)) {}
+
+HttpServer::~HttpServer() { drain(std::chrono::milliseconds(0)); }
+
+std::uint16_t HttpServer::port() const { return impl_->bound_port; }
+
+Status HttpServer::start() {
+  Impl& im = *impl_;
+  unsigned n = im.options.threads ? im.options.threads : std::thread::hardware_concurrency();
+  if (n == 0) n = 1;
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(im.options.host, ec);
+  if (ec) return InvalidArgument("'" + im.options.host + "' is not an IP address");
+  std::uint16_t port = im.options.port;
+  if (port != 0) {
+    // SO_REUSEPORT would let this process silently share a port that another server holds, so
+    // first check with a plain bind that the port is free.
+    asio::io_context probe_ioc;
+    tcp::acceptor probe(probe_ioc);
+    probe.open(address.is_v6() ? tcp::v6() : tcp::v4(), ec);
+    if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) probe.bind(tcp::endpoint(address, port), ec);
+    if (ec) {
+      return Unavailable("cannot listen on " + im.options.host + ":" + std::to_string(port) +
+                         ": " + ec.message());
+    }
+  }
+  for (unsigned i = 0; i < n; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->acceptor = std::make_unique<tcp::acceptor>(w->ioc);
+    const tcp::endpoint endpoint(address, port);
+    w->acceptor->open(endpoint.protocol(), ec);
+    if (!ec) w->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      int one = 1;
+      if (::setsockopt(w->acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one,
+                       sizeof one) != 0) {
+        return Internal("cannot set SO_REUSEPORT on the listening socket");
+      }
+      w->acceptor->bind(endpoint, ec);
+    }
+    if (!ec) w->acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Unavailable("cannot listen on " + im.options.host + ":" + std::to_string(port) +
+                         ": " + ec.message());
+    }
+    // With port 0 the first acceptor picks a free port and the others share it.
+    port = w->acceptor->local_endpoint().port();
+    im.workers.push_back(std::move(w));
+  }
+  im.bound_port = port;
+  for (auto& w : im.workers) {
+    im.accept(*w);
+    Worker* raw = w.get();
+    w->thread = std::thread([raw] { raw->ioc.run(); });
+  }
+  return Status::Ok();
+}
+
+void HttpServer::drain(std::chrono::milliseconds grace) {
+  Impl& im = *impl_;
+  for (auto& w : im.workers) {
+    Worker* raw = w.get();
+    asio::post(raw->ioc, [raw] {
+      raw->draining = true;
+      beast::error_code ec;
+      raw->acceptor->close(ec);
+      // Copy: closing a session may destroy it, which erases it from the set.
+      std::vector<Session*> sessions(raw->sessions.begin(), raw->sessions.end());
+      for (Session* s : sessions) s->drain();
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  for (auto& w : im.workers) {
+    if (!w->thread.joinable()) continue;
+    while (!w->ioc.stopped() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    w->ioc.stop();
+    w->thread.join();
+  }
+  im.workers.clear();
+}
+
+}  // namespace forklift

@@ -5,8 +5,10 @@
 //   base, slope, cap        multiplier = clamp(base + slope * (demand/supply - 1), 1, cap)
 //   rain_bonus              added when it rains
 //   peak_bonus, peak_hours  added in the listed hours (comma-separated, 0-23)
+//   city_caps               per-city caps that replace `cap`, e.g. "sf:2.5,nyc:3.5"
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -22,6 +24,7 @@ struct SurgeRules {
   double rain_bonus = 0.0;
   double peak_bonus = 0.0;
   std::set<long> peak_hours;
+  std::map<std::string, double, std::less<>> city_caps;
 };
 
 forklift::Result<SurgeRules> load(const forklift::LoadContext& ctx) {
@@ -48,6 +51,15 @@ forklift::Result<SurgeRules> load(const forklift::LoadContext& ctx) {
       else if (key == "peak_hours") {
         std::stringstream hours(value);
         for (std::string h; std::getline(hours, h, ',');) rules.peak_hours.insert(std::stol(h));
+      } else if (key == "city_caps") {
+        std::stringstream caps(value);
+        for (std::string item; std::getline(caps, item, ',');) {
+          const auto colon = item.find(':');
+          if (colon == std::string::npos) throw std::invalid_argument("city:cap");
+          std::string city = item.substr(0, colon);
+          city.erase(std::remove(city.begin(), city.end(), ' '), city.end());
+          rules.city_caps[city] = std::stod(item.substr(colon + 1));
+        }
       } else {
         return forklift::InvalidArgument(ctx.artifact.string() + ":" + std::to_string(n) +
                                          ": unknown key '" + key + "'");
@@ -69,7 +81,9 @@ forklift::Value predict(const SurgeRules& rules, const forklift::RowView& row) {
   if (rules.peak_hours.contains(std::get<std::int64_t>(row.at("hour_of_day")))) {
     multiplier += rules.peak_bonus;
   }
-  return std::clamp(multiplier, 1.0, rules.cap);
+  const auto city_cap = rules.city_caps.find(std::get<std::string>(row.at("city")));
+  const double cap = city_cap == rules.city_caps.end() ? rules.cap : city_cap->second;
+  return std::clamp(multiplier, 1.0, std::max(1.0, cap));
 }
 
 }  // namespace

@@ -38,10 +38,11 @@ Status parse_version_field(simdjson::ondemand::value v, std::optional<std::int64
 // First pass over the top level: who is asked, and which payload field is present.
 Status read_envelope(simdjson::ondemand::document& doc, Envelope& env) {
   simdjson::ondemand::object obj;
-  json_type t;
-  if (doc.type().get(t)) return InvalidArgument("malformed JSON");
-  if (t != json_type::object) return InvalidArgument("the request body must be a JSON object");
-  if (doc.get_object().get(obj)) return InvalidArgument("malformed JSON");
+  if (auto error = doc.get_object().get(obj)) {
+    return InvalidArgument(error == simdjson::INCORRECT_TYPE
+                               ? "the request body must be a JSON object"
+                               : std::string("malformed JSON: ") + simdjson::error_message(error));
+  }
   for (auto field : obj) {
     std::string_view key;
     if (field.unescaped_key().get(key)) return InvalidArgument("malformed JSON");

@@ -301,7 +301,11 @@ Status parse_v2_request(std::string& body, V2Request& out) {
   simdjson::ondemand::document doc;
   if (Status s = start_document(body, doc); !s.ok()) return s;
   simdjson::ondemand::object obj;
-  if (doc.get_object().get(obj)) return InvalidArgument("the request body must be a JSON object");
+  if (auto error = doc.get_object().get(obj)) {
+    return InvalidArgument(error == simdjson::INCORRECT_TYPE
+                               ? "the request body must be a JSON object"
+                               : std::string("malformed JSON: ") + simdjson::error_message(error));
+  }
   bool have_inputs = false;
   for (auto field : obj) {
     std::string_view key;

@@ -1,0 +1,170 @@
+#include "core/model_registry.h"
+
+#include <gtest/gtest.h>
+
+#include "observability/log.h"
+#include "test_util.h"
+
+namespace forklift {
+namespace {
+
+using testing::TempDir;
+using testing::write_file;
+using testing::write_sum_version;
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override { log::set_min_level(log::Level::kError); }
+  void TearDown() override { log::set_min_level(log::Level::kInfo); }
+
+  // Predicts a=1, b=2 with whatever the registry resolves.
+  double predict(std::optional<std::int64_t> version = std::nullopt) {
+    auto m = registry.snapshot()->resolve("sum", version);
+    EXPECT_TRUE(m.ok()) << m.status().message();
+    Batch batch((*m)->manifest.schema);
+    auto row = batch.add_row();
+    row[0] = 1.0;
+    row[1] = 2.0;
+    std::vector<Value> out;
+    EXPECT_TRUE((*m)->model->predict(batch, out).ok());
+    return std::get<double>(out.at(0));
+  }
+
+  TempDir repo;
+  MetricsRegistry metrics;
+  ModelRegistry registry{repo.path(), metrics};
+};
+
+TEST_F(RegistryTest, LatestPolicyServesTheNewestPassingVersion) {
+  write_sum_version(repo.path(), "sum", 1, 0, 3);
+  write_sum_version(repo.path(), "sum", 2, 10, 13);
+  ASSERT_TRUE(registry.sync().ok());
+  auto snap = registry.snapshot();
+  EXPECT_TRUE(snap->ready());
+  const ModelState& m = snap->models.at("sum");
+  EXPECT_EQ(m.serving.size(), 1u);
+  EXPECT_EQ(m.default_version()->version, 2);
+  EXPECT_DOUBLE_EQ(predict(), 13);
+  // Version 1 was never needed, so it was never loaded.
+  EXPECT_FALSE(m.versions.contains(1));
+}
+
+TEST_F(RegistryTest, FailingSelfTestKeepsThePreviousVersion) {
+  write_sum_version(repo.path(), "sum", 1, 0, 3);
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_DOUBLE_EQ(predict(), 3);
+  write_sum_version(repo.path(), "sum", 2, 10, 999);  // wrong expectation
+  ASSERT_TRUE(registry.sync().ok());
+  auto snap = registry.snapshot();
+  const ModelState& m = snap->models.at("sum");
+  EXPECT_EQ(m.default_version()->version, 1);
+  EXPECT_EQ(m.versions.at(2).state, VersionState::kFailed);
+  EXPECT_NE(m.versions.at(2).message.find("self-tests failed"), std::string::npos);
+  EXPECT_DOUBLE_EQ(predict(), 3);
+  auto explicit_v2 = snap->resolve("sum", 2);
+  ASSERT_FALSE(explicit_v2.ok());
+  EXPECT_EQ(explicit_v2.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(explicit_v2.status().message().find("self-tests failed"), std::string::npos);
+}
+
+TEST_F(RegistryTest, NewVersionSwapsInAndOldRequestsKeepTheirModel) {
+  write_sum_version(repo.path(), "sum", 1, 0, 3);
+  ASSERT_TRUE(registry.sync().ok());
+  auto held = *registry.snapshot()->resolve("sum", std::nullopt);  // an in-flight request
+  write_sum_version(repo.path(), "sum", 2, 5, 8);
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_DOUBLE_EQ(predict(), 8);
+  auto snap = registry.snapshot();
+  EXPECT_EQ(snap->models.at("sum").versions.at(1).state, VersionState::kUnloaded);
+  // The request that started before the swap still holds a working version 1.
+  EXPECT_EQ(held->version, 1);
+  Batch batch(held->manifest.schema);
+  auto row = batch.add_row();
+  row[0] = 1.0;
+  row[1] = 2.0;
+  std::vector<Value> out;
+  ASSERT_TRUE(held->model->predict(batch, out).ok());
+  EXPECT_DOUBLE_EQ(std::get<double>(out[0]), 3);
+}
+
+TEST_F(RegistryTest, AllPolicyServesEveryPassingVersion) {
+  write_sum_version(repo.path(), "sum", 1, 0, 3, "all");
+  write_sum_version(repo.path(), "sum", 2, 1, 4, "all");
+  write_sum_version(repo.path(), "sum", 3, 2, 0, "all");  // fails its self-test
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_DOUBLE_EQ(predict(1), 3);
+  EXPECT_DOUBLE_EQ(predict(2), 4);
+  EXPECT_DOUBLE_EQ(predict(), 4);
+  EXPECT_FALSE(registry.snapshot()->resolve("sum", 3).ok());
+}
+
+TEST_F(RegistryTest, SpecificPolicyServesOnlyTheListedVersions) {
+  const std::string policy = "{specific: [1, 3]}";
+  write_sum_version(repo.path(), "sum", 1, 0, 3, policy);
+  write_sum_version(repo.path(), "sum", 2, 1, 4, policy);
+  write_sum_version(repo.path(), "sum", 3, 2, 5, policy);
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_DOUBLE_EQ(predict(1), 3);
+  EXPECT_DOUBLE_EQ(predict(3), 5);
+  EXPECT_DOUBLE_EQ(predict(), 5);
+  EXPECT_FALSE(registry.snapshot()->resolve("sum", 2).ok());
+}
+
+TEST_F(RegistryTest, BrokenManifestIsRejectedAndTheRestServe) {
+  write_sum_version(repo.path(), "sum", 1, 0, 3);
+  write_file(repo.path() / "broken" / "1" / "model.yaml", "runtime: test_sum\nfeatures: [\n");
+  write_file(repo.path() / "noartifact" / "1" / "model.yaml", testing::sum_manifest());
+  ASSERT_TRUE(registry.sync().ok());
+  auto snap = registry.snapshot();
+  EXPECT_DOUBLE_EQ(predict(), 3);
+  const auto& broken = snap->models.at("broken").versions.at(1);
+  EXPECT_EQ(broken.state, VersionState::kFailed);
+  EXPECT_NE(broken.message.find("broken/1/model.yaml"), std::string::npos) << broken.message;
+  const auto& noartifact = snap->models.at("noartifact").versions.at(1);
+  EXPECT_NE(noartifact.message.find("field 'artifact'"), std::string::npos) << noartifact.message;
+  EXPECT_NE(noartifact.message.find("weights.txt"), std::string::npos);
+  EXPECT_FALSE(snap->ready());
+  EXPECT_EQ(snap->unready_models(), (std::vector<std::string>{"broken", "noartifact"}));
+}
+
+TEST_F(RegistryTest, UnknownRuntimeNamesTheKnownOnes) {
+  write_file(repo.path() / "m" / "1" / "model.yaml",
+             "runtime: tensorflow\nartifact: a\nfeatures: [{name: a, type: float}]\n"
+             "output: {name: y, type: float}\n");
+  write_file(repo.path() / "m" / "1" / "a", "");
+  ASSERT_TRUE(registry.sync().ok());
+  const auto& st = registry.snapshot()->models.at("m").versions.at(1);
+  EXPECT_NE(st.message.find("'tensorflow' is not a registered runtime"), std::string::npos);
+  EXPECT_NE(st.message.find("test_sum"), std::string::npos);
+}
+
+TEST_F(RegistryTest, RemovedModelsAndVersionsDisappear) {
+  write_sum_version(repo.path(), "sum", 1, 0, 3);
+  write_sum_version(repo.path(), "other", 1, 0, 3);
+  ASSERT_TRUE(registry.sync().ok());
+  std::filesystem::remove_all(repo.path() / "other");
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_FALSE(registry.snapshot()->models.contains("other"));
+  auto r = registry.snapshot()->resolve("other", std::nullopt);
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(RegistryTest, StrayDirectoriesAreSkipped) {
+  write_sum_version(repo.path(), "sum", 1, 0, 3);
+  std::filesystem::create_directories(repo.path() / "sum" / "latest");
+  std::filesystem::create_directories(repo.path() / "sum" / "007");
+  std::filesystem::create_directories(repo.path() / ".git");
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_TRUE(registry.snapshot()->ready());
+  EXPECT_EQ(registry.snapshot()->models.size(), 1u);
+}
+
+TEST_F(RegistryTest, MissingRepositoryIsAnError) {
+  MetricsRegistry m;
+  ModelRegistry r("/nonexistent/repository", m);
+  EXPECT_EQ(r.sync().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(r.snapshot()->ready());
+}
+
+}  // namespace
+}  // namespace forklift

@@ -1,0 +1,58 @@
+// Shared helpers for unit tests: temporary model repositories and test runtimes.
+#pragma once
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+namespace forklift::testing {
+
+// A directory under /tmp that is removed with everything in it when the object goes away.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() /
+            ("forklift-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline void write_file(const std::filesystem::path& file, const std::string& text) {
+  std::filesystem::create_directories(file.parent_path());
+  std::ofstream(file) << text;
+}
+
+// A manifest for the `test_sum` runtime (registered in test_runtimes.cc): output = a + b.
+inline std::string sum_manifest(const std::string& policy = "latest") {
+  return "runtime: test_sum\nartifact: weights.txt\nversion_policy: " + policy +
+         "\nfeatures:\n  - {name: a, type: float}\n  - {name: b, type: float}\n"
+         "output: {name: total, type: float}\n";
+}
+
+// Writes a test_sum version whose artifact holds `offset` (added to every output) and whose
+// self-test expects `expected` for a=1, b=2.
+inline void write_sum_version(const std::filesystem::path& repo, const std::string& id, int version,
+                              double offset, double expected, const std::string& policy = "latest") {
+  const auto dir = repo / id / std::to_string(version);
+  write_file(dir / "model.yaml", sum_manifest(policy));
+  write_file(dir / "weights.txt", std::to_string(offset));
+  write_file(dir / "selftest.jsonl", "{\"features\": {\"a\": 1, \"b\": 2}, \"expected\": " +
+                                         std::to_string(expected) + "}\n");
+}
+
+}  // namespace forklift::testing

@@ -454,8 +454,9 @@ void handle_v2_model_ready(const ApiContext& ctx, std::string_view model_id,
                            std::optional<std::int64_t> version, HttpResponse& res) {
   const auto snapshot = ctx.registry->snapshot();
   auto resolved = snapshot->resolve(model_id, version);
-  if (!resolved.ok() && resolved.status().code() == StatusCode::kNotFound &&
-      !snapshot->models.contains(model_id)) {
+  // An unknown model or version is a 404; a known one that cannot serve is "ready": false.
+  const auto model = snapshot->models.find(model_id);
+  if (model == snapshot->models.end() || (version && !model->second.versions.contains(*version))) {
     return respond_error(res, resolved.status());
   }
   std::string body = "{\"name\":";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 
 #include "core/repository.h"
 #include "observability/log.h"
@@ -53,11 +54,17 @@ Result<std::shared_ptr<const LoadedModel>> RegistrySnapshot::resolve(
 
 ModelRegistry::ModelRegistry(std::filesystem::path root, MetricsRegistry& metrics)
     : root_(std::move(root)), metrics_(metrics) {
-  snapshot_.store(std::make_shared<const RegistrySnapshot>());
+  snapshot_ = std::make_shared<const RegistrySnapshot>();
 }
 
 void ModelRegistry::publish() {
-  snapshot_.store(std::make_shared<const RegistrySnapshot>(working_), std::memory_order_release);
+  auto next = std::make_shared<const RegistrySnapshot>(working_);
+  std::shared_ptr<const RegistrySnapshot> previous;
+  {
+    std::lock_guard lock(snapshot_mu_);
+    previous = std::exchange(snapshot_, std::move(next));
+  }
+  // `previous` (and any version only it kept alive) is released here, outside the lock.
 }
 
 bool ModelRegistry::try_load(ModelState& model, std::int64_t version) {

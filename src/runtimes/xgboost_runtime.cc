@@ -22,6 +22,23 @@ struct BoosterDeleter {
 };
 using BoosterPtr = std::unique_ptr<void, BoosterDeleter>;
 
+struct DMatrixDeleter {
+  void operator()(void* h) const { XGDMatrixFree(h); }
+};
+using DMatrixPtr = std::unique_ptr<void, DMatrixDeleter>;
+
+// Without a proxy DMatrix, every in-place prediction builds a new one, and building one reads the
+// cgroup CPU quota from /sys (measured: 40% of a one-row prediction spent in the kernel). One
+// proxy per serving thread, reused across calls and models, avoids that.
+DMatrixHandle thread_proxy() {
+  thread_local DMatrixPtr proxy = [] {
+    DMatrixHandle h = nullptr;
+    if (XGProxyDMatrixCreate(&h) != 0) h = nullptr;
+    return DMatrixPtr(h);
+  }();
+  return proxy.get();
+}
+
 // XGBoost's last error on this thread, without the stack trace it appends.
 std::string last_error() {
   std::string message = XGBGetLastError();
@@ -80,8 +97,8 @@ class XGBoostModel final : public Model {
     const bst_ulong* shape = nullptr;
     bst_ulong dims = 0;
     const float* result = nullptr;
-    if (XGBoosterPredictFromDense(booster_.get(), array_interface, kConfig, nullptr, &shape, &dims,
-                                  &result) != 0) {
+    if (XGBoosterPredictFromDense(booster_.get(), array_interface, kConfig, thread_proxy(), &shape,
+                                  &dims, &result) != 0) {
       return Internal("XGBoost prediction failed: " + last_error());
     }
     std::size_t total = 1;

@@ -1,0 +1,43 @@
+// The model's own cost, in process: the eta model through forklift's xgboost runtime, for one row
+// and for a batch, so the HTTP benchmark can be read against it.
+#include <benchmark/benchmark.h>
+
+#include <filesystem>
+#include <random>
+
+#include "core/version_loader.h"
+#include "runtimes/runtime_registry.h"
+
+namespace {
+
+// Loaded per benchmark, not kept in a static: XGBoost's per-thread state is gone by the time
+// static objects are destroyed, so a booster must be freed before main returns.
+std::shared_ptr<forklift::LoadedModel> load_eta() {
+  forklift::register_builtin_runtimes();
+  auto outcome = forklift::load_version(
+      std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta" / "2", "eta", 2);
+  if (!outcome.loaded) throw std::runtime_error(outcome.status.message());
+  return outcome.loaded;
+}
+
+void BM_EtaPredict(benchmark::State& state) {
+  auto model = load_eta();
+  forklift::Batch batch(model->manifest.schema);
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<double> dist(0, 30);
+  for (long r = 0; r < state.range(0); ++r) {
+    for (auto& v : batch.add_row()) v = dist(rng);
+  }
+  std::vector<forklift::Value> out;
+  for (auto _ : state) {
+    out.clear();
+    auto s = model->model->predict(batch, out);
+    benchmark::DoNotOptimize(s);
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_EtaPredict)->Arg(1)->Arg(100)->Arg(1000);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,114 @@
+"""Starts the real `forklift serve` and talks real HTTP to it."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+BUILD = Path(__file__).resolve().parents[2] / "build"
+FORKLIFT = os.environ.get("FORKLIFT_BIN", str(BUILD / "forklift"))
+EXAMPLE_MODELS = Path(os.environ.get("FORKLIFT_MODELS", BUILD / "models"))
+
+
+class Server:
+    """One `forklift serve` process on a free port of 127.0.0.1, with its log lines collected."""
+
+    def __init__(self, repository, *extra_args, wait_ready=True):
+        self.repository = Path(repository)
+        self.logs = []
+        self.proc = subprocess.Popen(
+            [FORKLIFT, "serve", "--model-repository", str(repository), "--host", "127.0.0.1",
+             "--port", "0", *extra_args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.port = None
+        self._listening = threading.Event()
+        self._reader = threading.Thread(target=self._read_logs, daemon=True)
+        self._reader.start()
+        if not self._listening.wait(10):
+            self.stop()
+            raise RuntimeError(f"forklift did not start listening: {self.logs}")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.session = requests.Session()
+        if wait_ready:
+            self.wait_ready()
+
+    def _read_logs(self):
+        for line in self.proc.stdout:
+            self.logs.append(line)
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "listening":
+                self.port = event["port"]
+                self._listening.set()
+
+    def events(self, name):
+        out = []
+        for line in list(self.logs):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == name:
+                out.append(event)
+        return out
+
+    def wait_ready(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if any(self.events("repository_loaded")):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"forklift did not finish loading: {self.logs}")
+
+    def get(self, path, **kw):
+        return self.session.get(self.url + path, timeout=10, **kw)
+
+    def post(self, path, body=None, **kw):
+        if body is not None and not isinstance(body, (str, bytes)):
+            body = json.dumps(body)
+        return self.session.post(self.url + path, data=body, timeout=10, **kw)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def example_models():
+    assert (EXAMPLE_MODELS / "eta" / "1" / "model.json").exists(), "build the example models first"
+    return EXAMPLE_MODELS
+
+
+@pytest.fixture(scope="module")
+def server(example_models):
+    s = Server(example_models)
+    yield s
+    assert s.stop() == 0
+
+
+@pytest.fixture
+def repo_copy(tmp_path, example_models):
+    """A private copy of the example repository that a test may change."""
+    dest = tmp_path / "models"
+    shutil.copytree(example_models, dest)
+    return dest
+
+
+def selftest_cases(model_id, version):
+    path = EXAMPLE_MODELS / model_id / str(version) / "selftest.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -41,7 +41,9 @@ Status predict_guarded(const LoadedModel& model, const Batch& batch, std::vector
 }
 
 void record_outcome(const LoadedModel& model, const Status& status,
-                    std::chrono::steady_clock::time_point start) {
+                    std::chrono::steady_clock::time_point start, HttpResponse& res) {
+  res.model_id = model.model_id;
+  res.model_version = model.version;
   if (!model.metrics) return;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

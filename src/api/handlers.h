@@ -16,6 +16,7 @@ namespace forklift {
 struct ApiContext {
   ModelRegistry* registry = nullptr;
   MetricsRegistry* metrics = nullptr;
+  double log_requests = 0;  // fraction of requests written to the log (0: none, 1: all)
 };
 
 // POST /infer: forklift's own request shape (DESIGN.md, "The contract").
@@ -34,9 +35,9 @@ void handle_v2_server_metadata(HttpResponse& res);
 // Calls the runtime, turning an exception into a Status naming the model.
 Status predict_guarded(const LoadedModel& model, const Batch& batch, std::vector<Value>& outputs);
 
-// Records the outcome of a request that reached a version.
+// Records the outcome of a request that reached a version, and notes the version in `res`.
 void record_outcome(const LoadedModel& model, const Status& status,
-                    std::chrono::steady_clock::time_point start);
+                    std::chrono::steady_clock::time_point start, HttpResponse& res);
 
 // Sets `res` to the JSON error for `status`.
 void respond_error(HttpResponse& res, const Status& status);

@@ -2,6 +2,7 @@
 // fills and sends these; nothing here depends on the HTTP library.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,6 +25,9 @@ struct HttpResponse {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string request_id;
+  // Which model and version answered (empty / 0 for other routes), for the request log.
+  std::string model_id;
+  std::int64_t model_version = 0;
 
   void json(unsigned code, std::string text) {
     status = code;

@@ -119,7 +119,7 @@ void handle_infer(const ApiContext& ctx, const HttpRequest& req, HttpResponse& r
   std::vector<Value> outputs;
   Status status = parse_payload(doc, env, batch);
   if (status.ok()) status = predict_guarded(model, batch, outputs);
-  record_outcome(model, status, start);
+  record_outcome(model, status, start, res);
   if (!status.ok()) return respond_error(res, status);
   res.status = 200;
   write_answer(model, outputs, env.has_instances, res.request_id, res.body);

@@ -1,5 +1,8 @@
 #include "api/router.h"
 
+#include <chrono>
+#include <cstdint>
+
 #include "api/json_writer.h"
 #include "core/repository.h"
 #include "observability/log.h"
@@ -79,7 +82,23 @@ void render_model_gauges(const RegistrySnapshot& snap, std::string& out) {
 
 }  // namespace
 
+namespace {
+
+// Whether to log this request: a cheap per-thread random draw against the sampling rate.
+bool sampled(double rate) {
+  if (rate <= 0) return false;
+  if (rate >= 1) return true;
+  thread_local std::uint64_t state = 0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(&state);
+  state ^= state << 13;
+  state ^= state >> 7;
+  state ^= state << 17;
+  return static_cast<double>(state >> 11) * 0x1.0p-53 < rate;
+}
+
+}  // namespace
+
 void Router::handle(const HttpRequest& req, HttpResponse& res) const {
+  const auto start = std::chrono::steady_clock::now();
   try {
     route(req, res);
   } catch (const std::exception& e) {
@@ -88,6 +107,18 @@ void Router::handle(const HttpRequest& req, HttpResponse& res) const {
     res.json(500, json::error_body(std::string("internal error: ") + e.what()));
   }
   ctx_.metrics->count_http_response(res.status);
+  if (sampled(ctx_.log_requests)) {
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now() - start)
+                            .count();
+    log::info("request", {{"request_id", res.request_id},
+                          {"method", req.method},
+                          {"path", req.target.substr(0, req.target.find('?'))},
+                          {"status", static_cast<std::int64_t>(res.status)},
+                          {"model_id", res.model_id},
+                          {"version", res.model_version},
+                          {"duration_us", static_cast<std::int64_t>(micros)}});
+  }
 }
 
 void Router::metrics(HttpResponse& res) const {

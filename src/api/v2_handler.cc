@@ -385,7 +385,7 @@ void handle_v2_infer(const ApiContext& ctx, std::string_view model_id,
   std::vector<Value> outputs;
   if (status.ok()) status = tensors_to_batch(request.inputs, batch);
   if (status.ok()) status = predict_guarded(model, batch, outputs);
-  record_outcome(model, status, start);
+  record_outcome(model, status, start, res);
   if (!status.ok()) return respond_error(res, status);
 
   std::string& out = res.body;

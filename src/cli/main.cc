@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--poll-seconds", serve.poll_seconds,
                         "Rescan the repository for new versions this often (0: never)")
       ->capture_default_str();
+  serve_cmd->add_option("--log-requests", serve.log_requests,
+                        "Fraction of requests to log as JSON lines (0: none, 1: every one)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   serve_cmd->add_option("--drain-seconds", serve.drain_seconds,
                         "On SIGTERM, how long in-flight requests may take to finish")
       ->capture_default_str();

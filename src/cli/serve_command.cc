@@ -65,7 +65,7 @@ int run_serve(const ServeOptions& options) {
   register_builtin_runtimes();
   MetricsRegistry metrics;
   ModelRegistry registry(options.model_repository, metrics);
-  Router router(ApiContext{&registry, &metrics});
+  Router router(ApiContext{&registry, &metrics, options.log_requests});
   HttpServer server(options.server, router);
   if (Status s = server.start(); !s.ok()) {
     log::error("listen_failed", {{"reason", s.message()}});

@@ -11,6 +11,7 @@ struct ServeOptions {
   ServerOptions server;
   double poll_seconds = 0;  // rescan the repository this often; 0 turns polling off
   double drain_seconds = 30;
+  double log_requests = 0;  // fraction of requests logged
 };
 
 // `forklift serve`: serves every model in the repository until SIGTERM or SIGINT. Returns the

@@ -69,6 +69,9 @@ struct BadRequest {
   std::string error;  // expected substring of the error message
 };
 
+// Names the case by the error it expects, in test listings and ctest.
+void PrintTo(const BadRequest& c, std::ostream* os) { *os << c.status << " " << c.error; }
+
 class InferErrors : public RouterTest, public ::testing::WithParamInterface<BadRequest> {};
 
 TEST_P(InferErrors, AnswerWithStatusAndMessage) {

@@ -67,6 +67,8 @@ struct BadCase {
   std::string message;  // must appear in the error
 };
 
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.message; }
+
 class ManifestErrors : public ::testing::TestWithParam<BadCase> {};
 
 TEST_P(ManifestErrors, NameTheFileAndField) {

@@ -185,3 +185,39 @@ def test_port_in_use_fails_clearly(server):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
     assert "Address already in use" in out.stdout
+
+
+def test_request_log_when_asked(example_models):
+    s = Server(example_models, "--log-requests", "1")
+    try:
+        features = selftest_cases("eta", 2)[1]["features"]
+        r = s.post("/infer", {"model_id": "eta", "features": features},
+                   headers={"x-request-id": "logged-1"})
+        assert r.status_code == 200
+        s.post("/infer", {"model_id": "eta", "features": {}})
+        deadline = time.time() + 5
+        while time.time() < deadline and len(s.events("request")) < 2:
+            time.sleep(0.05)
+        ok, bad = s.events("request")[:2]
+        assert ok["request_id"] == "logged-1" and ok["status"] == 200
+        assert ok["model_id"] == "eta" and ok["version"] == 2 and ok["path"] == "/infer"
+        assert ok["duration_us"] >= 0
+        assert bad["status"] == 400
+    finally:
+        assert s.stop() == 0
+
+
+def test_no_request_log_by_default(server):
+    server.post("/infer", {"model_id": "eta", "features": {}})
+    assert server.events("request") == []
+
+
+def test_bad_flags_are_refused(example_models):
+    out = subprocess.run([FORKLIFT, "serve", "--model-repository", str(example_models),
+                          "--log-requests", "2"], capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert "log-requests" in out.stderr
+    out = subprocess.run([FORKLIFT, "serve", "--model-repository", "/nonexistent"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert "/nonexistent" in out.stderr

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything forklift needs to build, serve, test and benchmark, from Debian's packages.
+# Idempotent: when every package is already there it changes nothing and needs no network.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build pkg-config clang-format
+  # libraries (see docs/explanation/dependencies.md for why each one)
+  libboost-dev libsimdjson-dev libyaml-cpp-dev libcli11-dev libxgboost-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-xgboost python3-numpy python3-yaml python3-jsonschema python3-requests
+  python3-pytest python3-flask gunicorn wrk curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# One command from a fresh machine to every test: installs dependencies, builds, runs ctest
+# (unit tests, integration tests against the real server, the benchmark's smoke mode).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh"
+cd "$root"
+ctest --preset release -j "$(nproc)" "$@"

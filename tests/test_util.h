@@ -47,7 +47,8 @@ inline std::string sum_manifest(const std::string& policy = "latest") {
 // Writes a test_sum version whose artifact holds `offset` (added to every output) and whose
 // self-test expects `expected` for a=1, b=2.
 inline void write_sum_version(const std::filesystem::path& repo, const std::string& id, int version,
-                              double offset, double expected, const std::string& policy = "latest") {
+                              double offset, double expected,
+                              const std::string& policy = "latest") {
   const auto dir = repo / id / std::to_string(version);
   write_file(dir / "model.yaml", sum_manifest(policy));
   write_file(dir / "weights.txt", std::to_string(offset));

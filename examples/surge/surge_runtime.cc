@@ -43,11 +43,16 @@ forklift::Result<SurgeRules> load(const forklift::LoadContext& ctx) {
     key.erase(std::remove(key.begin(), key.end(), ' '), key.end());
     const std::string value = line.substr(eq + 1);
     try {
-      if (key == "base") rules.base = std::stod(value);
-      else if (key == "slope") rules.slope = std::stod(value);
-      else if (key == "cap") rules.cap = std::stod(value);
-      else if (key == "rain_bonus") rules.rain_bonus = std::stod(value);
-      else if (key == "peak_bonus") rules.peak_bonus = std::stod(value);
+      if (key == "base")
+        rules.base = std::stod(value);
+      else if (key == "slope")
+        rules.slope = std::stod(value);
+      else if (key == "cap")
+        rules.cap = std::stod(value);
+      else if (key == "rain_bonus")
+        rules.rain_bonus = std::stod(value);
+      else if (key == "peak_bonus")
+        rules.peak_bonus = std::stod(value);
       else if (key == "peak_hours") {
         std::stringstream hours(value);
         for (std::string h; std::getline(hours, h, ',');) rules.peak_hours.insert(std::stol(h));
@@ -65,8 +70,8 @@ forklift::Result<SurgeRules> load(const forklift::LoadContext& ctx) {
                                          ": unknown key '" + key + "'");
       }
     } catch (const std::exception&) {
-      return forklift::InvalidArgument(ctx.artifact.string() + ":" + std::to_string(n) +
-                                       ": '" + key + "' needs a number");
+      return forklift::InvalidArgument(ctx.artifact.string() + ":" + std::to_string(n) + ": '" +
+                                       key + "' needs a number");
     }
   }
   if (rules.cap < 1.0) return forklift::InvalidArgument("cap must be at least 1");

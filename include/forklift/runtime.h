@@ -79,7 +79,8 @@ class RowModel final : public Model {
   RowModel(State state, PredictFn fn) : state_(std::move(state)), predict_(fn) {}
 
   Status predict(const Batch& batch, std::vector<Value>& outputs) const override {
-    for (std::size_t i = 0; i < batch.rows(); ++i) outputs.push_back(predict_(state_, batch.row(i)));
+    for (std::size_t i = 0; i < batch.rows(); ++i)
+      outputs.push_back(predict_(state_, batch.row(i)));
     return Status::Ok();
   }
 
@@ -92,14 +93,14 @@ template <class LoadFn, class PredictFn>
 bool register_two_functions(const char* name, LoadFn load, PredictFn predict) {
   using LoadResult = std::invoke_result_t<LoadFn, const LoadContext&>;
   using State = std::remove_cvref_t<decltype(std::declval<LoadResult&>().value())>;
-  return register_runtime(RuntimeInfo{
-      name, std::string("cpp_") + name,
-      [load, predict](const LoadContext& ctx) -> Result<std::unique_ptr<Model>> {
-        LoadResult loaded = load(ctx);
-        if (!loaded.ok()) return loaded.status();
-        return std::unique_ptr<Model>(
-            std::make_unique<RowModel<State, PredictFn>>(std::move(loaded).value(), predict));
-      }});
+  return register_runtime(
+      RuntimeInfo{name, std::string("cpp_") + name,
+                  [load, predict](const LoadContext& ctx) -> Result<std::unique_ptr<Model>> {
+                    LoadResult loaded = load(ctx);
+                    if (!loaded.ok()) return loaded.status();
+                    return std::unique_ptr<Model>(std::make_unique<RowModel<State, PredictFn>>(
+                        std::move(loaded).value(), predict));
+                  }});
 }
 
 }  // namespace detail
@@ -110,6 +111,6 @@ bool register_two_functions(const char* name, LoadFn load, PredictFn predict) {
 
 // Registers `load` (LoadContext -> Result<State>) and `predict` ((const State&, RowView) -> Value)
 // as the runtime NAME when the program starts.
-#define FORKLIFT_REGISTER_RUNTIME(NAME, LOAD, PREDICT)                                      \
+#define FORKLIFT_REGISTER_RUNTIME(NAME, LOAD, PREDICT)                                         \
   [[maybe_unused]] static const bool FORKLIFT_CONCAT(forklift_runtime_registered_, __LINE__) = \
       ::forklift::detail::register_two_functions(NAME, LOAD, PREDICT)

@@ -44,7 +44,8 @@ struct Schema {
 // A read-only view of one row: its values in schema order.
 class RowView {
  public:
-  RowView(const Schema& schema, std::span<const Value> values) : schema_(&schema), values_(values) {}
+  RowView(const Schema& schema, std::span<const Value> values)
+      : schema_(&schema), values_(values) {}
 
   std::size_t size() const { return values_.size(); }
   const Value& operator[](std::size_t i) const { return values_[i]; }

@@ -12,7 +12,8 @@ Status start_document(std::string& body, simdjson::ondemand::document& doc) {
   if (length == 0) return InvalidArgument("the request body is empty; send a JSON object");
   body.append(simdjson::SIMDJSON_PADDING, '\0');
   auto error = thread_parser().iterate(body.data(), length, body.size()).get(doc);
-  if (error) return InvalidArgument(std::string("malformed JSON: ") + simdjson::error_message(error));
+  if (error)
+    return InvalidArgument(std::string("malformed JSON: ") + simdjson::error_message(error));
   return Status::Ok();
 }
 

@@ -88,7 +88,8 @@ namespace {
 bool sampled(double rate) {
   if (rate <= 0) return false;
   if (rate >= 1) return true;
-  thread_local std::uint64_t state = 0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(&state);
+  thread_local std::uint64_t state =
+      0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(&state);
   state ^= state << 13;
   state ^= state >> 7;
   state ^= state << 17;
@@ -148,7 +149,7 @@ void Router::readiness(HttpResponse& res, bool v2) const {
 
 void Router::route(const HttpRequest& req, HttpResponse& res) const {
   std::string_view path = req.target.substr(0, req.target.find('?'));
-  const bool get = req.method == "GET" || req.method == "HEAD";
+  const bool get = req.method == "GET";
   const bool post = req.method == "POST";
 
   if (path == "/infer") {
@@ -182,8 +183,8 @@ void Router::route(const HttpRequest& req, HttpResponse& res) const {
       const std::string_view v = next_segment(path);
       const std::int64_t parsed = parse_version(v);
       if (parsed < 0) {
-        return respond_error(res, InvalidArgument("version '" + std::string(v) +
-                                                  "' is not a positive integer"));
+        return respond_error(
+            res, InvalidArgument("version '" + std::string(v) + "' is not a positive integer"));
       }
       version = parsed;
     }

@@ -25,10 +25,14 @@ constexpr std::string_view kServerVersion = "0.1.0";
 std::string_view datatype_of(ValueType t) {
   switch (t) {
     case ValueType::kFloat:
-    case ValueType::kFloatVector: return "FP32";
-    case ValueType::kInt: return "INT64";
-    case ValueType::kBool: return "BOOL";
-    case ValueType::kString: return "BYTES";
+    case ValueType::kFloatVector:
+      return "FP32";
+    case ValueType::kInt:
+      return "INT64";
+    case ValueType::kBool:
+      return "BOOL";
+    case ValueType::kString:
+      return "BYTES";
   }
   return "FP32";
 }
@@ -44,8 +48,9 @@ struct DatatypeInfo {
 // The datatypes forklift accepts, with the range their values must fit.
 std::optional<DatatypeInfo> datatype_info(std::string_view dt) {
   constexpr double kInf = std::numeric_limits<double>::infinity();
-  if (dt == "FP32") return DatatypeInfo{Element::kFloat, -std::numeric_limits<float>::max(),
-                                        std::numeric_limits<float>::max()};
+  if (dt == "FP32")
+    return DatatypeInfo{Element::kFloat, -std::numeric_limits<float>::max(),
+                        std::numeric_limits<float>::max()};
   if (dt == "FP64") return DatatypeInfo{Element::kFloat, -kInf, kInf};
   if (dt == "INT8") return DatatypeInfo{Element::kInt, -128, 127};
   if (dt == "INT16") return DatatypeInfo{Element::kInt, -32768, 32767};
@@ -109,8 +114,7 @@ Status read_element(simdjson::ondemand::value v, const Tensor& t, std::vector<Va
 }
 
 // Reads nested or flat tensor data, in row-major order.
-Status read_data(simdjson::ondemand::value v, const Tensor& t, std::vector<Value>& out,
-                 int depth) {
+Status read_data(simdjson::ondemand::value v, const Tensor& t, std::vector<Value>& out, int depth) {
   if (depth > 32) return InvalidArgument("input '" + t.name + "': data is nested too deeply");
   json_type jt;
   if (v.type().get(jt)) return InvalidArgument("input '" + t.name + "': malformed JSON in data");
@@ -220,23 +224,24 @@ Status tensors_to_batch(std::vector<Tensor>& inputs, Batch& batch) {
   batch.reserve_rows(n);
   for (std::size_t r = 0; r < n; ++r) batch.add_row();
   // Rows are filled column by column; Batch stores them row-major.
-  auto cell = [&](std::size_t r, std::size_t f) -> Value& {
-    return batch.mutable_row(r)[f];
-  };
+  auto cell = [&](std::size_t r, std::size_t f) -> Value& { return batch.mutable_row(r)[f]; };
 
   const bool single_tensor = inputs.size() == 1 && schema.index_of(inputs[0].name) < 0;
   if (single_tensor) {
     const Tensor& t = inputs[0];
     for (const auto& f : schema.features) {
       if (f.type == ValueType::kFloatVector || f.type == ValueType::kString) {
-        return InvalidArgument("unknown input '" + t.name + "'; this model takes one input per "
+        return InvalidArgument("unknown input '" + t.name +
+                               "'; this model takes one input per "
                                "feature (see its metadata)");
       }
     }
     const std::size_t cols = schema.features.size();
     if (t.shape.size() != 2 || static_cast<std::size_t>(t.shape[1]) != cols) {
-      return InvalidArgument("input '" + t.name + "' is not a feature name, so it must have shape "
-                             "[N, " + std::to_string(cols) + "] (one column per feature)");
+      return InvalidArgument("input '" + t.name +
+                             "' is not a feature name, so it must have shape "
+                             "[N, " +
+                             std::to_string(cols) + "] (one column per feature)");
     }
     for (std::size_t r = 0; r < n; ++r) {
       for (std::size_t f = 0; f < cols; ++f) {
@@ -257,8 +262,9 @@ Status tensors_to_batch(std::vector<Tensor>& inputs, Batch& batch) {
     seen[f] = true;
     const FeatureSpec& spec = schema.features[f];
     const std::size_t width = spec.length;
-    const bool shape_ok = (t.shape.size() == 1 && width == 1 && spec.type != ValueType::kFloatVector) ||
-                          (t.shape.size() == 2 && static_cast<std::size_t>(t.shape[1]) == width);
+    const bool shape_ok =
+        (t.shape.size() == 1 && width == 1 && spec.type != ValueType::kFloatVector) ||
+        (t.shape.size() == 2 && static_cast<std::size_t>(t.shape[1]) == width);
     if (!shape_ok) {
       return InvalidArgument("input '" + t.name + "' must have shape " +
                              (spec.type == ValueType::kFloatVector

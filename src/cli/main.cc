@@ -10,9 +10,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   forklift::ServeOptions serve;
-  auto* serve_cmd = app.add_subcommand("serve", "Serve every model in a model repository over HTTP");
-  serve_cmd->add_option("--model-repository", serve.model_repository,
-                        "Directory holding <model id>/<version>/model.yaml")
+  auto* serve_cmd =
+      app.add_subcommand("serve", "Serve every model in a model repository over HTTP");
+  serve_cmd
+      ->add_option("--model-repository", serve.model_repository,
+                   "Directory holding <model id>/<version>/model.yaml")
       ->required()
       ->check(CLI::ExistingDirectory);
   serve_cmd->add_option("--port", serve.server.port, "Port for the data plane (0: any free port)")
@@ -20,18 +22,22 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--host", serve.server.host, "Address to listen on")->capture_default_str();
   serve_cmd->add_option("--threads", serve.server.threads, "Serving threads (0: one per core)")
       ->capture_default_str();
-  serve_cmd->add_option("--max-body-bytes", serve.server.max_body_bytes,
-                        "Largest request body accepted; larger ones get 413")
+  serve_cmd
+      ->add_option("--max-body-bytes", serve.server.max_body_bytes,
+                   "Largest request body accepted; larger ones get 413")
       ->capture_default_str();
-  serve_cmd->add_option("--poll-seconds", serve.poll_seconds,
-                        "Rescan the repository for new versions this often (0: never)")
+  serve_cmd
+      ->add_option("--poll-seconds", serve.poll_seconds,
+                   "Rescan the repository for new versions this often (0: never)")
       ->capture_default_str();
-  serve_cmd->add_option("--log-requests", serve.log_requests,
-                        "Fraction of requests to log as JSON lines (0: none, 1: every one)")
+  serve_cmd
+      ->add_option("--log-requests", serve.log_requests,
+                   "Fraction of requests to log as JSON lines (0: none, 1: every one)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
-  serve_cmd->add_option("--drain-seconds", serve.drain_seconds,
-                        "On SIGTERM, how long in-flight requests may take to finish")
+  serve_cmd
+      ->add_option("--drain-seconds", serve.drain_seconds,
+                   "On SIGTERM, how long in-flight requests may take to finish")
       ->capture_default_str();
 
   std::string repository;

@@ -36,7 +36,8 @@ int run_selftest(const std::string& repository, const std::string& model_id) {
   }
   if (versions == 0) {
     std::fprintf(stderr, "forklift selftest: no model versions found in '%s'%s\n",
-                 repository.c_str(), model_id.empty() ? "" : (" for model '" + model_id + "'").c_str());
+                 repository.c_str(),
+                 model_id.empty() ? "" : (" for model '" + model_id + "'").c_str());
     return 2;
   }
   std::printf("\n%zu passed, %zu failed\n", versions - failed, failed);

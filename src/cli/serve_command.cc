@@ -1,9 +1,8 @@
 #include "cli/serve_command.h"
 
+#include <condition_variable>
 #include <csignal>
 #include <ctime>
-
-#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -37,7 +36,8 @@ class RepositoryLoader {
                                     {"ready", snap->ready()}});
     if (poll_seconds_ <= 0) return;
     std::unique_lock lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::duration<double>(poll_seconds_), [&] { return stop_; })) {
+    while (
+        !cv_.wait_for(lock, std::chrono::duration<double>(poll_seconds_), [&] { return stop_; })) {
       lock.unlock();
       registry_.sync();
       lock.lock();

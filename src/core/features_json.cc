@@ -12,12 +12,18 @@ using simdjson::ondemand::json_type;
 
 std::string json_type_name(json_type t) {
   switch (t) {
-    case json_type::array: return "an array";
-    case json_type::object: return "an object";
-    case json_type::number: return "a number";
-    case json_type::string: return "a string";
-    case json_type::boolean: return "a boolean";
-    case json_type::null: return "null";
+    case json_type::array:
+      return "an array";
+    case json_type::object:
+      return "an object";
+    case json_type::number:
+      return "a number";
+    case json_type::string:
+      return "a string";
+    case json_type::boolean:
+      return "a boolean";
+    case json_type::null:
+      return "null";
   }
   return "unknown";
 }
@@ -25,10 +31,18 @@ std::string json_type_name(json_type t) {
 Status wrong_type(const FeatureSpec& spec, const std::string& got) {
   std::string want;
   switch (spec.type) {
-    case ValueType::kFloat: want = "a number"; break;
-    case ValueType::kInt: want = "an integer"; break;
-    case ValueType::kBool: want = "true or false"; break;
-    case ValueType::kString: want = "a string"; break;
+    case ValueType::kFloat:
+      want = "a number";
+      break;
+    case ValueType::kInt:
+      want = "an integer";
+      break;
+    case ValueType::kBool:
+      want = "true or false";
+      break;
+    case ValueType::kString:
+      want = "a string";
+      break;
     case ValueType::kFloatVector:
       want = "an array of " + std::to_string(spec.length) + " numbers";
       break;

@@ -136,8 +136,8 @@ VersionPolicy parse_policy(const YAML::Node& v) {
 Manifest parse_root(const YAML::Node& root) {
   if (!root.IsMap()) fail("(top level)", "must be a map");
   static const std::set<std::string> kKnown = {"runtime",        "artifact", "description",
-                                                "version_policy", "features", "output",
-                                                "runtime_options"};
+                                               "version_policy", "features", "output",
+                                               "runtime_options"};
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
     if (!kKnown.contains(key)) fail(key, "is not a known field");
@@ -154,7 +154,8 @@ Manifest parse_root(const YAML::Node& root) {
   if (const YAML::Node opts = root["runtime_options"]) {
     if (!opts.IsMap()) fail("runtime_options", "must be a map of names to scalar values");
     for (const auto& kv : opts) {
-      if (!kv.second.IsScalar()) fail("runtime_options." + kv.first.as<std::string>(), "must be a scalar");
+      if (!kv.second.IsScalar())
+        fail("runtime_options." + kv.first.as<std::string>(), "must be a scalar");
       m.runtime_options[kv.first.as<std::string>()] = kv.second.as<std::string>();
     }
   }

@@ -11,15 +11,21 @@ namespace forklift {
 
 std::string_view to_string(VersionState state) {
   switch (state) {
-    case VersionState::kLoading: return "loading";
-    case VersionState::kReady: return "ready";
-    case VersionState::kFailed: return "failed";
-    case VersionState::kUnloaded: return "unloaded";
+    case VersionState::kLoading:
+      return "loading";
+    case VersionState::kReady:
+      return "ready";
+    case VersionState::kFailed:
+      return "failed";
+    case VersionState::kUnloaded:
+      return "unloaded";
   }
   return "unknown";
 }
 
-bool RegistrySnapshot::ready() const { return initial_sync_done && unready_models().empty(); }
+bool RegistrySnapshot::ready() const {
+  return initial_sync_done && unready_models().empty();
+}
 
 std::vector<std::string> RegistrySnapshot::unready_models() const {
   std::vector<std::string> out;
@@ -42,7 +48,8 @@ Result<std::shared_ptr<const LoadedModel>> RegistrySnapshot::resolve(
   std::string serving;
   for (const auto& [v, _] : m.serving) serving += (serving.empty() ? "" : ", ") + std::to_string(v);
   if (serving.empty()) serving = "none";
-  const std::string which = "version " + std::to_string(*version) + " of model '" + m.model_id + "'";
+  const std::string which =
+      "version " + std::to_string(*version) + " of model '" + m.model_id + "'";
   if (auto st = m.versions.find(*version); st != m.versions.end()) {
     if (st->second.state == VersionState::kLoading) return Unavailable(which + " is still loading");
     return NotFound(which + " is not serving (" + std::string(to_string(st->second.state)) +

@@ -210,8 +210,8 @@ SelfTestReport run_selftests(const Model& model, const Schema& schema,
     for (std::size_t k = 0; k < row.size(); ++k) row[k] = src[k];
     std::vector<Value> out;
     Status s = predict_safely(model, single, out);
-    if (s.ok() && out.size() != 1) s = Internal("predict returned " + std::to_string(out.size()) +
-                                                " outputs for 1 row");
+    if (s.ok() && out.size() != 1)
+      s = Internal("predict returned " + std::to_string(out.size()) + " outputs for 1 row");
     if (!s.ok()) {
       report.failures.push_back(cases[i].name + ": " + s.message());
       continue;

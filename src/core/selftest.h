@@ -1,10 +1,12 @@
-// Model self-tests: selftest.jsonl beside each artifact lists inputs and the outputs they must give.
+// Model self-tests: selftest.jsonl beside each artifact lists inputs and the outputs they must
+// give.
 //
 // Each non-blank line is a JSON object:
 //   {"name": "short trip", "features": {...}, "expected": 412.5, "atol": 1e-6, "rtol": 1e-5}
-// `name`, `atol` and `rtol` are optional. A case passes when |got - expected| <= atol + rtol*|expected|
-// for every number (element-wise for vectors; exact equality for strings and booleans). The cases run
-// one at a time and then all together as one batch, and both must pass: this also warms the model.
+// `name`, `atol` and `rtol` are optional. A case passes when |got - expected| <= atol +
+// rtol*|expected| for every number (element-wise for vectors; exact equality for strings and
+// booleans). The cases run one at a time and then all together as one batch, and both must pass:
+// this also warms the model.
 #pragma once
 
 #include <filesystem>

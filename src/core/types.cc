@@ -1,16 +1,21 @@
-#include <stdexcept>
-
 #include "forklift/types.h"
+
+#include <stdexcept>
 
 namespace forklift {
 
 std::string_view to_string(ValueType type) {
   switch (type) {
-    case ValueType::kFloat: return "float";
-    case ValueType::kInt: return "int";
-    case ValueType::kBool: return "bool";
-    case ValueType::kString: return "string";
-    case ValueType::kFloatVector: return "float_vector";
+    case ValueType::kFloat:
+      return "float";
+    case ValueType::kInt:
+      return "int";
+    case ValueType::kBool:
+      return "bool";
+    case ValueType::kString:
+      return "string";
+    case ValueType::kFloatVector:
+      return "float_vector";
   }
   return "unknown";
 }

@@ -25,8 +25,8 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
     std::string known;
     for (const auto& n : runtime_names()) known += (known.empty() ? "" : ", ") + n;
     return finish(InvalidArgument((version_dir / "model.yaml").string() + ": field 'runtime': '" +
-                                  manifest->runtime + "' is not a registered runtime (known: " +
-                                  known + ")"));
+                                  manifest->runtime +
+                                  "' is not a registered runtime (known: " + known + ")"));
   }
   const std::filesystem::path artifact = version_dir / manifest->artifact;
   std::error_code ec;
@@ -40,7 +40,11 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
   loaded->version = version;
   loaded->manifest = std::move(manifest).value();
   loaded->platform = runtime->platform;
-  LoadContext ctx{model_id, version, version_dir, artifact, &loaded->manifest.schema,
+  LoadContext ctx{model_id,
+                  version,
+                  version_dir,
+                  artifact,
+                  &loaded->manifest.schema,
                   loaded->manifest.runtime_options};
   try {
     Result<std::unique_ptr<Model>> model = runtime->loader(ctx);

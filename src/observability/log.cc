@@ -16,10 +16,14 @@ std::mutex g_mu;
 
 std::string_view level_name(Level l) {
   switch (l) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "info";
 }
@@ -40,7 +44,9 @@ void append_timestamp(std::string& out) {
 
 }  // namespace
 
-void set_min_level(Level level) { g_min_level.store(level); }
+void set_min_level(Level level) {
+  g_min_level.store(level);
+}
 
 void write(Level level, std::string_view event, std::initializer_list<Field> fields) {
   if (level < g_min_level.load(std::memory_order_relaxed)) return;

@@ -66,9 +66,15 @@ void LatencyHistogram::render(std::string& out, const std::string& name,
 
 void VersionMetrics::record(Outcome outcome, double seconds) {
   switch (outcome) {
-    case Outcome::kOk: ok.fetch_add(1, std::memory_order_relaxed); break;
-    case Outcome::kClientError: client_error.fetch_add(1, std::memory_order_relaxed); break;
-    case Outcome::kServerError: server_error.fetch_add(1, std::memory_order_relaxed); break;
+    case Outcome::kOk:
+      ok.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case Outcome::kClientError:
+      client_error.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case Outcome::kServerError:
+      server_error.fetch_add(1, std::memory_order_relaxed);
+      break;
   }
   latency.observe(seconds);
 }

@@ -16,9 +16,9 @@ namespace forklift {
 class LatencyHistogram {
  public:
   // Upper bounds in seconds: 50 µs to 2.5 s, then +Inf.
-  static constexpr std::array<double, 15> kBounds = {
-      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-      0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5};
+  static constexpr std::array<double, 15> kBounds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                                     0.0025,  0.005,  0.01,    0.025,  0.05,
+                                                     0.1,     0.25,   0.5,     1.0,    2.5};
 
   void observe(double seconds);
   // Appends the _bucket, _sum and _count lines for `name` with `labels` ("a=\"b\",...").

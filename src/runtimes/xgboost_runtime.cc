@@ -1,8 +1,9 @@
-// The built-in `xgboost` runtime: loads an XGBoost model file (JSON or UBJSON) through the XGBoost C
-// API and predicts a whole batch in one in-place call (XGBoosterPredictFromDense, no DMatrix).
+// The built-in `xgboost` runtime: loads an XGBoost model file (JSON or UBJSON) through the XGBoost
+// C API and predicts a whole batch in one in-place call (XGBoosterPredictFromDense, no DMatrix).
 //
 // Thread safety: since XGBoost 1.4, prediction on a tree booster may be called from many threads;
-// the output buffer it returns lives in per-thread storage of the booster and is copied out at once.
+// the output buffer it returns lives in per-thread storage of the booster and is copied out at
+// once.
 #include <xgboost/c_api.h>
 
 #include <cmath>
@@ -61,8 +62,9 @@ Result<std::size_t> column_count(const Schema& schema) {
     cols += f.length;
   }
   if (schema.output.type != ValueType::kFloat && schema.output.type != ValueType::kFloatVector) {
-    return InvalidArgument("the xgboost runtime produces floats; output.type must be float or "
-                           "float_vector");
+    return InvalidArgument(
+        "the xgboost runtime produces floats; output.type must be float or "
+        "float_vector");
   }
   return cols;
 }

@@ -1,10 +1,9 @@
 #include "server/http_server.h"
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
-#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
@@ -27,7 +26,8 @@ namespace {
 
 // A request id unique within the process: a random per-thread prefix and a counter.
 std::string make_request_id() {
-  thread_local const std::uint64_t prefix = std::random_device{}() ^ (std::uint64_t{std::random_device{}()} << 32);
+  thread_local const std::uint64_t prefix =
+      std::random_device{}() ^ (std::uint64_t{std::random_device{}()} << 32);
   thread_local std::uint64_t counter = 0;
   char buf[40];
   std::snprintf(buf, sizeof buf, "%016llx-%08llx", static_cast<unsigned long long>(prefix),
@@ -46,7 +46,9 @@ std::string request_id_for(std::string_view incoming) {
 
 class Session;
 
-std::string_view to_std(boost::beast::string_view s) { return {s.data(), s.size()}; }
+std::string_view to_std(boost::beast::string_view s) {
+  return {s.data(), s.size()};
+}
 
 // One event loop and what lives on it.
 struct Worker {
@@ -109,10 +111,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
     reading_ = true;
     deadline_ = Clock::now() + (buffer_.size() ? options_.read_timeout : options_.idle_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -126,8 +127,8 @@ class Session : public std::enable_shared_from_this<Session> {
                                   std::to_string(options_.max_header_bytes) + " bytes");
     }
     if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
-        ec == asio::error::connection_reset ||
-        ec == asio::error::eof || ec == asio::error::bad_descriptor) {
+        ec == asio::error::connection_reset || ec == asio::error::eof ||
+        ec == asio::error::bad_descriptor) {
       return close();
     }
     if (ec) return reply_error(400, std::string("malformed HTTP request: ") + ec.message());
@@ -139,10 +140,10 @@ class Session : public std::enable_shared_from_this<Session> {
     request.body = &req.body();
     const auto rid = req.find("x-request-id");
     HttpResponse response;
-    response.request_id = request_id_for(rid == req.end() ? std::string_view() : to_std(rid->value()));
+    response.request_id =
+        request_id_for(rid == req.end() ? std::string_view() : to_std(rid->value()));
     router_.handle(request, response);
-    send(std::move(response), req.keep_alive() && !worker_.draining, req.version(),
-         req.method() == http::verb::head);
+    send(std::move(response), req.keep_alive() && !worker_.draining, req.version());
   }
 
   void reply_error(unsigned status, const std::string& message) {
@@ -150,10 +151,10 @@ class Session : public std::enable_shared_from_this<Session> {
     response.request_id = make_request_id();
     response.json(status, json::error_body(message));
     // The rest of the request was not read, so the connection cannot be reused.
-    send(std::move(response), false, 11, false);
+    send(std::move(response), false, 11);
   }
 
-  void send(HttpResponse response, bool keep_alive, unsigned version, bool head) {
+  void send(HttpResponse response, bool keep_alive, unsigned version) {
     res_.emplace();
     auto& res = *res_;
     res.version(version);
@@ -162,7 +163,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res.set(http::field::content_type, response.content_type);
     res.set("x-request-id", response.request_id);
     for (auto& [name, value] : response.headers) res.set(name, value);
-    res.body() = head ? std::string() : std::move(response.body);
+    res.body() = std::move(response.body);
     res.keep_alive(keep_alive);
     res.prepare_payload();
     deadline_ = Clock::now() + options_.read_timeout;
@@ -233,9 +234,13 @@ void HttpServer::Impl::accept(Worker& w) {
 HttpServer::HttpServer(ServerOptions options, const Router& router)
     : impl_(std::make_unique<Impl>(std::move(options), router)) {}
 
-HttpServer::~HttpServer() { drain(std::chrono::milliseconds(0)); }
+HttpServer::~HttpServer() {
+  drain(std::chrono::milliseconds(0));
+}
 
-std::uint16_t HttpServer::port() const { return impl_->bound_port; }
+std::uint16_t HttpServer::port() const {
+  return impl_->bound_port;
+}
 
 Status HttpServer::start() {
   Impl& im = *impl_;
@@ -254,8 +259,8 @@ Status HttpServer::start() {
     if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) probe.bind(tcp::endpoint(address, port), ec);
     if (ec) {
-      return Unavailable("cannot listen on " + im.options.host + ":" + std::to_string(port) +
-                         ": " + ec.message());
+      return Unavailable("cannot listen on " + im.options.host + ":" + std::to_string(port) + ": " +
+                         ec.message());
     }
   }
   for (unsigned i = 0; i < n; ++i) {
@@ -266,16 +271,16 @@ Status HttpServer::start() {
     if (!ec) w->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) {
       int one = 1;
-      if (::setsockopt(w->acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one,
-                       sizeof one) != 0) {
+      if (::setsockopt(w->acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) !=
+          0) {
         return Internal("cannot set SO_REUSEPORT on the listening socket");
       }
       w->acceptor->bind(endpoint, ec);
     }
     if (!ec) w->acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-      return Unavailable("cannot listen on " + im.options.host + ":" + std::to_string(port) +
-                         ": " + ec.message());
+      return Unavailable("cannot listen on " + im.options.host + ":" + std::to_string(port) + ": " +
+                         ec.message());
     }
     // With port 0 the first acceptor picks a free port and the others share it.
     port = w->acceptor->local_endpoint().port();

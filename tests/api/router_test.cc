@@ -52,7 +52,9 @@ TEST_F(RouterTest, InferExplicitVersionAndBatch) {
   EXPECT_EQ(res.status, 200u);
   EXPECT_EQ(res.body, R"({"model_id":"sum","version":1,"outputs":[2,4],"request_id":"rid-1"})");
   EXPECT_EQ(call("POST", "/infer", R"({"model_id": "sum", "version": "1",
-                                       "features": {"a": 1, "b": 1}})").status, 200u);
+                                       "features": {"a": 1, "b": 1}})")
+                .status,
+            200u);
 }
 
 TEST_F(RouterTest, CustomRuntime) {
@@ -70,7 +72,9 @@ struct BadRequest {
 };
 
 // Names the case by the error it expects, in test listings and ctest.
-void PrintTo(const BadRequest& c, std::ostream* os) { *os << c.status << " " << c.error; }
+void PrintTo(const BadRequest& c, std::ostream* os) {
+  *os << c.status << " " << c.error;
+}
 
 class InferErrors : public RouterTest, public ::testing::WithParamInterface<BadRequest> {};
 
@@ -147,10 +151,11 @@ TEST_F(RouterTest, V2ServerMetadata) {
 TEST_F(RouterTest, V2ModelMetadataAndReady) {
   auto res = call("GET", "/v2/models/sum");
   EXPECT_EQ(res.status, 200u);
-  EXPECT_EQ(res.body,
-            R"({"name":"sum","versions":["1","2"],"platform":"cpp_test_sum","inputs":[)"
-            R"({"name":"a","datatype":"FP32","shape":[-1]},{"name":"b","datatype":"FP32","shape":[-1]}],)"
-            R"("outputs":[{"name":"total","datatype":"FP32","shape":[-1]}]})");
+  EXPECT_EQ(
+      res.body,
+      R"({"name":"sum","versions":["1","2"],"platform":"cpp_test_sum","inputs":[)"
+      R"({"name":"a","datatype":"FP32","shape":[-1]},{"name":"b","datatype":"FP32","shape":[-1]}],)"
+      R"("outputs":[{"name":"total","datatype":"FP32","shape":[-1]}]})");
   EXPECT_EQ(call("GET", "/v2/models/sum/versions/1").status, 200u);
   EXPECT_EQ(call("GET", "/v2/models/sum/versions/7").status, 404u);
   EXPECT_EQ(call("GET", "/v2/models/sum/versions/x").status, 400u);

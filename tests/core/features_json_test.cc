@@ -9,12 +9,10 @@ namespace {
 
 Schema test_schema() {
   Schema s;
-  s.features = {{"distance", ValueType::kFloat, 1, false},
-                {"traffic", ValueType::kFloat, 1, true},
-                {"hour", ValueType::kInt, 1, false},
-                {"raining", ValueType::kBool, 1, false},
-                {"city", ValueType::kString, 1, false},
-                {"embedding", ValueType::kFloatVector, 3, false}};
+  s.features = {
+      {"distance", ValueType::kFloat, 1, false}, {"traffic", ValueType::kFloat, 1, true},
+      {"hour", ValueType::kInt, 1, false},       {"raining", ValueType::kBool, 1, false},
+      {"city", ValueType::kString, 1, false},    {"embedding", ValueType::kFloatVector, 3, false}};
   s.output = {"eta", ValueType::kFloat, 1};
   return s;
 }

@@ -21,7 +21,9 @@ runtime_options:
   nthread: 2
 )";
 
-Result<Manifest> parse(const std::string& text) { return parse_manifest_text(text, "m.yaml"); }
+Result<Manifest> parse(const std::string& text) {
+  return parse_manifest_text(text, "m.yaml");
+}
 
 std::string replace(std::string text, const std::string& from, const std::string& to) {
   text.replace(text.find(from), from.size(), to);
@@ -67,7 +69,9 @@ struct BadCase {
   std::string message;  // must appear in the error
 };
 
-void PrintTo(const BadCase& c, std::ostream* os) { *os << c.message; }
+void PrintTo(const BadCase& c, std::ostream* os) {
+  *os << c.message;
+}
 
 class ManifestErrors : public ::testing::TestWithParam<BadCase> {};
 

@@ -38,9 +38,10 @@ SelfTestReport run(const std::string& lines) {
 }
 
 TEST(SelfTest, PassingCases) {
-  auto r = run("{\"features\": {\"x\": 1}, \"expected\": 2}\n\n"
-               "{\"name\": \"big\", \"features\": {\"x\": 1000}, \"expected\": 2000.001, "
-               "\"atol\": 0.01}\n");
+  auto r =
+      run("{\"features\": {\"x\": 1}, \"expected\": 2}\n\n"
+          "{\"name\": \"big\", \"features\": {\"x\": 1000}, \"expected\": 2000.001, "
+          "\"atol\": 0.01}\n");
   EXPECT_TRUE(r.ok()) << r.summary();
   EXPECT_EQ(r.cases, 2u);
   EXPECT_EQ(r.passed, 2u);
@@ -66,8 +67,9 @@ TEST(SelfTest, ThrowingModelFailsCleanly) {
 }
 
 TEST(SelfTest, MalformedLinesNameTheLine) {
-  auto r = run("{\"features\": {\"x\": 1}, \"expected\": 2}\n{\"features\": {\"z\": 1}, "
-               "\"expected\": 2}\n");
+  auto r =
+      run("{\"features\": {\"x\": 1}, \"expected\": 2}\n{\"features\": {\"z\": 1}, "
+          "\"expected\": 2}\n");
   EXPECT_FALSE(r.ok());
   EXPECT_NE(r.summary().find("selftest.jsonl:2: unknown feature 'z'"), std::string::npos)
       << r.summary();

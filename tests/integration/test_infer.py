@@ -165,3 +165,9 @@ def test_garbage_http_is_400_and_the_server_survives(server):
         reply = sock.recv(4096)
     assert reply.startswith(b"HTTP/1.1 400")
     assert server.get("/healthz").status_code == 200
+
+
+def test_oversized_headers_are_431(server):
+    r = server.get("/healthz", headers={"x-padding": "a" * 20000})
+    assert r.status_code == 431
+    assert "headers are larger" in r.json()["error"]

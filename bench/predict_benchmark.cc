@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <random>
 
+#include "core/features_json.h"
 #include "core/version_loader.h"
 #include "runtimes/runtime_registry.h"
 
@@ -37,6 +38,27 @@ void BM_EtaPredict(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 BENCHMARK(BM_EtaPredict)->Arg(1)->Arg(100)->Arg(1000);
+
+// Parsing and validating one /infer body's features into a Batch: the server's JSON cost.
+void BM_EtaParseFeatures(benchmark::State& state) {
+  auto model = load_eta();
+  std::string body = "{";
+  for (std::size_t i = 0; i < model->manifest.schema.features.size(); ++i) {
+    body += (i ? ", \"" : "\"") + model->manifest.schema.features[i].name +
+            "\": " + std::to_string(1.5 + static_cast<double>(i) * 3.25);
+  }
+  body += "}";
+  simdjson::padded_string padded(body);
+  simdjson::ondemand::parser parser;
+  for (auto _ : state) {
+    forklift::Batch batch(model->manifest.schema);
+    auto doc = parser.iterate(padded);
+    auto status =
+        forklift::parse_feature_object(doc.get_value().value(), batch.schema(), batch.add_row());
+    benchmark::DoNotOptimize(status);
+  }
+}
+BENCHMARK(BM_EtaParseFeatures);
 
 }  // namespace
 

@@ -56,25 +56,37 @@ Status missing_not_allowed(const FeatureSpec& spec) {
                          "' is null (missing), which its schema does not allow");
 }
 
+// The error for a value that is not valid JSON. Python's json.dumps writes NaN and Infinity as
+// bare words, which no JSON parser accepts; say so, and what to send instead.
+Status malformed_value(simdjson::ondemand::value& v, const FeatureSpec& spec,
+                       const char* otherwise = "malformed JSON") {
+  const std::string_view token = v.raw_json_token();
+  if (token.starts_with("NaN") || token.starts_with("Infinity") || token.starts_with("-Infinity")) {
+    return InvalidArgument("feature '" + spec.name +
+                           "' is NaN or Infinity, which JSON cannot carry; send null for a "
+                           "missing value" +
+                           (spec.allow_missing ? "" : " (this feature does not allow one)"));
+  }
+  return InvalidArgument("feature '" + spec.name + "': " + otherwise);
+}
+
 Status parse_number(simdjson::ondemand::value& v, const FeatureSpec& spec, double& out) {
   json_type t;
-  if (v.type().get(t)) return InvalidArgument("feature '" + spec.name + "': malformed JSON");
+  if (v.type().get(t)) return malformed_value(v, spec);
   if (t == json_type::null) {
     if (!spec.allow_missing) return missing_not_allowed(spec);
     out = std::numeric_limits<double>::quiet_NaN();
     return Status::Ok();
   }
   if (t != json_type::number) return wrong_type(spec, json_type_name(t));
-  if (v.get_double().get(out)) {
-    return InvalidArgument("feature '" + spec.name + "' is not a representable number");
-  }
+  if (v.get_double().get(out)) return malformed_value(v, spec, "not a representable number");
   if (!std::isfinite(out)) return InvalidArgument("feature '" + spec.name + "' is not finite");
   return Status::Ok();
 }
 
 Status parse_one(simdjson::ondemand::value v, const FeatureSpec& spec, Value& out) {
   json_type t;
-  if (v.type().get(t)) return InvalidArgument("feature '" + spec.name + "': malformed JSON");
+  if (v.type().get(t)) return malformed_value(v, spec);
   switch (spec.type) {
     case ValueType::kFloat: {
       double d = 0;

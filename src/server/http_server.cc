@@ -50,14 +50,16 @@ std::string_view to_std(boost::beast::string_view s) {
   return {s.data(), s.size()};
 }
 
-// One event loop and what lives on it.
+// One event loop and what lives on it. Member order matters for destruction: if the loop was
+// stopped with connections still open, destroying `ioc` destroys their sessions, which erase
+// themselves from `sessions`, so the set must outlive the io_context.
 struct Worker {
+  std::unordered_set<Session*> sessions;  // touched only on this loop's thread
   asio::io_context ioc{1};
   std::unique_ptr<tcp::acceptor> acceptor;
   // Closes connections past their deadline. One coarse timer per loop instead of one per read
   // and write: per-operation timers cost three timerfd_settime calls per request (measured).
   std::unique_ptr<asio::steady_timer> sweeper;
-  std::unordered_set<Session*> sessions;  // touched only on this loop's thread
   bool draining = false;
   std::thread thread;
 };

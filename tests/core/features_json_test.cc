@@ -102,6 +102,12 @@ TEST(FeaturesJson, ErrorsNameTheFeature) {
             "feature 'hour' appears twice");
   EXPECT_EQ(error_for("[1, 2]"), "features must be an object of name: value, got an array");
   EXPECT_NE(error_for(with("3.5", "1e999")).find("distance"), std::string::npos);
+  EXPECT_EQ(error_for(with("3.5", "NaN")),
+            "feature 'distance' is NaN or Infinity, which JSON cannot carry; send null for a "
+            "missing value (this feature does not allow one)");
+  EXPECT_EQ(error_for(with("null", "-Infinity")),
+            "feature 'traffic' is NaN or Infinity, which JSON cannot carry; send null for a "
+            "missing value");
 }
 
 TEST(FeaturesJson, InstancesMakeOneRowEach) {

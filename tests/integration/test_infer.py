@@ -1,4 +1,5 @@
 """POST /infer: forklift's own request shape, over real HTTP."""
+import json
 import math
 
 import pytest
@@ -62,7 +63,6 @@ def test_keep_alive_reuses_one_connection(server):
     import http.client
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     case = selftest_cases("surge", 1)[0]
-    import json
     body = json.dumps({"model_id": "surge", "features": case["features"]})
     for _ in range(20):
         conn.request("POST", "/infer", body, {"Content-Type": "application/json"})
@@ -90,6 +90,7 @@ BAD_REQUESTS = [
     ("missing feature", "missing", 400, "missing feature 'pickup_lat'"),
     ("unknown feature", "unknown", 400, "unknown feature 'colour'"),
     ("null not allowed", "null", 400, "feature 'driver_rating' is null"),
+    ("NaN as Python writes it", "nan", 400, "feature 'driver_rating' is NaN or Infinity"),
     ("wrong type for int", {"model_id": "surge", "features": {
         "open_requests": 1.5, "available_drivers": 1, "hour_of_day": 1, "is_raining": False,
         "city": "sf"}}, 400, "feature 'open_requests' must be an integer"),
@@ -100,8 +101,12 @@ BAD_REQUESTS = [
 
 
 def build_body(spec):
-    if not isinstance(spec, str) or spec not in ("wrong_type", "missing", "unknown", "null"):
+    if not isinstance(spec, str) or spec not in ("wrong_type", "missing", "unknown", "null", "nan"):
         return spec
+    if spec == "nan":  # json.dumps writes a bare NaN, which is not JSON
+        f = eta_features()
+        f["driver_rating"] = float("nan")
+        return json.dumps({"model_id": "eta", "features": f})
     f = eta_features()
     if spec == "wrong_type":
         f["trip_distance_km"] = "far"

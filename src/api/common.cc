@@ -1,5 +1,5 @@
 #include "api/handlers.h"
-#include "api/json_writer.h"
+#include "common/json_writer.h"
 
 namespace forklift {
 

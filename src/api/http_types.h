@@ -39,4 +39,11 @@ struct HttpResponse {
 // HTTP status for a Status code: 400, 404, 503, 500.
 unsigned http_status(const Status& status);
 
+// What a listener hands each request to. Implementations must be thread-safe and must not throw.
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+  virtual void handle(const HttpRequest& req, HttpResponse& res) const = 0;
+};
+
 }  // namespace forklift

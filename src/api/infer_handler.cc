@@ -3,7 +3,7 @@
 
 #include "api/handlers.h"
 #include "api/json_request.h"
-#include "api/json_writer.h"
+#include "common/json_writer.h"
 #include "core/features_json.h"
 #include "core/repository.h"
 

@@ -3,7 +3,7 @@
 #include <chrono>
 #include <cstdint>
 
-#include "api/json_writer.h"
+#include "common/json_writer.h"
 #include "core/repository.h"
 #include "observability/log.h"
 

@@ -6,12 +6,12 @@
 
 namespace forklift {
 
-class Router {
+class Router final : public RequestHandler {
  public:
   explicit Router(ApiContext ctx) : ctx_(ctx) {}
 
   // Answers one request. Never throws; an unexpected exception becomes a 500.
-  void handle(const HttpRequest& req, HttpResponse& res) const;
+  void handle(const HttpRequest& req, HttpResponse& res) const override;
 
  private:
   void route(const HttpRequest& req, HttpResponse& res) const;

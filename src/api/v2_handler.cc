@@ -12,7 +12,7 @@
 
 #include "api/handlers.h"
 #include "api/json_request.h"
-#include "api/json_writer.h"
+#include "common/json_writer.h"
 
 namespace forklift {
 namespace {

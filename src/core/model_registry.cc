@@ -1,9 +1,15 @@
 #include "core/model_registry.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
+#include <chrono>
+#include <ctime>
 #include <set>
 #include <utility>
 
+#include "common/file_util.h"
+#include "common/json_writer.h"
 #include "core/repository.h"
 #include "observability/log.h"
 
@@ -36,10 +42,18 @@ std::vector<std::string> RegistrySnapshot::unready_models() const {
 }
 
 Result<std::shared_ptr<const LoadedModel>> RegistrySnapshot::resolve(
-    std::string_view model_id, std::optional<std::int64_t> version) const {
+    std::string_view model_id, std::optional<std::int64_t> version,
+    std::string_view experiment_key) const {
   auto it = models.find(model_id);
   if (it == models.end()) return NotFound("unknown model '" + std::string(model_id) + "'");
   const ModelState& m = it->second;
+  if (!version && !m.deployment.empty()) {
+    // The registry keeps every routed version serving; should one have vanished from disk since,
+    // fall through to the newest serving version rather than fail the request.
+    if (auto s = m.serving.find(pick_version(m.deployment, experiment_key)); s != m.serving.end()) {
+      return s->second;
+    }
+  }
   if (!version) {
     if (auto d = m.default_version()) return d;
     return Unavailable("model '" + m.model_id + "' has no ready version yet");
@@ -59,8 +73,10 @@ Result<std::shared_ptr<const LoadedModel>> RegistrySnapshot::resolve(
   return NotFound(which + " does not exist; serving versions: " + serving);
 }
 
-ModelRegistry::ModelRegistry(std::filesystem::path root, MetricsRegistry& metrics)
-    : root_(std::move(root)), metrics_(metrics) {
+ModelRegistry::ModelRegistry(std::filesystem::path root, MetricsRegistry& metrics,
+                             std::filesystem::path state_file)
+    : root_(std::move(root)), metrics_(metrics), state_file_(std::move(state_file)) {
+  load_state();
   snapshot_ = std::make_shared<const RegistrySnapshot>();
 }
 
@@ -151,6 +167,14 @@ void ModelRegistry::sync_model(ModelState& model, const std::vector<std::int64_t
       }
       break;
   }
+  // Versions a deployment routes to stay (or become) loaded whatever the policy says.
+  for (const Route& r : model.deployment.routes) {
+    if (!disk.contains(r.version)) continue;
+    if (model.serving.contains(r.version) ||
+        (needs_load(r.version) && try_load(model, r.version))) {
+      wanted.insert(r.version);
+    }
+  }
   for (auto it = model.serving.begin(); it != model.serving.end();) {
     if (wanted.contains(it->first)) {
       ++it;
@@ -185,6 +209,185 @@ Status ModelRegistry::sync() {
   working_.initial_sync_done = true;
   publish();
   return Status::Ok();
+}
+
+namespace {
+
+std::string now_iso8601() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+constexpr std::size_t kMaxHistory = 20;
+constexpr std::size_t kMaxAudit = 1000;
+
+}  // namespace
+
+Status ModelRegistry::ensure_serving(ModelState& model, std::int64_t version) {
+  if (model.serving.contains(version)) return Status::Ok();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(root_ / model.model_id / std::to_string(version), ec)) {
+    return NotFound("model '" + model.model_id + "' has no version " + std::to_string(version));
+  }
+  auto st = model.versions.find(version);
+  if (st != model.versions.end() && st->second.state == VersionState::kFailed) {
+    return FailedPrecondition("version " + std::to_string(version) + " of model '" +
+                              model.model_id + "' failed to load: " + st->second.message);
+  }
+  if (!try_load(model, version)) {
+    return FailedPrecondition("version " + std::to_string(version) + " of model '" +
+                              model.model_id +
+                              "' failed to load: " + model.versions[version].message);
+  }
+  return Status::Ok();
+}
+
+Result<Deployment> ModelRegistry::apply(ModelState& model, Deployment next, std::string_view actor,
+                                        std::string_view action, bool keep_history) {
+  if (Status s = next.validate(); !s.ok()) return s;
+  for (const Route& r : next.routes) {
+    if (Status s = ensure_serving(model, r.version); !s.ok()) {
+      publish();  // a version may have been loaded, or marked failed, on the way
+      return s;
+    }
+  }
+  if (keep_history) {
+    model.history.push_back(model.deployment);
+    if (model.history.size() > kMaxHistory) model.history.erase(model.history.begin());
+  }
+  AuditEntry entry{now_iso8601(),       std::string(actor),          model.model_id,
+                   std::string(action), model.deployment.describe(), next.describe()};
+  model.deployment = std::move(next);
+  log::info("deployment_changed", {{"model_id", model.model_id},
+                                   {"action", entry.action},
+                                   {"actor", entry.actor},
+                                   {"before", entry.before},
+                                   {"after", entry.after}});
+  audit_.push_back(std::move(entry));
+  if (audit_.size() > kMaxAudit) audit_.erase(audit_.begin());
+  save_state();
+  publish();
+  return model.deployment;
+}
+
+Result<Deployment> ModelRegistry::set_deployment(std::string_view model_id, Deployment deployment,
+                                                 std::string_view actor, std::string_view action) {
+  std::lock_guard lock(sync_mu_);
+  auto it = working_.models.find(model_id);
+  if (it == working_.models.end()) return NotFound("unknown model '" + std::string(model_id) + "'");
+  return apply(it->second, std::move(deployment), actor, action, true);
+}
+
+Result<Deployment> ModelRegistry::rollback(std::string_view model_id, std::string_view actor) {
+  std::lock_guard lock(sync_mu_);
+  auto it = working_.models.find(model_id);
+  if (it == working_.models.end()) return NotFound("unknown model '" + std::string(model_id) + "'");
+  ModelState& model = it->second;
+  if (model.history.empty()) {
+    return FailedPrecondition("model '" + model.model_id + "' has no earlier deployment");
+  }
+  Deployment previous = model.history.back();
+  auto result = apply(model, previous, actor, "rollback", false);
+  if (result.ok()) {
+    model.history.pop_back();
+    save_state();
+  }
+  return result;
+}
+
+std::vector<AuditEntry> ModelRegistry::audit() const {
+  std::lock_guard lock(sync_mu_);
+  return audit_;
+}
+
+void ModelRegistry::save_state() {
+  if (state_file_.empty()) return;
+  std::string out = "{\"format\":1,\"models\":{";
+  bool first = true;
+  for (const auto& [id, m] : working_.models) {
+    if (m.deployment.empty() && m.history.empty()) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    json::append_string(out, id);
+    out += ":{\"deployment\":";
+    append_deployment_json(out, m.deployment);
+    out += ",\"history\":[";
+    for (std::size_t i = 0; i < m.history.size(); ++i) {
+      if (i) out.push_back(',');
+      append_deployment_json(out, m.history[i]);
+    }
+    out += "]}";
+  }
+  out += "},\"audit\":[";
+  for (std::size_t i = 0; i < audit_.size(); ++i) {
+    const AuditEntry& a = audit_[i];
+    if (i) out.push_back(',');
+    out += "{\"time\":";
+    json::append_string(out, a.time);
+    out += ",\"actor\":";
+    json::append_string(out, a.actor);
+    out += ",\"model_id\":";
+    json::append_string(out, a.model_id);
+    out += ",\"action\":";
+    json::append_string(out, a.action);
+    out += ",\"before\":";
+    json::append_string(out, a.before);
+    out += ",\"after\":";
+    json::append_string(out, a.after);
+    out.push_back('}');
+  }
+  out += "]}\n";
+  if (Status s = write_file_atomically(state_file_, out); !s.ok()) {
+    log::error("state_not_saved", {{"path", state_file_.string()}, {"reason", s.message()}});
+  }
+}
+
+void ModelRegistry::load_state() {
+  if (state_file_.empty()) return;
+  std::error_code ec;
+  if (!std::filesystem::exists(state_file_, ec)) return;
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (auto error = parser.load(state_file_.string()).get(root)) {
+    log::error("state_unreadable",
+               {{"path", state_file_.string()}, {"reason", simdjson::error_message(error)}});
+    return;
+  }
+  const auto to_deployment = [](simdjson::dom::element e) {
+    return parse_deployment_json(simdjson::minify(e));
+  };
+  simdjson::dom::object models;
+  if (!root["models"].get_object().get(models)) {
+    for (auto [id, value] : models) {
+      ModelState& m = working_.models[std::string(id)];
+      m.model_id = std::string(id);
+      if (auto d = to_deployment(value["deployment"]); d.ok()) m.deployment = *d;
+      simdjson::dom::array history;
+      if (!value["history"].get_array().get(history)) {
+        for (auto h : history) {
+          if (auto d = to_deployment(h); d.ok()) m.history.push_back(*d);
+        }
+      }
+    }
+  }
+  simdjson::dom::array audit;
+  if (!root["audit"].get_array().get(audit)) {
+    for (auto a : audit) {
+      const auto field = [&](const char* key) {
+        std::string_view v;
+        return a[key].get_string().get(v) ? std::string() : std::string(v);
+      };
+      audit_.push_back(AuditEntry{field("time"), field("actor"), field("model_id"), field("action"),
+                                  field("before"), field("after")});
+    }
+  }
+  log::info("state_loaded", {{"path", state_file_.string()},
+                             {"models", static_cast<std::int64_t>(working_.models.size())}});
 }
 
 }  // namespace forklift

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/deployment.h"
 #include "core/version_loader.h"
 #include "observability/metrics.h"
 
@@ -38,6 +39,8 @@ struct ModelState {
   VersionPolicy policy;
   std::map<std::int64_t, std::shared_ptr<const LoadedModel>> serving;
   std::map<std::int64_t, VersionStatus> versions;  // every version seen on disk
+  Deployment deployment;                           // empty: the version policy decides
+  std::vector<Deployment> history;  // earlier deployments, newest last (for rollback)
 
   // The version a request without an explicit version gets: the highest serving one.
   std::shared_ptr<const LoadedModel> default_version() const {
@@ -52,18 +55,42 @@ struct RegistrySnapshot {
   // Ready once the first sync finished and every model id has a serving version.
   bool ready() const;
   std::vector<std::string> unready_models() const;
-  // The loaded model a request for `model_id` (and `version`, if given) should use.
+  // The loaded model a request for `model_id` should use: `version` if given, else the
+  // deployment's choice for `experiment_key` (sticky), else the newest serving version.
   Result<std::shared_ptr<const LoadedModel>> resolve(std::string_view model_id,
-                                                     std::optional<std::int64_t> version) const;
+                                                     std::optional<std::int64_t> version,
+                                                     std::string_view experiment_key = {}) const;
+};
+
+// One control-plane change, for the audit log.
+struct AuditEntry {
+  std::string time;  // UTC, ISO 8601
+  std::string actor;
+  std::string model_id;
+  std::string action;  // set_deployment, promote, rollback
+  std::string before;  // Deployment::describe()
+  std::string after;
 };
 
 class ModelRegistry {
  public:
-  ModelRegistry(std::filesystem::path root, MetricsRegistry& metrics);
+  // `state_file`, if not empty, keeps deployments and the audit log across restarts: read here,
+  // rewritten atomically (write, fsync, rename) after every change.
+  ModelRegistry(std::filesystem::path root, MetricsRegistry& metrics,
+                std::filesystem::path state_file = {});
 
-  // Scans the repository, loads and self-tests what the version policies ask for, and retires
-  // what they no longer want. Safe to call from any thread; calls are serialised.
+  // Scans the repository, loads and self-tests what the version policies and deployments ask
+  // for, and retires what they no longer want. Safe to call from any thread; calls are serialised.
   Status sync();
+
+  // Routes a model id's traffic. Every version named must exist on disk; one not loaded yet is
+  // loaded and self-tested first, and the change is refused if it fails. The previous deployment
+  // is kept for rollback.
+  Result<Deployment> set_deployment(std::string_view model_id, Deployment deployment,
+                                    std::string_view actor, std::string_view action = "deploy");
+  // Returns to the deployment before the last change.
+  Result<Deployment> rollback(std::string_view model_id, std::string_view actor);
+  std::vector<AuditEntry> audit() const;
 
   std::shared_ptr<const RegistrySnapshot> snapshot() const {
     std::lock_guard lock(snapshot_mu_);
@@ -74,12 +101,20 @@ class ModelRegistry {
  private:
   void sync_model(ModelState& model, const std::vector<std::int64_t>& on_disk);
   bool try_load(ModelState& model, std::int64_t version);
+  // Makes `version` serve for a deployment, loading it if needed.
+  Status ensure_serving(ModelState& model, std::int64_t version);
+  Result<Deployment> apply(ModelState& model, Deployment next, std::string_view actor,
+                           std::string_view action, bool keep_history);
   void publish();
+  void load_state();
+  void save_state();
 
   std::filesystem::path root_;
   MetricsRegistry& metrics_;
-  std::mutex sync_mu_;
-  RegistrySnapshot working_;  // guarded by sync_mu_
+  std::filesystem::path state_file_;
+  mutable std::mutex sync_mu_;
+  RegistrySnapshot working_;       // guarded by sync_mu_
+  std::vector<AuditEntry> audit_;  // guarded by sync_mu_
   // A plain mutex, held only to copy the pointer: libstdc++ 12's std::atomic<std::shared_ptr>
   // makes a futex syscall on every load (measured: two per request), an uncontended mutex none.
   mutable std::mutex snapshot_mu_;

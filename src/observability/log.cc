@@ -6,7 +6,7 @@
 #include <ctime>
 #include <mutex>
 
-#include "api/json_writer.h"
+#include "common/json_writer.h"
 
 namespace forklift::log {
 namespace {

@@ -7,12 +7,13 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_set>
 #include <vector>
 
-#include "api/json_writer.h"
+#include "common/json_writer.h"
 #include "observability/log.h"
 
 namespace forklift {
@@ -71,11 +72,11 @@ constexpr auto kSweepInterval = std::chrono::milliseconds(500);
 
 struct HttpServer::Impl {
   ServerOptions options;
-  const Router& router;
+  const RequestHandler& handler;
   std::vector<std::unique_ptr<Worker>> workers;
   std::uint16_t bound_port = 0;
 
-  Impl(ServerOptions o, const Router& r) : options(std::move(o)), router(r) {}
+  Impl(ServerOptions o, const RequestHandler& r) : options(std::move(o)), handler(r) {}
   void accept(Worker& w);
 };
 
@@ -83,8 +84,9 @@ namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Worker& worker, const ServerOptions& options, const Router& router)
-      : stream_(std::move(socket)), worker_(worker), options_(options), router_(router) {
+  Session(tcp::socket socket, Worker& worker, const ServerOptions& options,
+          const RequestHandler& handler)
+      : stream_(std::move(socket)), worker_(worker), options_(options), handler_(handler) {
     worker_.sessions.insert(this);
   }
   ~Session() { worker_.sessions.erase(this); }
@@ -144,7 +146,7 @@ class Session : public std::enable_shared_from_this<Session> {
     HttpResponse response;
     response.request_id =
         request_id_for(rid == req.end() ? std::string_view() : to_std(rid->value()));
-    router_.handle(request, response);
+    handler_.handle(request, response);
     send(std::move(response), req.keep_alive() && !worker_.draining, req.version());
   }
 
@@ -200,7 +202,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::response<http::string_body>> res_;
   Worker& worker_;
   const ServerOptions& options_;
-  const Router& router_;
+  const RequestHandler& handler_;
   bool reading_ = false;
   Clock::time_point deadline_ = Clock::time_point::max();
 };
@@ -227,14 +229,14 @@ void HttpServer::Impl::accept(Worker& w) {
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(std::move(socket), w, options, router)->start();
+      std::make_shared<Session>(std::move(socket), w, options, handler)->start();
     }
     accept(w);
   });
 }
 
-HttpServer::HttpServer(ServerOptions options, const Router& router)
-    : impl_(std::make_unique<Impl>(std::move(options), router)) {}
+HttpServer::HttpServer(ServerOptions options, const RequestHandler& handler)
+    : impl_(std::make_unique<Impl>(std::move(options), handler)) {}
 
 HttpServer::~HttpServer() {
   drain(std::chrono::milliseconds(0));

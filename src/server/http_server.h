@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "api/router.h"
+#include "api/http_types.h"
 #include "forklift/status.h"
 
 namespace forklift {
@@ -26,7 +26,8 @@ struct ServerOptions {
 
 class HttpServer {
  public:
-  HttpServer(ServerOptions options, const Router& router);
+  // `handler` must outlive the server.
+  HttpServer(ServerOptions options, const RequestHandler& handler);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

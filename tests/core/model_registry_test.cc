@@ -166,5 +166,101 @@ TEST_F(RegistryTest, MissingRepositoryIsAnError) {
   EXPECT_FALSE(r.snapshot()->ready());
 }
 
+TEST_F(RegistryTest, DeploymentPinsAnOlderVersionAndRollsBack) {
+  write_sum_version(repo.path(), "sum", 1, 0, 3);
+  write_sum_version(repo.path(), "sum", 2, 10, 13);
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_DOUBLE_EQ(predict(), 13);
+  // Version 1 was never loaded under `latest`; promoting it loads and self-tests it first.
+  auto d = registry.set_deployment("sum", Deployment{{{1, 1}}}, "alice", "promote");
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_DOUBLE_EQ(predict(), 3);
+  // A later sync keeps the deployed version although the policy alone would not.
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_DOUBLE_EQ(predict(), 3);
+  ASSERT_TRUE(registry.rollback("sum", "bob").ok());
+  EXPECT_DOUBLE_EQ(predict(), 13);
+  EXPECT_EQ(registry.rollback("sum", "bob").status().code(), StatusCode::kFailedPrecondition);
+  const auto audit = registry.audit();
+  ASSERT_EQ(audit.size(), 2u);
+  EXPECT_EQ(audit[0].actor, "alice");
+  EXPECT_EQ(audit[0].action, "promote");
+  EXPECT_EQ(audit[0].before, "policy");
+  EXPECT_EQ(audit[0].after, "1");
+  EXPECT_EQ(audit[1].action, "rollback");
+  EXPECT_EQ(audit[1].after, "policy");
+}
+
+TEST_F(RegistryTest, SplitsAreStickyThroughResolve) {
+  write_sum_version(repo.path(), "sum", 1, 0, 3, "all");
+  write_sum_version(repo.path(), "sum", 2, 10, 13, "all");
+  ASSERT_TRUE(registry.sync().ok());
+  ASSERT_TRUE(registry.set_deployment("sum", Deployment{{{1, 50}, {2, 50}}}, "t").ok());
+  auto snap = registry.snapshot();
+  int ones = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    const auto v = (*snap->resolve("sum", std::nullopt, key))->version;
+    EXPECT_EQ((*snap->resolve("sum", std::nullopt, key))->version, v);
+    ones += v == 1;
+  }
+  EXPECT_NEAR(ones / 2000.0, 0.5, 0.05);
+  // An explicit version still wins over the split.
+  EXPECT_EQ((*snap->resolve("sum", 2, "k1"))->version, 2);
+}
+
+TEST_F(RegistryTest, DeployingAFailingOrMissingVersionIsRefused) {
+  write_sum_version(repo.path(), "sum", 1, 0, 3);
+  write_sum_version(repo.path(), "sum", 2, 10, 999);  // fails its self-test
+  ASSERT_TRUE(registry.sync().ok());
+  auto bad = registry.set_deployment("sum", Deployment{{{2, 1}}}, "t");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("self-tests failed"), std::string::npos);
+  EXPECT_EQ(registry.set_deployment("sum", Deployment{{{9, 1}}}, "t").status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(registry.set_deployment("nope", Deployment{{{1, 1}}}, "t").status().code(),
+            StatusCode::kNotFound);
+  EXPECT_DOUBLE_EQ(predict(), 3);
+  EXPECT_TRUE(registry.audit().empty());
+}
+
+TEST(RegistryState, DeploymentsSurviveARestart) {
+  log::set_min_level(log::Level::kError);
+  TempDir repo;
+  write_sum_version(repo.path(), "sum", 1, 0, 3);
+  write_sum_version(repo.path(), "sum", 2, 10, 13);
+  const auto state = repo.path() / ".forklift-state.json";
+  {
+    MetricsRegistry metrics;
+    ModelRegistry first(repo.path(), metrics, state);
+    ASSERT_TRUE(first.sync().ok());
+    ASSERT_TRUE(first.set_deployment("sum", Deployment{{{1, 80}, {2, 20}}}, "alice").ok());
+  }
+  MetricsRegistry metrics;
+  ModelRegistry second(repo.path(), metrics, state);
+  ASSERT_TRUE(second.sync().ok());
+  auto snap = second.snapshot();
+  const ModelState& m = snap->models.at("sum");
+  EXPECT_EQ(m.deployment.describe(), "1:80,2:20");
+  EXPECT_EQ(m.serving.size(), 2u);  // both routed versions were loaded at start
+  ASSERT_EQ(second.audit().size(), 1u);
+  EXPECT_EQ(second.audit()[0].actor, "alice");
+  ASSERT_TRUE(second.rollback("sum", "bob").ok());
+  EXPECT_EQ(second.snapshot()->models.at("sum").deployment.describe(), "policy");
+  log::set_min_level(log::Level::kInfo);
+}
+
+TEST(RegistryState, CorruptStateFileIsReportedAndIgnored) {
+  log::set_min_level(log::Level::kError);
+  TempDir repo;
+  write_sum_version(repo.path(), "sum", 1, 0, 3);
+  write_file(repo.path() / ".forklift-state.json", "{\"models\": tru");
+  MetricsRegistry metrics;
+  ModelRegistry r(repo.path(), metrics, repo.path() / ".forklift-state.json");
+  ASSERT_TRUE(r.sync().ok());
+  EXPECT_TRUE(r.snapshot()->ready());
+  log::set_min_level(log::Level::kInfo);
+}
+
 }  // namespace
 }  // namespace forklift

@@ -1,0 +1,66 @@
+#include "core/deployment.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace forklift {
+namespace {
+
+TEST(Deployment, SplitFollowsTheWeights) {
+  const Deployment d{{{1, 90}, {2, 10}}};
+  std::map<std::int64_t, int> counts;
+  for (int i = 0; i < 20000; ++i) ++counts[pick_version(d, "")];
+  EXPECT_NEAR(counts[1] / 20000.0, 0.9, 0.02);
+  EXPECT_NEAR(counts[2] / 20000.0, 0.1, 0.02);
+}
+
+TEST(Deployment, KeysAreStickyAndSpreadByWeight) {
+  const Deployment d{{{1, 50}, {2, 50}}};
+  std::map<std::int64_t, int> counts;
+  for (int rider = 0; rider < 10000; ++rider) {
+    const std::string key = "rider-" + std::to_string(rider);
+    const std::int64_t v = pick_version(d, key);
+    for (int again = 0; again < 3; ++again) ASSERT_EQ(pick_version(d, key), v);
+    ++counts[v];
+  }
+  EXPECT_NEAR(counts[1] / 10000.0, 0.5, 0.03);
+  // The hash is fixed (FNV-1a), so replicas and restarts agree: pin one known assignment.
+  EXPECT_EQ(pick_version(d, "rider-42"), pick_version(Deployment{{{1, 50}, {2, 50}}}, "rider-42"));
+}
+
+TEST(Deployment, OneRouteTakesEverything) {
+  EXPECT_EQ(pick_version(Deployment{{{7, 1}}}, "anyone"), 7);
+}
+
+TEST(Deployment, Describe) {
+  EXPECT_EQ(Deployment{}.describe(), "policy");
+  EXPECT_EQ((Deployment{{{2, 100}}}).describe(), "2");
+  EXPECT_EQ((Deployment{{{1, 90}, {2, 10}}}).describe(), "1:90,2:10");
+}
+
+TEST(Deployment, JsonRoundTrip) {
+  const Deployment d{{{1, 90}, {2, 10}}};
+  std::string json;
+  append_deployment_json(json, d);
+  EXPECT_EQ(json, R"({"routes":[{"version":1,"weight":90},{"version":2,"weight":10}]})");
+  auto back = parse_deployment_json(json);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(*back, d);
+}
+
+TEST(Deployment, InvalidOnesAreRefused) {
+  EXPECT_FALSE(parse_deployment_json("{").ok());
+  EXPECT_FALSE(parse_deployment_json(R"({"routes": [{"version": 1}]})").ok());
+  EXPECT_FALSE(parse_deployment_json(R"({"routes": [{"version": 1, "weight": -1}]})").ok());
+  EXPECT_FALSE(parse_deployment_json(R"({"route": []})").ok());
+  auto zero = parse_deployment_json(R"({"routes": [{"version": 1, "weight": 0}]})");
+  EXPECT_NE(zero.status().message().find("weight 0"), std::string::npos);
+  auto twice = parse_deployment_json(
+      R"({"routes": [{"version": 1, "weight": 1}, {"version": 1, "weight": 2}]})");
+  EXPECT_NE(twice.status().message().find("appears twice"), std::string::npos);
+  EXPECT_TRUE(parse_deployment_json(R"({"routes": []})").ok());
+}
+
+}  // namespace
+}  // namespace forklift

@@ -44,6 +44,7 @@ trap cleanup EXIT
 
 fl_port=$(free_port)
 "$build/forklift" serve --model-repository "$build/models" --host 127.0.0.1 --port "$fl_port" \
+  --admin-port 0 --state-file none \
   > "$work/forklift.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$fl_port/readyz"

@@ -13,7 +13,8 @@ unsigned http_status(const Status& status) {
       return 404;
     case StatusCode::kUnavailable:
       return 503;
-    case StatusCode::kFailedPrecondition:
+    case StatusCode::kFailedPrecondition:  // e.g. deploying a version that failed to load
+      return 409;
     case StatusCode::kInternal:
       return 500;
   }

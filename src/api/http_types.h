@@ -13,10 +13,12 @@
 namespace forklift {
 
 struct HttpRequest {
-  std::string_view method;      // "GET", "POST", ...
-  std::string_view target;      // path and query, e.g. "/v2/models/eta/infer"
-  std::string* body = nullptr;  // mutable: the JSON parser pads it in place instead of copying
-  std::string_view request_id;  // the client's x-request-id, if any
+  std::string_view method;         // "GET", "POST", ...
+  std::string_view target;         // path and query, e.g. "/v2/models/eta/infer"
+  std::string* body = nullptr;     // mutable: the JSON parser pads it in place instead of copying
+  std::string_view request_id;     // the client's x-request-id, if any
+  std::string_view authorization;  // the Authorization header, for the admin API
+  std::string_view actor;          // x-forklift-actor: who is making a control-plane change
 };
 
 struct HttpResponse {
@@ -36,7 +38,7 @@ struct HttpResponse {
   }
 };
 
-// HTTP status for a Status code: 400, 404, 503, 500.
+// HTTP status for a Status code: 400, 404, 409, 503, 500.
 unsigned http_status(const Status& status);
 
 // What a listener hands each request to. Implementations must be thread-safe and must not throw.

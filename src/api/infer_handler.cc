@@ -15,6 +15,7 @@ using simdjson::ondemand::json_type;
 struct Envelope {
   std::string model_id;
   std::optional<std::int64_t> version;
+  std::string experiment_key;  // sticky routing key for splits (e.g. a rider id)
   bool has_features = false;
   bool has_instances = false;
 };
@@ -52,13 +53,20 @@ Status read_envelope(simdjson::ondemand::document& doc, Envelope& env) {
       env.model_id = std::string(id);
     } else if (key == "version") {
       if (Status s = parse_version_field(field.value(), env.version); !s.ok()) return s;
+    } else if (key == "experiment_key") {
+      std::string_view k;
+      if (field.value().get_string().get(k) || k.size() > 256) {
+        return InvalidArgument("'experiment_key' must be a string of at most 256 characters");
+      }
+      env.experiment_key = std::string(k);
     } else if (key == "features") {
       env.has_features = true;
     } else if (key == "instances") {
       env.has_instances = true;
     } else {
-      return InvalidArgument("unknown field '" + std::string(key) +
-                             "' (expected model_id, version, features or instances)");
+      return InvalidArgument(
+          "unknown field '" + std::string(key) +
+          "' (expected model_id, version, experiment_key, features or instances)");
     }
   }
   if (env.model_id.empty()) return InvalidArgument("'model_id' is required");
@@ -111,7 +119,7 @@ void handle_infer(const ApiContext& ctx, const HttpRequest& req, HttpResponse& r
   if (Status s = read_envelope(doc, env); !s.ok()) return respond_error(res, s);
 
   const auto snapshot = ctx.registry->snapshot();
-  auto resolved = snapshot->resolve(env.model_id, env.version);
+  auto resolved = snapshot->resolve(env.model_id, env.version, env.experiment_key);
   if (!resolved.ok()) return respond_error(res, resolved.status());
   const LoadedModel& model = **resolved;
 

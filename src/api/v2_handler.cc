@@ -299,6 +299,7 @@ Status tensors_to_batch(std::vector<Tensor>& inputs, Batch& batch) {
 
 struct V2Request {
   std::string id;
+  std::string experiment_key;  // parameters.experiment_key: sticky routing key for splits
   std::vector<Tensor> inputs;
   std::vector<std::string> requested_outputs;
 };
@@ -347,6 +348,17 @@ Status parse_v2_request(std::string& body, V2Request& out) {
       if (field.value().get_object().get(params)) {
         return InvalidArgument("'parameters' must be an object");
       }
+      for (auto param : params) {
+        std::string_view name;
+        if (param.unescaped_key().get(name)) return InvalidArgument("malformed JSON in parameters");
+        if (name != "experiment_key") continue;  // other parameters are accepted and ignored
+        std::string_view k;
+        if (param.value().get_string().get(k) || k.size() > 256) {
+          return InvalidArgument(
+              "parameter 'experiment_key' must be a string of at most 256 characters");
+        }
+        out.experiment_key = std::string(k);
+      }
     } else {
       return InvalidArgument("unknown field '" + std::string(key) +
                              "' (expected id, parameters, inputs, outputs)");
@@ -375,7 +387,7 @@ void handle_v2_infer(const ApiContext& ctx, std::string_view model_id,
   V2Request request;
   if (Status s = parse_v2_request(*req.body, request); !s.ok()) return respond_error(res, s);
   const auto snapshot = ctx.registry->snapshot();
-  auto resolved = snapshot->resolve(model_id, version);
+  auto resolved = snapshot->resolve(model_id, version, request.experiment_key);
   if (!resolved.ok()) return respond_error(res, resolved.status());
   const LoadedModel& model = **resolved;
   const OutputSpec& output = model.manifest.schema.output;

@@ -31,6 +31,18 @@ int main(int argc, char** argv) {
                    "Rescan the repository for new versions this often (0: never)")
       ->capture_default_str();
   serve_cmd
+      ->add_option("--admin-port", serve.admin.port, "Port for the admin API (0: any free port)")
+      ->capture_default_str();
+  serve_cmd->add_option("--admin-host", serve.admin.host, "Address for the admin API")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--admin-token-file", serve.admin_token_file,
+                   "File holding the admin bearer token (else $FORKLIFT_ADMIN_TOKEN)")
+      ->check(CLI::ExistingFile);
+  serve_cmd->add_option("--state-file", serve.state_file,
+                        "Where deployments are kept (default <repository>/.forklift-state.json; "
+                        "'none' keeps them in memory only)");
+  serve_cmd
       ->add_option("--log-requests", serve.log_requests,
                    "Fraction of requests to log as JSON lines (0: none, 1: every one)")
       ->capture_default_str()

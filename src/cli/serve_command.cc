@@ -2,10 +2,14 @@
 
 #include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
+#include "api/admin_router.h"
 #include "api/router.h"
 #include "core/model_registry.h"
 #include "observability/log.h"
@@ -52,6 +56,26 @@ class RepositoryLoader {
   std::thread thread_;  // last: starts after the members it uses
 };
 
+// The admin token: from `file` if given (first line, surrounding whitespace trimmed), else from
+// $FORKLIFT_ADMIN_TOKEN, else empty. Never logged.
+Result<std::string> read_admin_token(const std::string& file) {
+  std::string token;
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) return NotFound("cannot read admin token file '" + file + "'");
+    std::getline(in, token);
+  } else if (const char* env = std::getenv("FORKLIFT_ADMIN_TOKEN")) {
+    token = env;
+  }
+  const auto first = token.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return std::string();
+  token = token.substr(first, token.find_last_not_of(" \t\r\n") - first + 1);
+  if (!file.empty() && token.size() < 16) {
+    return InvalidArgument("the admin token in '" + file + "' is shorter than 16 characters");
+  }
+  return token;
+}
+
 }  // namespace
 
 int run_serve(const ServeOptions& options) {
@@ -62,15 +86,38 @@ int run_serve(const ServeOptions& options) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  auto token = read_admin_token(options.admin_token_file);
+  if (!token.ok()) {
+    log::error("admin_token_unreadable", {{"reason", token.status().message()}});
+    return 1;
+  }
+  if (token->empty()) {
+    log::warn("admin_token_missing",
+              {{"effect", "control-plane changes are refused until a token is configured"}});
+  }
+  std::filesystem::path state_file = options.state_file;
+  if (state_file.empty())
+    state_file = std::filesystem::path(options.model_repository) / ".forklift-state.json";
+  if (state_file == "none") state_file.clear();
+
   register_builtin_runtimes();
   MetricsRegistry metrics;
-  ModelRegistry registry(options.model_repository, metrics);
-  Router router(ApiContext{&registry, &metrics, options.log_requests});
+  ModelRegistry registry(options.model_repository, metrics, state_file);
+  const ApiContext ctx{&registry, &metrics, options.log_requests};
+  Router router(ctx);
+  AdminRouter admin_router(ctx, std::move(token).value());
   HttpServer server(options.server, router);
+  HttpServer admin(options.admin, admin_router);
   if (Status s = server.start(); !s.ok()) {
     log::error("listen_failed", {{"reason", s.message()}});
     return 1;
   }
+  if (Status s = admin.start(); !s.ok()) {
+    log::error("listen_failed", {{"reason", "admin listener: " + s.message()}});
+    return 1;
+  }
+  log::info("admin_listening",
+            {{"host", options.admin.host}, {"port", static_cast<std::int64_t>(admin.port())}});
   log::info("listening", {{"host", options.server.host},
                           {"port", static_cast<std::int64_t>(server.port())},
                           {"model_repository", options.model_repository}});
@@ -80,6 +127,7 @@ int run_serve(const ServeOptions& options) {
     sigwait(&signals, &sig);
     log::info("draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
     server.drain(std::chrono::milliseconds(static_cast<long>(options.drain_seconds * 1000)));
+    admin.drain(std::chrono::milliseconds(1000));
   }
   log::info("stopped");
   return 0;

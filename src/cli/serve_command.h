@@ -9,7 +9,10 @@ namespace forklift {
 struct ServeOptions {
   std::string model_repository;
   ServerOptions server;
-  double poll_seconds = 0;  // rescan the repository this often; 0 turns polling off
+  ServerOptions admin{.host = "127.0.0.1", .port = 8081, .threads = 1};
+  std::string admin_token_file;  // else $FORKLIFT_ADMIN_TOKEN; neither: mutating calls refused
+  std::string state_file;        // default <repository>/.forklift-state.json; "none" disables
+  double poll_seconds = 0;       // rescan the repository this often; 0 turns polling off
   double drain_seconds = 30;
   double log_requests = 0;  // fraction of requests logged
 };

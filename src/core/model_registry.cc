@@ -36,7 +36,7 @@ bool RegistrySnapshot::ready() const {
 std::vector<std::string> RegistrySnapshot::unready_models() const {
   std::vector<std::string> out;
   for (const auto& [id, m] : models) {
-    if (m.serving.empty()) out.push_back(id);
+    if (m.serving.empty() && !m.unloaded) out.push_back(id);
   }
   return out;
 }
@@ -47,6 +47,7 @@ Result<std::shared_ptr<const LoadedModel>> RegistrySnapshot::resolve(
   auto it = models.find(model_id);
   if (it == models.end()) return NotFound("unknown model '" + std::string(model_id) + "'");
   const ModelState& m = it->second;
+  if (m.unloaded) return Unavailable("model '" + m.model_id + "' is unloaded");
   if (!version && !m.deployment.empty()) {
     // The registry keeps every routed version serving; should one have vanished from disk since,
     // fall through to the newest serving version rather than fail the request.
@@ -202,6 +203,7 @@ Status ModelRegistry::sync() {
     present.insert(dir.model_id);
     ModelState& model = working_.models[dir.model_id];
     model.model_id = dir.model_id;
+    if (model.unloaded) continue;
     sync_model(model, dir.versions);
     publish();
   }
@@ -300,6 +302,55 @@ Result<Deployment> ModelRegistry::rollback(std::string_view model_id, std::strin
   return result;
 }
 
+Status ModelRegistry::unload_model(std::string_view model_id, std::string_view actor) {
+  std::lock_guard lock(sync_mu_);
+  auto it = working_.models.find(model_id);
+  if (it == working_.models.end()) return NotFound("unknown model '" + std::string(model_id) + "'");
+  ModelState& model = it->second;
+  for (const auto& [v, _] : model.serving) {
+    model.versions[v].state = VersionState::kUnloaded;
+    model.versions[v].message = "model unloaded through the admin API";
+  }
+  model.serving.clear();
+  model.unloaded = true;
+  audit_.push_back(AuditEntry{now_iso8601(), std::string(actor), model.model_id, "unload",
+                              model.deployment.describe(), "unloaded"});
+  log::info("model_unloaded", {{"model_id", model.model_id}, {"actor", actor}});
+  save_state();
+  publish();
+  return Status::Ok();
+}
+
+Status ModelRegistry::load_model(std::string_view model_id, std::string_view actor) {
+  std::lock_guard lock(sync_mu_);
+  if (!is_valid_model_id(model_id))
+    return NotFound("unknown model '" + std::string(model_id) + "'");
+  auto scanned = scan_repository(root_);
+  if (!scanned.ok()) return scanned.status();
+  const auto dir = std::find_if(scanned->begin(), scanned->end(),
+                                [&](const ModelDirectory& d) { return d.model_id == model_id; });
+  if (dir == scanned->end()) {
+    return NotFound("model '" + std::string(model_id) + "' is not in the repository");
+  }
+  ModelState& model = working_.models[dir->model_id];
+  model.model_id = dir->model_id;
+  const bool was_unloaded = model.unloaded;
+  model.unloaded = false;
+  sync_model(model, dir->versions);
+  if (was_unloaded) {
+    audit_.push_back(AuditEntry{now_iso8601(), std::string(actor), model.model_id, "load",
+                                "unloaded", model.deployment.describe()});
+    log::info("model_loaded", {{"model_id", model.model_id}, {"actor", actor}});
+    save_state();
+  }
+  publish();
+  if (model.serving.empty()) {
+    return FailedPrecondition("model '" + model.model_id +
+                              "' has no version that loads and passes its self-tests");
+  }
+  return Status::Ok();
+}
+
 std::vector<AuditEntry> ModelRegistry::audit() const {
   std::lock_guard lock(sync_mu_);
   return audit_;
@@ -310,12 +361,13 @@ void ModelRegistry::save_state() {
   std::string out = "{\"format\":1,\"models\":{";
   bool first = true;
   for (const auto& [id, m] : working_.models) {
-    if (m.deployment.empty() && m.history.empty()) continue;
+    if (m.deployment.empty() && m.history.empty() && !m.unloaded) continue;
     if (!first) out.push_back(',');
     first = false;
     json::append_string(out, id);
     out += ":{\"deployment\":";
     append_deployment_json(out, m.deployment);
+    if (m.unloaded) out += ",\"unloaded\":true";
     out += ",\"history\":[";
     for (std::size_t i = 0; i < m.history.size(); ++i) {
       if (i) out.push_back(',');
@@ -367,6 +419,8 @@ void ModelRegistry::load_state() {
       ModelState& m = working_.models[std::string(id)];
       m.model_id = std::string(id);
       if (auto d = to_deployment(value["deployment"]); d.ok()) m.deployment = *d;
+      bool unloaded = false;
+      if (!value["unloaded"].get_bool().get(unloaded)) m.unloaded = unloaded;
       simdjson::dom::array history;
       if (!value["history"].get_array().get(history)) {
         for (auto h : history) {

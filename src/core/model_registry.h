@@ -39,7 +39,8 @@ struct ModelState {
   VersionPolicy policy;
   std::map<std::int64_t, std::shared_ptr<const LoadedModel>> serving;
   std::map<std::int64_t, VersionStatus> versions;  // every version seen on disk
-  Deployment deployment;                           // empty: the version policy decides
+  bool unloaded = false;            // unloaded through the admin API: serves nothing until loaded
+  Deployment deployment;            // empty: the version policy decides
   std::vector<Deployment> history;  // earlier deployments, newest last (for rollback)
 
   // The version a request without an explicit version gets: the highest serving one.
@@ -90,6 +91,11 @@ class ModelRegistry {
                                     std::string_view actor, std::string_view action = "deploy");
   // Returns to the deployment before the last change.
   Result<Deployment> rollback(std::string_view model_id, std::string_view actor);
+  // The model repository extension's load and unload: unload stops every version of a model id
+  // (in-flight requests finish) until load, which rescans its directory and loads what the
+  // policy and deployment ask for. Both are kept in the state file.
+  Status unload_model(std::string_view model_id, std::string_view actor);
+  Status load_model(std::string_view model_id, std::string_view actor);
   std::vector<AuditEntry> audit() const;
 
   std::shared_ptr<const RegistrySnapshot> snapshot() const {

@@ -142,6 +142,12 @@ class Session : public std::enable_shared_from_this<Session> {
     request.method = to_std(req.method_string());
     request.target = to_std(req.target());
     request.body = &req.body();
+    if (auto auth = req.find(http::field::authorization); auth != req.end()) {
+      request.authorization = to_std(auth->value());
+    }
+    if (auto actor = req.find("x-forklift-actor"); actor != req.end()) {
+      request.actor = to_std(actor->value());
+    }
     const auto rid = req.find("x-request-id");
     HttpResponse response;
     response.request_id =

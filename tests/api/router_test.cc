@@ -25,7 +25,10 @@ class RouterTest : public ::testing::Test {
 
   HttpResponse call(std::string_view method, std::string_view target, std::string body = "") {
     bodies.push_back(std::make_unique<std::string>(std::move(body)));
-    HttpRequest req{method, target, bodies.back().get(), {}};
+    HttpRequest req;
+    req.method = method;
+    req.target = target;
+    req.body = bodies.back().get();
     HttpResponse res;
     res.request_id = "rid-1";
     router.handle(req, res);

@@ -19,14 +19,16 @@ EXAMPLE_MODELS = Path(os.environ.get("FORKLIFT_MODELS", BUILD / "models"))
 class Server:
     """One `forklift serve` process on a free port of 127.0.0.1, with its log lines collected."""
 
-    def __init__(self, repository, *extra_args, wait_ready=True):
+    def __init__(self, repository, *extra_args, wait_ready=True, state_file="none", env=None):
         self.repository = Path(repository)
         self.logs = []
         self.proc = subprocess.Popen(
             [FORKLIFT, "serve", "--model-repository", str(repository), "--host", "127.0.0.1",
-             "--port", "0", *extra_args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             "--port", "0", "--admin-port", "0", "--state-file", str(state_file), *extra_args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, **(env or {})})
         self.port = None
+        self.admin_port = None
         self._listening = threading.Event()
         self._reader = threading.Thread(target=self._read_logs, daemon=True)
         self._reader.start()
@@ -34,6 +36,7 @@ class Server:
             self.stop()
             raise RuntimeError(f"forklift did not start listening: {self.logs}")
         self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
         self.session = requests.Session()
         if wait_ready:
             self.wait_ready()
@@ -45,6 +48,8 @@ class Server:
                 event = json.loads(line)
             except ValueError:
                 continue
+            if event.get("event") == "admin_listening":
+                self.admin_port = event["port"]
             if event.get("event") == "listening":
                 self.port = event["port"]
                 self._listening.set()
@@ -75,6 +80,15 @@ class Server:
         if body is not None and not isinstance(body, (str, bytes)):
             body = json.dumps(body)
         return self.session.post(self.url + path, data=body, timeout=10, **kw)
+
+    def admin(self, method, path, body=None, token=None, **kw):
+        headers = kw.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if body is not None and not isinstance(body, (str, bytes)):
+            body = json.dumps(body)
+        return self.session.request(method, self.admin_url + path, data=body, headers=headers,
+                                    timeout=30, **kw)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc.poll() is None:

@@ -181,7 +181,8 @@ def test_selftest_command_fails_with_a_readable_report(repo_copy):
 
 def test_port_in_use_fails_clearly(server):
     out = subprocess.run([FORKLIFT, "serve", "--model-repository", str(server.repository),
-                          "--host", "127.0.0.1", "--port", str(server.port)],
+                          "--host", "127.0.0.1", "--port", str(server.port), "--admin-port", "0",
+                          "--state-file", "none"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
     assert "Address already in use" in out.stdout

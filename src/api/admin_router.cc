@@ -1,0 +1,281 @@
+#include "api/admin_router.h"
+
+#include <simdjson.h>
+
+#include "common/json_writer.h"
+#include "core/repository.h"
+#include "observability/log.h"
+
+namespace forklift {
+namespace {
+
+bool consume(std::string_view& path, std::string_view prefix) {
+  if (!path.starts_with(prefix)) return false;
+  path.remove_prefix(prefix.size());
+  return true;
+}
+
+void method_not_allowed(HttpResponse& res, std::string_view allowed) {
+  res.json(405, json::error_body("method not allowed; use " + std::string(allowed)));
+  res.headers.emplace_back("Allow", std::string(allowed));
+}
+
+std::string actor_of(const HttpRequest& req) {
+  if (req.actor.empty() || req.actor.size() > 64) return "admin";
+  return std::string(req.actor);
+}
+
+void append_selftest(std::string& out, const SelfTestReport& r) {
+  out += "{\"cases\":";
+  json::append_int(out, static_cast<std::int64_t>(r.cases));
+  out += ",\"passed\":";
+  json::append_int(out, static_cast<std::int64_t>(r.passed));
+  out += ",\"failures\":[";
+  for (std::size_t i = 0; i < r.failures.size(); ++i) {
+    if (i) out.push_back(',');
+    json::append_string(out, r.failures[i]);
+  }
+  out += "],\"seconds\":";
+  json::append_double(out, r.duration_seconds);
+  out.push_back('}');
+}
+
+void append_model(std::string& out, const ModelState& m) {
+  out += "{\"model_id\":";
+  json::append_string(out, m.model_id);
+  out += m.unloaded ? ",\"unloaded\":true" : ",\"unloaded\":false";
+  out += ",\"serving\":[";
+  bool first = true;
+  for (const auto& [v, _] : m.serving) {
+    if (!first) out.push_back(',');
+    first = false;
+    json::append_int(out, v);
+  }
+  out += "],\"deployment\":";
+  append_deployment_json(out, m.deployment);
+  out += ",\"can_roll_back\":";
+  out += m.history.empty() ? "false" : "true";
+  out += ",\"versions\":[";
+  first = true;
+  for (const auto& [v, st] : m.versions) {
+    if (!first) out.push_back(',');
+    first = false;
+    out += "{\"version\":";
+    json::append_int(out, v);
+    out += ",\"state\":\"";
+    out += to_string(st.state);
+    out += "\",\"message\":";
+    json::append_string(out, st.message);
+    out += ",\"load_seconds\":";
+    json::append_double(out, st.load_seconds);
+    out += ",\"selftest\":";
+    if (st.selftest) {
+      append_selftest(out, *st.selftest);
+    } else {
+      out += "null";
+    }
+    out.push_back('}');
+  }
+  out += "]}";
+}
+
+// {"model_id": ..., "deployment": {...}}
+std::string deployment_answer(std::string_view model_id, const Deployment& d) {
+  std::string out = "{\"model_id\":";
+  json::append_string(out, model_id);
+  out += ",\"deployment\":";
+  append_deployment_json(out, d);
+  out.push_back('}');
+  return out;
+}
+
+Result<std::int64_t> parse_promote_body(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(body).get(root)) return InvalidArgument("malformed JSON; send {\"version\": N}");
+  std::int64_t v = 0;
+  if (root["version"].get_int64().get(v) || v < 1) {
+    return InvalidArgument("'version' must be a positive integer");
+  }
+  return v;
+}
+
+}  // namespace
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::size_t n = std::max(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+bool AdminRouter::authorized(const HttpRequest& req) const {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (token_.empty() || !req.authorization.starts_with(kBearer)) return false;
+  return constant_time_equal(req.authorization.substr(kBearer.size()), token_);
+}
+
+void AdminRouter::handle(const HttpRequest& req, HttpResponse& res) const {
+  try {
+    route(req, res);
+  } catch (const std::exception& e) {
+    log::error("admin_request_failed", {{"target", req.target}, {"reason", e.what()}});
+    res = HttpResponse{};
+    res.json(500, json::error_body(std::string("internal error: ") + e.what()));
+  }
+}
+
+void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
+  std::string_view path = req.target.substr(0, req.target.find('?'));
+  const bool get = req.method == "GET";
+  const bool mutating = req.method == "POST" || req.method == "PUT";
+  if (mutating && !authorized(req)) {
+    res.json(401, json::error_body(
+                      token_.empty() ? "this server has no admin token; start it with "
+                                       "--admin-token-file or FORKLIFT_ADMIN_TOKEN"
+                                     : "missing or wrong admin token (Authorization: Bearer ...)"));
+    res.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return;
+  }
+  ModelRegistry& registry = *ctx_.registry;
+  const std::string actor = actor_of(req);
+
+  if (path == "/healthz") {
+    if (!get) return method_not_allowed(res, "GET");
+    return res.json(200, "{\"live\":true}");
+  }
+  if (path == "/admin/models") {
+    if (!get) return method_not_allowed(res, "GET");
+    const auto snap = registry.snapshot();
+    std::string out = "{\"models\":[";
+    bool first = true;
+    for (const auto& [id, m] : snap->models) {
+      if (!first) out.push_back(',');
+      first = false;
+      append_model(out, m);
+    }
+    out += "]}";
+    return res.json(200, std::move(out));
+  }
+  if (path == "/admin/audit") {
+    if (!get) return method_not_allowed(res, "GET");
+    std::string out = "{\"entries\":[";
+    const auto entries = registry.audit();
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const AuditEntry& a = entries[i];
+      if (i) out.push_back(',');
+      out += "{\"time\":";
+      json::append_string(out, a.time);
+      out += ",\"actor\":";
+      json::append_string(out, a.actor);
+      out += ",\"model_id\":";
+      json::append_string(out, a.model_id);
+      out += ",\"action\":";
+      json::append_string(out, a.action);
+      out += ",\"before\":";
+      json::append_string(out, a.before);
+      out += ",\"after\":";
+      json::append_string(out, a.after);
+      out.push_back('}');
+    }
+    out += "]}";
+    return res.json(200, std::move(out));
+  }
+  if (consume(path, "/admin/models/")) {
+    const std::string_view id = path.substr(0, path.find('/'));
+    const std::string_view rest =
+        path.size() > id.size() ? path.substr(id.size() + 1) : std::string_view();
+    if (!is_valid_model_id(id)) {
+      return respond_error(res, NotFound("unknown model '" + std::string(id) + "'"));
+    }
+    if (rest.empty()) {
+      if (!get) return method_not_allowed(res, "GET");
+      const auto snap = registry.snapshot();
+      auto it = snap->models.find(id);
+      if (it == snap->models.end()) {
+        return respond_error(res, NotFound("unknown model '" + std::string(id) + "'"));
+      }
+      std::string out;
+      append_model(out, it->second);
+      return res.json(200, std::move(out));
+    }
+    if (rest == "deployment") {
+      if (get) {
+        const auto snap = registry.snapshot();
+        auto it = snap->models.find(id);
+        if (it == snap->models.end()) {
+          return respond_error(res, NotFound("unknown model '" + std::string(id) + "'"));
+        }
+        return res.json(200, deployment_answer(id, it->second.deployment));
+      }
+      if (req.method != "PUT") return method_not_allowed(res, "GET, PUT");
+      auto d = parse_deployment_json(*req.body);
+      if (!d.ok()) return respond_error(res, d.status());
+      auto set = registry.set_deployment(id, std::move(d).value(), actor, "deploy");
+      if (!set.ok()) return respond_error(res, set.status());
+      return res.json(200, deployment_answer(id, *set));
+    }
+    if (rest == "promote") {
+      if (req.method != "POST") return method_not_allowed(res, "POST");
+      auto v = parse_promote_body(*req.body);
+      if (!v.ok()) return respond_error(res, v.status());
+      auto set = registry.set_deployment(id, Deployment{{{*v, 1}}}, actor, "promote");
+      if (!set.ok()) return respond_error(res, set.status());
+      return res.json(200, deployment_answer(id, *set));
+    }
+    if (rest == "rollback") {
+      if (req.method != "POST") return method_not_allowed(res, "POST");
+      auto set = registry.rollback(id, actor);
+      if (!set.ok()) return respond_error(res, set.status());
+      return res.json(200, deployment_answer(id, *set));
+    }
+  }
+  // The Open Inference Protocol model repository extension, as Triton speaks it.
+  if (path == "/v2/repository/index") {
+    if (req.method != "POST") return method_not_allowed(res, "POST");
+    const auto snap = registry.snapshot();
+    std::string out = "[";
+    bool first = true;
+    for (const auto& [id, m] : snap->models) {
+      for (const auto& [v, st] : m.versions) {
+        if (!first) out.push_back(',');
+        first = false;
+        out += "{\"name\":";
+        json::append_string(out, id);
+        out += ",\"version\":\"" + std::to_string(v) + "\",\"state\":\"";
+        out += st.state == VersionState::kReady && !m.unloaded ? "READY"
+               : st.state == VersionState::kLoading            ? "LOADING"
+                                                               : "UNAVAILABLE";
+        out += "\",\"reason\":";
+        json::append_string(out, st.message);
+        out.push_back('}');
+      }
+    }
+    out += "]";
+    return res.json(200, std::move(out));
+  }
+  if (consume(path, "/v2/repository/models/")) {
+    const std::string_view id = path.substr(0, path.find('/'));
+    const std::string_view action =
+        path.size() > id.size() ? path.substr(id.size() + 1) : std::string_view();
+    if (action == "load" || action == "unload") {
+      if (req.method != "POST") return method_not_allowed(res, "POST");
+      Status s =
+          action == "load" ? registry.load_model(id, actor) : registry.unload_model(id, actor);
+      if (!s.ok()) {
+        // Triton answers a failed load or unload with 400 and {"error"}.
+        return res.json(s.code() == StatusCode::kNotFound ? 404 : 400,
+                        json::error_body(s.message()));
+      }
+      return res.json(200, "{}");
+    }
+  }
+  res.json(404, json::error_body("no route for " + std::string(req.method) + " " +
+                                 std::string(req.target.substr(0, 200))));
+}
+
+}  // namespace forklift

@@ -1,0 +1,33 @@
+// The admin API (control plane), served on its own listener: read and change deployments,
+// promote, roll back, the model repository extension (index, load, unload), the audit log.
+//
+// Every mutating call (POST, PUT) needs `Authorization: Bearer <token>`; the comparison takes the
+// same time whatever the token's content. Reads need no token: the listener is bound to loopback
+// by default.
+#pragma once
+
+#include <string>
+
+#include "api/handlers.h"
+#include "api/http_types.h"
+
+namespace forklift {
+
+class AdminRouter final : public RequestHandler {
+ public:
+  AdminRouter(ApiContext ctx, std::string token) : ctx_(ctx), token_(std::move(token)) {}
+
+  void handle(const HttpRequest& req, HttpResponse& res) const override;
+
+ private:
+  void route(const HttpRequest& req, HttpResponse& res) const;
+  bool authorized(const HttpRequest& req) const;
+
+  ApiContext ctx_;
+  std::string token_;
+};
+
+// Compares in time that depends only on the lengths, not on where the inputs differ.
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+}  // namespace forklift

@@ -1,0 +1,226 @@
+"""The admin API over real HTTP: deployments, splits, promote, rollback, the model repository
+extension, tokens, and state that survives a restart."""
+import collections
+import json
+import signal
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import Server, selftest_cases
+
+TOKEN = "test-token-0123456789abcdef"
+
+
+@pytest.fixture
+def admin_server(repo_copy, tmp_path):
+    s = Server(repo_copy, state_file=tmp_path / "state.json", env={"FORKLIFT_ADMIN_TOKEN": TOKEN})
+    yield s
+    assert s.stop() == 0
+
+
+def eta_body(**extra):
+    return {"model_id": "eta", "features": selftest_cases("eta", 2)[1]["features"], **extra}
+
+
+def answered_version(server, **extra):
+    r = server.post("/infer", eta_body(**extra))
+    assert r.status_code == 200, r.text
+    return r.json()["version"]
+
+
+def test_mutating_calls_need_the_token(admin_server):
+    for token in (None, "wrong", TOKEN + "x", TOKEN[:-1]):
+        r = admin_server.admin("POST", "/admin/models/eta/promote", {"version": 1}, token=token)
+        assert r.status_code == 401, token
+        assert "admin token" in r.json()["error"]
+        assert r.headers["www-authenticate"] == "Bearer"
+    assert admin_server.admin("POST", "/v2/repository/index").status_code == 401
+    assert admin_server.admin("PUT", "/admin/models/eta/deployment", {"routes": []}).status_code == 401
+    # Reads need no token; nothing changed.
+    r = admin_server.admin("GET", "/admin/models/eta/deployment")
+    assert r.json() == {"model_id": "eta", "deployment": {"routes": []}}
+    assert answered_version(admin_server) == 2
+
+
+def test_without_a_configured_token_nothing_can_change(repo_copy):
+    s = Server(repo_copy)
+    try:
+        r = s.admin("POST", "/admin/models/eta/promote", {"version": 1}, token="anything")
+        assert r.status_code == 401
+        assert "no admin token" in r.json()["error"]
+        assert s.events("admin_token_missing")
+    finally:
+        assert s.stop() == 0
+
+
+def test_the_admin_listener_is_not_the_data_plane(admin_server):
+    assert admin_server.admin("GET", "/admin/models").status_code == 200
+    assert admin_server.get("/admin/models").status_code == 404
+
+
+def test_promote_and_rollback_change_what_infer_answers(admin_server):
+    assert answered_version(admin_server) == 2
+    r = admin_server.admin("POST", "/admin/models/eta/promote", {"version": 1}, token=TOKEN,
+                           headers={"x-forklift-actor": "alice"})
+    assert r.status_code == 200, r.text
+    assert r.json()["deployment"] == {"routes": [{"version": 1, "weight": 1}]}
+    assert {answered_version(admin_server) for _ in range(20)} == {1}
+    assert answered_version(admin_server, version=2) == 2  # an explicit version still wins
+    r = admin_server.admin("POST", "/admin/models/eta/rollback", token=TOKEN)
+    assert r.status_code == 200, r.text
+    assert answered_version(admin_server) == 2
+    r = admin_server.admin("POST", "/admin/models/eta/rollback", token=TOKEN)
+    assert r.status_code == 409
+    entries = admin_server.admin("GET", "/admin/audit").json()["entries"]
+    assert [(e["actor"], e["action"], e["before"], e["after"]) for e in entries] == [
+        ("alice", "promote", "policy", "1"), ("admin", "rollback", "1", "policy")]
+    assert entries[0]["time"].endswith("Z")
+
+
+def test_split_follows_weights_and_is_sticky_per_key(admin_server):
+    r = admin_server.admin("PUT", "/admin/models/eta/deployment",
+                           {"routes": [{"version": 1, "weight": 70}, {"version": 2, "weight": 30}]},
+                           token=TOKEN)
+    assert r.status_code == 200, r.text
+    counts = collections.Counter()
+    first_answer = {}
+    for rider in range(1500):
+        key = f"rider-{rider}"
+        v = answered_version(admin_server, experiment_key=key)
+        counts[v] += 1
+        first_answer[key] = v
+    assert abs(counts[1] / 1500 - 0.7) < 0.05, counts
+    for rider in range(0, 1500, 50):
+        key = f"rider-{rider}"
+        assert answered_version(admin_server, experiment_key=key) == first_answer[key]
+    # The v2 protocol takes the key as a parameter and lands on the same version.
+    key = "rider-7"
+    features = selftest_cases("eta", 2)[1]["features"]
+    v2 = admin_server.post("/v2/models/eta/infer", {
+        "parameters": {"experiment_key": key},
+        "inputs": [{"name": n, "shape": [1], "datatype": "FP64", "data": [v]}
+                   for n, v in features.items()]})
+    assert v2.status_code == 200, v2.text
+    assert int(v2.json()["model_version"]) == first_answer[key]
+
+
+def test_bad_deployments_are_refused(admin_server, repo_copy):
+    def put(body):
+        return admin_server.admin("PUT", "/admin/models/eta/deployment", body, token=TOKEN)
+    assert put("{").status_code == 400
+    assert put({"routes": [{"version": 1, "weight": 0}]}).status_code == 400
+    assert put({"routes": [{"version": 9, "weight": 1}]}).status_code == 404
+    assert admin_server.admin("PUT", "/admin/models/nope/deployment",
+                              {"routes": [{"version": 1, "weight": 1}]}, token=TOKEN).status_code == 404
+    assert admin_server.admin("POST", "/admin/models/eta/promote", {"v": 1},
+                              token=TOKEN).status_code == 400
+    assert answered_version(admin_server) == 2
+    assert admin_server.admin("GET", "/admin/audit").json()["entries"] == []
+
+
+def test_promoting_a_version_that_fails_its_selftests_is_refused(repo_copy, tmp_path):
+    import shutil
+    bad = repo_copy / "eta" / "3"
+    shutil.copytree(repo_copy / "eta" / "2", bad)
+    lines = (bad / "selftest.jsonl").read_text().splitlines()
+    case = json.loads(lines[0])
+    case["expected"] += 50
+    (bad / "selftest.jsonl").write_text("\n".join([json.dumps(case)] + lines[1:]) + "\n")
+    s = Server(repo_copy, env={"FORKLIFT_ADMIN_TOKEN": TOKEN})
+    try:
+        r = s.admin("POST", "/admin/models/eta/promote", {"version": 3}, token=TOKEN)
+        assert r.status_code == 409
+        assert "self-tests failed" in r.json()["error"]
+        assert answered_version(s) == 2
+    finally:
+        assert s.stop() == 0
+
+
+def test_versions_with_selftest_results(admin_server):
+    body = admin_server.admin("GET", "/admin/models/eta").json()
+    assert body["model_id"] == "eta" and body["serving"] == [1, 2]
+    v1 = body["versions"][0]
+    assert v1["version"] == 1 and v1["state"] == "ready"
+    assert v1["selftest"]["cases"] == 24 and v1["selftest"]["passed"] == 24
+    listing = admin_server.admin("GET", "/admin/models").json()["models"]
+    assert [m["model_id"] for m in listing] == ["eta", "surge"]
+
+
+def test_repository_extension_index_unload_load(admin_server):
+    index = admin_server.admin("POST", "/v2/repository/index", token=TOKEN).json()
+    assert {"name": "eta", "version": "2", "state": "READY", "reason": ""} in index
+    r = admin_server.admin("POST", "/v2/repository/models/surge/unload", token=TOKEN)
+    assert r.status_code == 200 and r.json() == {}
+    r = admin_server.post("/infer", {"model_id": "surge", "features": selftest_cases("surge", 1)[0]["features"]})
+    assert r.status_code == 503 and "unloaded" in r.json()["error"]
+    assert admin_server.get("/readyz").status_code == 200  # deliberately unloaded: not "unready"
+    index = admin_server.admin("POST", "/v2/repository/index", token=TOKEN).json()
+    assert {"name": "surge", "version": "1", "state": "UNAVAILABLE",
+            "reason": "model unloaded through the admin API"} in index
+    assert admin_server.admin("POST", "/v2/repository/models/surge/load", token=TOKEN).status_code == 200
+    r = admin_server.post("/infer", {"model_id": "surge", "features": selftest_cases("surge", 1)[0]["features"]})
+    assert r.status_code == 200
+    assert admin_server.admin("POST", "/v2/repository/models/nope/load", token=TOKEN).status_code == 404
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
+def test_deployments_survive_a_restart(repo_copy, tmp_path, sig):
+    state = tmp_path / "state.json"
+    env = {"FORKLIFT_ADMIN_TOKEN": TOKEN}
+    s = Server(repo_copy, state_file=state, env=env)
+    try:
+        r = s.admin("POST", "/admin/models/eta/promote", {"version": 1}, token=TOKEN)
+        assert r.status_code == 200
+        assert s.admin("POST", "/v2/repository/models/surge/unload", token=TOKEN).status_code == 200
+    finally:
+        s.stop(sig)
+    s = Server(repo_copy, state_file=state, env=env)
+    try:
+        assert answered_version(s) == 1
+        assert s.admin("GET", "/admin/models/eta/deployment").json()["deployment"] == {
+            "routes": [{"version": 1, "weight": 1}]}
+        assert s.post("/infer", {"model_id": "surge", "features": {}}).status_code == 503
+        assert len(s.admin("GET", "/admin/audit").json()["entries"]) == 2
+        assert s.admin("POST", "/admin/models/eta/rollback", token=TOKEN).status_code == 200
+        assert answered_version(s) == 2
+    finally:
+        assert s.stop() == 0
+
+
+def test_promotes_and_rollbacks_under_load_drop_nothing(admin_server):
+    body = json.dumps(eta_body())
+    stop = threading.Event()
+    results = []
+
+    def hammer():
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                r = session.post(admin_server.url + "/infer", data=body, timeout=10)
+                results.append((r.status_code, r.json().get("version")))
+            except requests.RequestException as e:
+                results.append((None, repr(e)))
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(20):
+            if i % 2 == 0:
+                r = admin_server.admin("POST", "/admin/models/eta/promote",
+                                       {"version": 1 + (i // 2) % 2}, token=TOKEN)
+            else:
+                r = admin_server.admin("POST", "/admin/models/eta/rollback", token=TOKEN)
+            assert r.status_code == 200, r.text
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    failures = [r for r in results if r[0] != 200]
+    assert failures == [], failures[:5]
+    assert len(results) > 200
+    assert {v for _, v in results} == {1, 2}

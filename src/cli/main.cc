@@ -1,6 +1,10 @@
-// The forklift command: serve, selftest.
+// The forklift command: serve, selftest, and the control-plane commands.
 #include <CLI/CLI.hpp>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
 
+#include "cli/admin_commands.h"
 #include "cli/selftest_command.h"
 #include "cli/serve_command.h"
 #include "observability/log.h"
@@ -63,11 +67,60 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("version", "Print the version")->callback([] { std::puts("forklift 0.1.0"); });
 
+  // Control-plane commands: one call each to a server's admin API.
+  forklift::AdminEndpoint endpoint;
+  if (const char* url = std::getenv("FORKLIFT_ADMIN_URL")) endpoint.url = url;
+  if (const char* token = std::getenv("FORKLIFT_ADMIN_TOKEN")) endpoint.token = token;
+  if (const char* user = std::getenv("USER")) endpoint.actor = user;
+  std::string token_file;
+  std::string target_model;
+  long target_version = 0;
+  std::vector<std::string> routes;
+  const auto admin_command = [&](const char* name, const char* help) {
+    auto* cmd = app.add_subcommand(name, help);
+    cmd->add_option("--server", endpoint.url, "Admin API URL (else $FORKLIFT_ADMIN_URL)")
+        ->capture_default_str();
+    cmd->add_option("--token-file", token_file,
+                    "File holding the admin token "
+                    "(else $FORKLIFT_ADMIN_TOKEN)")
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--actor", endpoint.actor, "Name recorded in the audit log (default $USER)");
+    return cmd;
+  };
+  auto* status_cmd = admin_command("status", "Show versions, self-tests and traffic");
+  status_cmd->add_option("model", target_model, "Only this model id");
+  auto* promote_cmd = admin_command("promote", "Send all traffic of a model to one version");
+  promote_cmd->add_option("model", target_model)->required();
+  promote_cmd->add_option("version", target_version)->required()->check(CLI::PositiveNumber);
+  auto* rollback_cmd = admin_command("rollback", "Return a model to its previous deployment");
+  rollback_cmd->add_option("model", target_model)->required();
+  auto* split_cmd = admin_command("split", "Split a model's traffic: VERSION=WEIGHT ...");
+  split_cmd->add_option("model", target_model)->required();
+  split_cmd->add_option("routes", routes, "e.g. 1=90 2=10; none returns to the version policy");
+  auto* deploy_cmd = admin_command("deploy", "Load a model id from the repository");
+  deploy_cmd->add_option("model", target_model)->required();
+  auto* undeploy_cmd = admin_command("undeploy", "Unload every version of a model id");
+  undeploy_cmd->add_option("model", target_model)->required();
+
   CLI11_PARSE(app, argc, argv);
   if (serve_cmd->parsed()) return forklift::run_serve(serve);
   if (selftest_cmd->parsed()) {
     forklift::log::set_min_level(forklift::log::Level::kWarn);
     return forklift::run_selftest(repository, model_id);
   }
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    std::getline(in, endpoint.token);
+    while (!endpoint.token.empty() &&
+           std::isspace(static_cast<unsigned char>(endpoint.token.back()))) {
+      endpoint.token.pop_back();
+    }
+  }
+  if (status_cmd->parsed()) return forklift::run_status(endpoint, target_model);
+  if (promote_cmd->parsed()) return forklift::run_promote(endpoint, target_model, target_version);
+  if (rollback_cmd->parsed()) return forklift::run_rollback(endpoint, target_model);
+  if (split_cmd->parsed()) return forklift::run_split(endpoint, target_model, routes);
+  if (deploy_cmd->parsed()) return forklift::run_deploy(endpoint, target_model);
+  if (undeploy_cmd->parsed()) return forklift::run_undeploy(endpoint, target_model);
   return 0;
 }

@@ -224,3 +224,60 @@ def test_promotes_and_rollbacks_under_load_drop_nothing(admin_server):
     assert failures == [], failures[:5]
     assert len(results) > 200
     assert {v for _, v in results} == {1, 2}
+
+
+def cli(server, *args, token=TOKEN):
+    import os
+    import subprocess
+    from conftest import FORKLIFT
+    env = {**os.environ, "FORKLIFT_ADMIN_URL": server.admin_url, "USER": "ci-bot"}
+    env.pop("FORKLIFT_ADMIN_TOKEN", None)
+    if token:
+        env["FORKLIFT_ADMIN_TOKEN"] = token
+    return subprocess.run([FORKLIFT, *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_cli_status_promote_split_rollback(admin_server):
+    out = cli(admin_server, "status")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["MODEL", "VERSION", "STATE", "SELF-TESTS", "LOAD", "TRAFFIC"]
+    assert lines[2].split()[:4] == ["eta", "2", "ready", "24/24"]
+    assert lines[2].endswith("100% (policy)")
+
+    out = cli(admin_server, "promote", "eta", "1")
+    assert out.returncode == 0 and out.stdout == "eta: versions 1\n", out.stderr
+    assert answered_version(admin_server) == 1
+    out = cli(admin_server, "split", "eta", "1=75", "2=25")
+    assert out.returncode == 0 and out.stdout == "eta: versions 1:75,2:25\n"
+    rows = {l.split()[1]: l.split()[-1] for l in cli(admin_server, "status", "eta").stdout.splitlines()[1:]}
+    assert rows == {"1": "75%", "2": "25%"}
+    assert cli(admin_server, "rollback", "eta").returncode == 0
+    assert cli(admin_server, "rollback", "eta").returncode == 0
+    out = cli(admin_server, "rollback", "eta")
+    assert out.returncode == 1 and "no earlier deployment (HTTP 409)" in out.stderr
+    entries = admin_server.admin("GET", "/admin/audit").json()["entries"]
+    assert {e["actor"] for e in entries} == {"ci-bot"}
+
+
+def test_cli_exit_codes(admin_server):
+    out = cli(admin_server, "promote", "eta", "1", token=None)
+    assert out.returncode == 1 and "admin token" in out.stderr
+    out = cli(admin_server, "split", "eta", "1=lots")
+    assert out.returncode == 2 and "VERSION=WEIGHT" in out.stderr
+    out = cli(admin_server, "promote", "eta", "9")
+    assert out.returncode == 1 and "HTTP 404" in out.stderr
+    out = cli(admin_server, "status", "--server", "http://127.0.0.1:1")
+    assert out.returncode == 3 and "cannot reach" in out.stderr
+    out = cli(admin_server, "promote", "eta")
+    assert out.returncode != 0  # missing VERSION: CLI11 usage error
+
+
+def test_cli_undeploy_and_deploy(admin_server):
+    out = cli(admin_server, "undeploy", "surge")
+    assert out.returncode == 0
+    assert admin_server.post("/infer", {"model_id": "surge", "features": {}}).status_code == 503
+    out = cli(admin_server, "deploy", "surge")
+    assert out.returncode == 0 and "surge: loaded" in out.stdout
+    r = admin_server.post("/infer", {"model_id": "surge", "features": selftest_cases("surge", 1)[0]["features"]})
+    assert r.status_code == 200

@@ -1,0 +1,192 @@
+#include "cli/admin_commands.h"
+
+#include <simdjson.h>
+
+#include <cstdio>
+#include <map>
+
+#include "core/deployment.h"
+
+namespace forklift {
+namespace {
+
+constexpr int kRefused = 1;
+constexpr int kUsage = 2;
+constexpr int kUnreachable = 3;
+
+// Sends the call; prints the server's error and returns the exit code when it did not succeed.
+int call(const AdminEndpoint& endpoint, const std::string& method, const std::string& path,
+         const std::string& body, AdminAnswer& answer) {
+  auto result = admin_call(endpoint, method, path, body);
+  if (!result.ok()) {
+    std::fprintf(stderr, "forklift: %s\n", result.status().message().c_str());
+    return kUnreachable;
+  }
+  answer = std::move(result).value();
+  if (answer.status >= 200 && answer.status < 300) return 0;
+  simdjson::dom::parser parser;
+  std::string_view error;
+  simdjson::dom::element root;
+  if (!parser.parse(answer.body).get(root) && !root["error"].get_string().get(error)) {
+    std::fprintf(stderr, "forklift: %.*s (HTTP %u)\n", static_cast<int>(error.size()), error.data(),
+                 answer.status);
+  } else {
+    std::fprintf(stderr, "forklift: the server answered HTTP %u\n", answer.status);
+  }
+  return kRefused;
+}
+
+// Prints "MODEL: now serving ..." from a {"model_id", "deployment"} answer.
+int print_deployment(const AdminAnswer& answer) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(answer.body).get(root)) {
+    std::fprintf(stderr, "forklift: the server's answer is not JSON\n");
+    return kRefused;
+  }
+  auto d = parse_deployment_json(simdjson::minify(root["deployment"]));
+  std::string_view id;
+  if (root["model_id"].get_string().get(id)) id = "?";
+  if (!d.ok()) {
+    std::fprintf(stderr, "forklift: unexpected answer: %s\n", d.status().message().c_str());
+    return kRefused;
+  }
+  std::printf("%.*s: %s\n", static_cast<int>(id.size()), id.data(),
+              d->empty() ? "newest serving version (version policy)"
+                         : ("versions " + d->describe()).c_str());
+  return 0;
+}
+
+std::string traffic_of(const simdjson::dom::element& model, std::int64_t version) {
+  bool unloaded = false;
+  if (model["unloaded"].get_bool().get(unloaded)) unloaded = false;
+  if (unloaded) return "unloaded";
+  auto d = parse_deployment_json(simdjson::minify(model["deployment"]));
+  if (d.ok() && !d->empty()) {
+    std::uint64_t total = 0;
+    for (const Route& r : d->routes) total += r.weight;
+    for (const Route& r : d->routes) {
+      if (r.version == version) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.0f%%", 100.0 * r.weight / static_cast<double>(total));
+        return buf;
+      }
+    }
+    return "-";
+  }
+  std::int64_t newest = 0;
+  for (auto v : model["serving"].get_array()) newest = std::max(newest, v.get_int64().value());
+  return version == newest ? "100% (policy)" : "-";
+}
+
+}  // namespace
+
+int run_status(const AdminEndpoint& endpoint, const std::string& model_id) {
+  AdminAnswer answer;
+  const std::string path = model_id.empty() ? "/admin/models" : "/admin/models/" + model_id;
+  if (int rc = call(endpoint, "GET", path, "", answer); rc != 0) return rc;
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(answer.body).get(root)) {
+    std::fprintf(stderr, "forklift: the server's answer is not JSON\n");
+    return kRefused;
+  }
+  std::vector<simdjson::dom::element> models;
+  if (model_id.empty()) {
+    for (auto m : root["models"].get_array()) models.push_back(m);
+  } else {
+    models.push_back(root);
+  }
+  std::printf("%-20s %-8s %-9s %-11s %-9s %s\n", "MODEL", "VERSION", "STATE", "SELF-TESTS", "LOAD",
+              "TRAFFIC");
+  for (const auto& m : models) {
+    const std::string_view id = m["model_id"].get_string().value();
+    for (auto v : m["versions"].get_array()) {
+      const std::int64_t version = v["version"].get_int64().value();
+      const std::string_view state = v["state"].get_string().value();
+      std::string tests = "-";
+      simdjson::dom::object selftest;
+      if (!v["selftest"].get_object().get(selftest)) {
+        tests = std::to_string(selftest["passed"].get_int64().value()) + "/" +
+                std::to_string(selftest["cases"].get_int64().value());
+      }
+      char load[32];
+      std::snprintf(load, sizeof load, "%.2f s", v["load_seconds"].get_double().value());
+      std::printf("%-20.*s %-8lld %-9.*s %-11s %-9s %s\n", static_cast<int>(id.size()), id.data(),
+                  static_cast<long long>(version), static_cast<int>(state.size()), state.data(),
+                  tests.c_str(), load, traffic_of(m, version).c_str());
+      std::string_view message;
+      if (!v["message"].get_string().get(message) && !message.empty() && state == "failed") {
+        std::printf("  %.*s\n", static_cast<int>(message.size()), message.data());
+      }
+    }
+  }
+  return 0;
+}
+
+int run_promote(const AdminEndpoint& endpoint, const std::string& model_id, long version) {
+  AdminAnswer answer;
+  const std::string body = "{\"version\":" + std::to_string(version) + "}";
+  if (int rc = call(endpoint, "POST", "/admin/models/" + model_id + "/promote", body, answer)) {
+    return rc;
+  }
+  return print_deployment(answer);
+}
+
+int run_rollback(const AdminEndpoint& endpoint, const std::string& model_id) {
+  AdminAnswer answer;
+  if (int rc = call(endpoint, "POST", "/admin/models/" + model_id + "/rollback", "", answer)) {
+    return rc;
+  }
+  return print_deployment(answer);
+}
+
+int run_split(const AdminEndpoint& endpoint, const std::string& model_id,
+              const std::vector<std::string>& routes) {
+  Deployment d;
+  for (const auto& spec : routes) {
+    const auto eq = spec.find('=');
+    try {
+      if (eq == std::string::npos) throw std::invalid_argument(spec);
+      std::size_t used = 0;
+      const long long version = std::stoll(spec.substr(0, eq), &used);
+      if (used != eq) throw std::invalid_argument(spec);
+      const long long weight = std::stoll(spec.substr(eq + 1), &used);
+      if (used != spec.size() - eq - 1 || weight < 0 || weight > 1'000'000) {
+        throw std::invalid_argument(spec);
+      }
+      d.routes.push_back(Route{version, static_cast<std::uint32_t>(weight)});
+    } catch (const std::exception&) {
+      std::fprintf(stderr, "forklift: '%s' is not VERSION=WEIGHT (e.g. 2=10)\n", spec.c_str());
+      return kUsage;
+    }
+  }
+  std::string body;
+  append_deployment_json(body, d);
+  AdminAnswer answer;
+  if (int rc = call(endpoint, "PUT", "/admin/models/" + model_id + "/deployment", body, answer)) {
+    return rc;
+  }
+  return print_deployment(answer);
+}
+
+int run_deploy(const AdminEndpoint& endpoint, const std::string& model_id) {
+  AdminAnswer answer;
+  if (int rc = call(endpoint, "POST", "/v2/repository/models/" + model_id + "/load", "", answer)) {
+    return rc;
+  }
+  std::printf("%s: loaded\n", model_id.c_str());
+  return run_status(endpoint, model_id);
+}
+
+int run_undeploy(const AdminEndpoint& endpoint, const std::string& model_id) {
+  AdminAnswer answer;
+  if (int rc =
+          call(endpoint, "POST", "/v2/repository/models/" + model_id + "/unload", "", answer)) {
+    return rc;
+  }
+  std::printf("%s: unloaded (in-flight requests finish first)\n", model_id.c_str());
+  return 0;
+}
+
+}  // namespace forklift

@@ -1,0 +1,24 @@
+// Control-plane commands: `forklift status | promote | rollback | split | deploy | undeploy`,
+// each one call to a server's admin API.
+//
+// Exit status, for scripts: 0 done; 1 the server refused (its message is printed); 2 bad usage;
+// 3 the server could not be reached.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cli/admin_client.h"
+
+namespace forklift {
+
+int run_status(const AdminEndpoint& endpoint, const std::string& model_id);
+int run_promote(const AdminEndpoint& endpoint, const std::string& model_id, long version);
+int run_rollback(const AdminEndpoint& endpoint, const std::string& model_id);
+// `routes` like {"1=90", "2=10"}: version=weight.
+int run_split(const AdminEndpoint& endpoint, const std::string& model_id,
+              const std::vector<std::string>& routes);
+int run_deploy(const AdminEndpoint& endpoint, const std::string& model_id);
+int run_undeploy(const AdminEndpoint& endpoint, const std::string& model_id);
+
+}  // namespace forklift

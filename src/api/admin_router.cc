@@ -20,6 +20,20 @@ void method_not_allowed(HttpResponse& res, std::string_view allowed) {
   res.headers.emplace_back("Allow", std::string(allowed));
 }
 
+// Whether the query string says force=true (override the schema compatibility guard).
+bool forced(std::string_view target) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return false;
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    if (query.substr(0, amp) == "force=true") return true;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
 std::string actor_of(const HttpRequest& req) {
   if (req.actor.empty() || req.actor.size() > 64) return "admin";
   return std::string(req.actor);
@@ -215,7 +229,8 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
       if (req.method != "PUT") return method_not_allowed(res, "GET, PUT");
       auto d = parse_deployment_json(*req.body);
       if (!d.ok()) return respond_error(res, d.status());
-      auto set = registry.set_deployment(id, std::move(d).value(), actor, "deploy");
+      auto set =
+          registry.set_deployment(id, std::move(d).value(), actor, "deploy", forced(req.target));
       if (!set.ok()) return respond_error(res, set.status());
       return res.json(200, deployment_answer(id, *set));
     }
@@ -223,7 +238,8 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
       if (req.method != "POST") return method_not_allowed(res, "POST");
       auto v = parse_promote_body(*req.body);
       if (!v.ok()) return respond_error(res, v.status());
-      auto set = registry.set_deployment(id, Deployment{{{*v, 1}}}, actor, "promote");
+      auto set =
+          registry.set_deployment(id, Deployment{{{*v, 1}}}, actor, "promote", forced(req.target));
       if (!set.ok()) return respond_error(res, set.status());
       return res.json(200, deployment_answer(id, *set));
     }

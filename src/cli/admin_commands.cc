@@ -124,10 +124,12 @@ int run_status(const AdminEndpoint& endpoint, const std::string& model_id) {
   return 0;
 }
 
-int run_promote(const AdminEndpoint& endpoint, const std::string& model_id, long version) {
+int run_promote(const AdminEndpoint& endpoint, const std::string& model_id, long version,
+                bool force) {
   AdminAnswer answer;
   const std::string body = "{\"version\":" + std::to_string(version) + "}";
-  if (int rc = call(endpoint, "POST", "/admin/models/" + model_id + "/promote", body, answer)) {
+  const std::string path = "/admin/models/" + model_id + "/promote" + (force ? "?force=true" : "");
+  if (int rc = call(endpoint, "POST", path, body, answer)) {
     return rc;
   }
   return print_deployment(answer);
@@ -142,7 +144,7 @@ int run_rollback(const AdminEndpoint& endpoint, const std::string& model_id) {
 }
 
 int run_split(const AdminEndpoint& endpoint, const std::string& model_id,
-              const std::vector<std::string>& routes) {
+              const std::vector<std::string>& routes, bool force) {
   Deployment d;
   for (const auto& spec : routes) {
     const auto eq = spec.find('=');
@@ -164,7 +166,9 @@ int run_split(const AdminEndpoint& endpoint, const std::string& model_id,
   std::string body;
   append_deployment_json(body, d);
   AdminAnswer answer;
-  if (int rc = call(endpoint, "PUT", "/admin/models/" + model_id + "/deployment", body, answer)) {
+  const std::string path =
+      "/admin/models/" + model_id + "/deployment" + (force ? "?force=true" : "");
+  if (int rc = call(endpoint, "PUT", path, body, answer)) {
     return rc;
   }
   return print_deployment(answer);

@@ -13,11 +13,13 @@
 namespace forklift {
 
 int run_status(const AdminEndpoint& endpoint, const std::string& model_id);
-int run_promote(const AdminEndpoint& endpoint, const std::string& model_id, long version);
+// `force` overrides the server's schema compatibility guard.
+int run_promote(const AdminEndpoint& endpoint, const std::string& model_id, long version,
+                bool force);
 int run_rollback(const AdminEndpoint& endpoint, const std::string& model_id);
 // `routes` like {"1=90", "2=10"}: version=weight.
 int run_split(const AdminEndpoint& endpoint, const std::string& model_id,
-              const std::vector<std::string>& routes);
+              const std::vector<std::string>& routes, bool force);
 int run_deploy(const AdminEndpoint& endpoint, const std::string& model_id);
 int run_undeploy(const AdminEndpoint& endpoint, const std::string& model_id);
 

@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
   std::string target_model;
   long target_version = 0;
   std::vector<std::string> routes;
+  bool force = false;
   const auto admin_command = [&](const char* name, const char* help) {
     auto* cmd = app.add_subcommand(name, help);
     cmd->add_option("--server", endpoint.url, "Admin API URL (else $FORKLIFT_ADMIN_URL)")
@@ -92,11 +93,13 @@ int main(int argc, char** argv) {
   auto* promote_cmd = admin_command("promote", "Send all traffic of a model to one version");
   promote_cmd->add_option("model", target_model)->required();
   promote_cmd->add_option("version", target_version)->required()->check(CLI::PositiveNumber);
+  promote_cmd->add_flag("--force", force, "Promote even if the version's schema breaks callers");
   auto* rollback_cmd = admin_command("rollback", "Return a model to its previous deployment");
   rollback_cmd->add_option("model", target_model)->required();
   auto* split_cmd = admin_command("split", "Split a model's traffic: VERSION=WEIGHT ...");
   split_cmd->add_option("model", target_model)->required();
   split_cmd->add_option("routes", routes, "e.g. 1=90 2=10; none returns to the version policy");
+  split_cmd->add_flag("--force", force, "Split even if a version's schema breaks callers");
   auto* deploy_cmd = admin_command("deploy", "Load a model id from the repository");
   deploy_cmd->add_option("model", target_model)->required();
   auto* undeploy_cmd = admin_command("undeploy", "Unload every version of a model id");
@@ -117,9 +120,10 @@ int main(int argc, char** argv) {
     }
   }
   if (status_cmd->parsed()) return forklift::run_status(endpoint, target_model);
-  if (promote_cmd->parsed()) return forklift::run_promote(endpoint, target_model, target_version);
+  if (promote_cmd->parsed())
+    return forklift::run_promote(endpoint, target_model, target_version, force);
   if (rollback_cmd->parsed()) return forklift::run_rollback(endpoint, target_model);
-  if (split_cmd->parsed()) return forklift::run_split(endpoint, target_model, routes);
+  if (split_cmd->parsed()) return forklift::run_split(endpoint, target_model, routes, force);
   if (deploy_cmd->parsed()) return forklift::run_deploy(endpoint, target_model);
   if (undeploy_cmd->parsed()) return forklift::run_undeploy(endpoint, target_model);
   return 0;

@@ -11,6 +11,7 @@
 #include "common/file_util.h"
 #include "common/json_writer.h"
 #include "core/repository.h"
+#include "core/schema_compat.h"
 #include "observability/log.h"
 
 namespace forklift {
@@ -250,12 +251,54 @@ Status ModelRegistry::ensure_serving(ModelState& model, std::int64_t version) {
 }
 
 Result<Deployment> ModelRegistry::apply(ModelState& model, Deployment next, std::string_view actor,
-                                        std::string_view action, bool keep_history) {
+                                        std::string_view action, bool keep_history, bool force) {
   if (Status s = next.validate(); !s.ok()) return s;
+  // The versions taking default traffic now, whose callers the new deployment must not break.
+  std::vector<std::shared_ptr<const LoadedModel>> current;
+  if (model.deployment.empty()) {
+    if (auto d = model.default_version()) current.push_back(d);
+  } else {
+    for (const Route& r : model.deployment.routes) {
+      if (auto it = model.serving.find(r.version); it != model.serving.end()) {
+        current.push_back(it->second);
+      }
+    }
+  }
+  // Versions loaded only to check this change; if it is refused they leave again, so that a
+  // refused change never moves traffic (the newest serving version is the policy default).
+  std::vector<std::int64_t> loaded_here;
+  const auto refuse = [&](Status why) {
+    for (std::int64_t v : loaded_here) {
+      model.serving.erase(v);
+      model.versions[v].state = VersionState::kUnloaded;
+      model.versions[v].message = "loaded for a deployment change that was refused";
+    }
+    publish();  // show versions marked failed on the way
+    return why;
+  };
   for (const Route& r : next.routes) {
-    if (Status s = ensure_serving(model, r.version); !s.ok()) {
-      publish();  // a version may have been loaded, or marked failed, on the way
-      return s;
+    const bool was_serving = model.serving.contains(r.version);
+    if (Status s = ensure_serving(model, r.version); !s.ok()) return refuse(s);
+    if (!was_serving) loaded_here.push_back(r.version);
+  }
+  if (!force) {
+    std::string problems;
+    for (const Route& r : next.routes) {
+      const LoadedModel& candidate = *model.serving.at(r.version);
+      for (const auto& now : current) {
+        if (now->version == r.version) continue;
+        const auto breaks = schema_breaks(now->manifest.schema, candidate.manifest.schema);
+        if (breaks.empty()) continue;
+        problems += (problems.empty() ? "" : "; ") + std::string("version ") +
+                    std::to_string(r.version) + " vs version " + std::to_string(now->version) +
+                    " (serving now): ";
+        for (std::size_t i = 0; i < breaks.size(); ++i) problems += (i ? ", " : "") + breaks[i];
+      }
+    }
+    if (!problems.empty()) {
+      return refuse(FailedPrecondition("the change would break callers of model '" +
+                                       model.model_id + "': " + problems +
+                                       ". Force it if callers are ready."));
     }
   }
   if (keep_history) {
@@ -278,11 +321,12 @@ Result<Deployment> ModelRegistry::apply(ModelState& model, Deployment next, std:
 }
 
 Result<Deployment> ModelRegistry::set_deployment(std::string_view model_id, Deployment deployment,
-                                                 std::string_view actor, std::string_view action) {
+                                                 std::string_view actor, std::string_view action,
+                                                 bool force) {
   std::lock_guard lock(sync_mu_);
   auto it = working_.models.find(model_id);
   if (it == working_.models.end()) return NotFound("unknown model '" + std::string(model_id) + "'");
-  return apply(it->second, std::move(deployment), actor, action, true);
+  return apply(it->second, std::move(deployment), actor, action, true, force);
 }
 
 Result<Deployment> ModelRegistry::rollback(std::string_view model_id, std::string_view actor) {
@@ -294,7 +338,8 @@ Result<Deployment> ModelRegistry::rollback(std::string_view model_id, std::strin
     return FailedPrecondition("model '" + model.model_id + "' has no earlier deployment");
   }
   Deployment previous = model.history.back();
-  auto result = apply(model, previous, actor, "rollback", false);
+  // Rolling back returns to what callers used before, so it is never refused for its schema.
+  auto result = apply(model, previous, actor, "rollback", false, true);
   if (result.ok()) {
     model.history.pop_back();
     save_state();

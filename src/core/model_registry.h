@@ -87,8 +87,11 @@ class ModelRegistry {
   // Routes a model id's traffic. Every version named must exist on disk; one not loaded yet is
   // loaded and self-tested first, and the change is refused if it fails. The previous deployment
   // is kept for rollback.
+  // Unless `force`, a version whose input schema would break requests that the versions serving
+  // now accept is refused (FailedPrecondition, listing the differences).
   Result<Deployment> set_deployment(std::string_view model_id, Deployment deployment,
-                                    std::string_view actor, std::string_view action = "deploy");
+                                    std::string_view actor, std::string_view action = "deploy",
+                                    bool force = false);
   // Returns to the deployment before the last change.
   Result<Deployment> rollback(std::string_view model_id, std::string_view actor);
   // The model repository extension's load and unload: unload stops every version of a model id
@@ -110,7 +113,7 @@ class ModelRegistry {
   // Makes `version` serve for a deployment, loading it if needed.
   Status ensure_serving(ModelState& model, std::int64_t version);
   Result<Deployment> apply(ModelState& model, Deployment next, std::string_view actor,
-                           std::string_view action, bool keep_history);
+                           std::string_view action, bool keep_history, bool force);
   void publish();
   void load_state();
   void save_state();

@@ -262,5 +262,35 @@ TEST(RegistryState, CorruptStateFileIsReportedAndIgnored) {
   log::set_min_level(log::Level::kInfo);
 }
 
+TEST_F(RegistryTest, BreakingSchemaIsRefusedUnlessForced) {
+  write_sum_version(repo.path(), "sum", 1, 0, 3, "all");
+  // Version 2 makes b an int and requires a new feature c: callers of version 1 would break.
+  const auto v2 = repo.path() / "sum" / "2";
+  write_file(v2 / "model.yaml",
+             "runtime: test_sum\nartifact: weights.txt\nversion_policy: {specific: [1]}\n"
+             "features:\n  - {name: a, type: float}\n  - {name: b, type: int}\n"
+             "  - {name: c, type: float}\noutput: {name: total, type: float}\n");
+  write_file(v2 / "weights.txt", "0");
+  write_file(v2 / "selftest.jsonl",
+             "{\"features\": {\"a\": 1, \"b\": 2, \"c\": 0}, \"expected\": 3}\n");
+  ASSERT_TRUE(registry.sync().ok());
+  auto refused = registry.set_deployment("sum", Deployment{{{2, 1}}}, "t", "promote");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(
+      refused.status().message().find(
+          "version 2 vs version 1 (serving now): retypes feature 'b' (float -> int), requires "
+          "new feature 'c'"),
+      std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(registry.snapshot()->models.at("sum").deployment.describe(), "policy");
+  // Version 2 was loaded only to check it: default traffic must still go to version 1.
+  EXPECT_EQ((*registry.snapshot()->resolve("sum", std::nullopt))->version, 1);
+  auto forced = registry.set_deployment("sum", Deployment{{{2, 1}}}, "t", "promote", true);
+  ASSERT_TRUE(forced.ok()) << forced.status().message();
+  // Rolling back to what callers used before is always allowed.
+  EXPECT_TRUE(registry.rollback("sum", "t").ok());
+}
+
 }  // namespace
 }  // namespace forklift

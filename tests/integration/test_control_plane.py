@@ -281,3 +281,31 @@ def test_cli_undeploy_and_deploy(admin_server):
     assert out.returncode == 0 and "surge: loaded" in out.stdout
     r = admin_server.post("/infer", {"model_id": "surge", "features": selftest_cases("surge", 1)[0]["features"]})
     assert r.status_code == 200
+
+
+def test_schema_guard_refuses_a_breaking_promote_unless_forced(repo_copy):
+    import shutil
+    v3 = repo_copy / "eta" / "3"
+    shutil.copytree(repo_copy / "eta" / "2", v3)
+    manifest = (v3 / "model.yaml").read_text()
+    (v3 / "model.yaml").write_text(manifest.replace("{name: hour_of_day, type: float}",
+                                                    "{name: hour_of_day, type: int}"))
+    cases = [json.loads(l) for l in (v3 / "selftest.jsonl").read_text().splitlines()]
+    for c in cases:
+        c["features"]["hour_of_day"] = int(c["features"]["hour_of_day"])
+    (v3 / "selftest.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
+    (v3 / "model.yaml").write_text((v3 / "model.yaml").read_text().replace(
+        "version_policy: all", "version_policy: {specific: [1, 2]}"))
+    s = Server(repo_copy, env={"FORKLIFT_ADMIN_TOKEN": TOKEN})
+    try:
+        out = cli(s, "promote", "eta", "3")
+        assert out.returncode == 1
+        assert "retypes feature 'hour_of_day' (float -> int)" in out.stderr, out.stderr
+        assert "(HTTP 409)" in out.stderr
+        assert answered_version(s) == 2
+        out = cli(s, "promote", "eta", "3", "--force")
+        assert out.returncode == 0, out.stderr
+        r = s.post("/infer", {"model_id": "eta", "features": cases[1]["features"]})
+        assert r.status_code == 200 and r.json()["version"] == 3
+    finally:
+        assert s.stop() == 0

@@ -238,8 +238,7 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
       if (req.method != "POST") return method_not_allowed(res, "POST");
       auto v = parse_promote_body(*req.body);
       if (!v.ok()) return respond_error(res, v.status());
-      auto set =
-          registry.set_deployment(id, Deployment{{{*v, 1}}}, actor, "promote", forced(req.target));
+      auto set = registry.promote(id, *v, actor, forced(req.target));
       if (!set.ok()) return respond_error(res, set.status());
       return res.json(200, deployment_answer(id, *set));
     }

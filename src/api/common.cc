@@ -1,3 +1,5 @@
+#include <cstdint>
+
 #include "api/handlers.h"
 #include "common/json_writer.h"
 
@@ -43,6 +45,36 @@ Status predict_guarded(const LoadedModel& model, const Batch& batch, std::vector
     return failed(e.what());
   } catch (...) {
     return failed("unknown exception");
+  }
+}
+
+bool sampled(double rate) {
+  if (rate <= 0) return false;
+  if (rate >= 1) return true;
+  thread_local std::uint64_t state =
+      0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(&state);
+  state ^= state << 13;
+  state ^= state >> 7;
+  state ^= state << 17;
+  return static_cast<double>(state >> 11) * 0x1.0p-53 < rate;
+}
+
+void offer_shadows(const ApiContext& ctx, const RegistrySnapshot& snapshot,
+                   const std::shared_ptr<const LoadedModel>& primary, Batch&& batch,
+                   const std::vector<Value>& outputs) {
+  if (ctx.shadows == nullptr) return;
+  const auto it = snapshot.models.find(primary->model_id);
+  if (it == snapshot.models.end()) return;
+  const std::vector<Shadow>& shadows = it->second.deployment.shadows;
+  for (std::size_t i = 0; i < shadows.size(); ++i) {
+    const Shadow& sh = shadows[i];
+    if (!sampled(sh.sample_rate)) continue;
+    const auto shadow = it->second.serving.find(sh.version);
+    if (shadow == it->second.serving.end()) continue;
+    // The last shadow may take the batch itself; the request is done with it.
+    ctx.shadows->offer(ShadowJob{primary, shadow->second, sh,
+                                 i + 1 == shadows.size() ? std::move(batch) : Batch(batch),
+                                 outputs});
   }
 }
 

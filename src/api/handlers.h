@@ -9,6 +9,7 @@
 
 #include "api/http_types.h"
 #include "core/model_registry.h"
+#include "core/shadow_runner.h"
 
 namespace forklift {
 
@@ -16,7 +17,8 @@ namespace forklift {
 struct ApiContext {
   ModelRegistry* registry = nullptr;
   MetricsRegistry* metrics = nullptr;
-  double log_requests = 0;  // fraction of requests written to the log (0: none, 1: all)
+  double log_requests = 0;          // fraction of requests written to the log (0: none, 1: all)
+  ShadowRunner* shadows = nullptr;  // null: shadows configured in deployments are not run
 };
 
 // POST /infer: forklift's own request shape (DESIGN.md, "The contract").
@@ -38,6 +40,15 @@ Status predict_guarded(const LoadedModel& model, const Batch& batch, std::vector
 // Records the outcome of a request that reached a version, and notes the version in `res`.
 void record_outcome(const LoadedModel& model, const Status& status,
                     std::chrono::steady_clock::time_point start, HttpResponse& res);
+
+// After the primary answered a request routed by the deployment, hands a copy to each of the
+// model's shadows that samples it. Never blocks.
+void offer_shadows(const ApiContext& ctx, const RegistrySnapshot& snapshot,
+                   const std::shared_ptr<const LoadedModel>& primary, Batch&& batch,
+                   const std::vector<Value>& outputs);
+
+// True with probability `rate` (a cheap per-thread generator).
+bool sampled(double rate);
 
 // Sets `res` to the JSON error for `status`.
 void respond_error(HttpResponse& res, const Status& status);

@@ -131,6 +131,7 @@ void handle_infer(const ApiContext& ctx, const HttpRequest& req, HttpResponse& r
   if (!status.ok()) return respond_error(res, status);
   res.status = 200;
   write_answer(model, outputs, env.has_instances, res.request_id, res.body);
+  if (!env.version) offer_shadows(ctx, *snapshot, *resolved, std::move(batch), outputs);
 }
 
 }  // namespace forklift

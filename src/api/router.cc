@@ -82,21 +82,7 @@ void render_model_gauges(const RegistrySnapshot& snap, std::string& out) {
 
 }  // namespace
 
-namespace {
-
-// Whether to log this request: a cheap per-thread random draw against the sampling rate.
-bool sampled(double rate) {
-  if (rate <= 0) return false;
-  if (rate >= 1) return true;
-  thread_local std::uint64_t state =
-      0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(&state);
-  state ^= state << 13;
-  state ^= state >> 7;
-  state ^= state << 17;
-  return static_cast<double>(state >> 11) * 0x1.0p-53 < rate;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void Router::handle(const HttpRequest& req, HttpResponse& res) const {
   const auto start = std::chrono::steady_clock::now();

@@ -51,9 +51,14 @@ int print_deployment(const AdminAnswer& answer) {
     std::fprintf(stderr, "forklift: unexpected answer: %s\n", d.status().message().c_str());
     return kRefused;
   }
-  std::printf("%.*s: %s\n", static_cast<int>(id.size()), id.data(),
-              d->empty() ? "newest serving version (version policy)"
-                         : ("versions " + d->describe()).c_str());
+  std::string routes = "newest serving version (version policy)";
+  if (!d->empty()) routes = "versions " + Deployment::of(d->routes).describe();
+  for (const Shadow& sh : d->shadows) {
+    char rate[64];
+    std::snprintf(rate, sizeof rate, "%g%%", sh.sample_rate * 100);
+    routes += "; shadow version " + std::to_string(sh.version) + " on " + rate + " of requests";
+  }
+  std::printf("%.*s: %s\n", static_cast<int>(id.size()), id.data(), routes.c_str());
   return 0;
 }
 
@@ -171,6 +176,31 @@ int run_split(const AdminEndpoint& endpoint, const std::string& model_id,
   if (int rc = call(endpoint, "PUT", path, body, answer)) {
     return rc;
   }
+  return print_deployment(answer);
+}
+
+int run_shadow(const AdminEndpoint& endpoint, const std::string& model_id, long version,
+               double rate, double tolerance, bool off) {
+  AdminAnswer answer;
+  const std::string path = "/admin/models/" + model_id + "/deployment";
+  if (int rc = call(endpoint, "GET", path, "", answer)) return rc;
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(answer.body).get(root)) {
+    std::fprintf(stderr, "forklift: the server's answer is not JSON\n");
+    return kRefused;
+  }
+  auto current = parse_deployment_json(simdjson::minify(root["deployment"]));
+  if (!current.ok()) {
+    std::fprintf(stderr, "forklift: unexpected answer: %s\n", current.status().message().c_str());
+    return kRefused;
+  }
+  Deployment next = *current;
+  std::erase_if(next.shadows, [&](const Shadow& sh) { return sh.version == version; });
+  if (!off) next.shadows.push_back(Shadow{version, rate, tolerance});
+  std::string body;
+  append_deployment_json(body, next);
+  if (int rc = call(endpoint, "PUT", path, body, answer)) return rc;
   return print_deployment(answer);
 }
 

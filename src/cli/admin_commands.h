@@ -20,6 +20,9 @@ int run_rollback(const AdminEndpoint& endpoint, const std::string& model_id);
 // `routes` like {"1=90", "2=10"}: version=weight.
 int run_split(const AdminEndpoint& endpoint, const std::string& model_id,
               const std::vector<std::string>& routes, bool force);
+// Starts (or, with `off`, stops) shadowing `model_id` with `version`.
+int run_shadow(const AdminEndpoint& endpoint, const std::string& model_id, long version,
+               double rate, double tolerance, bool off);
 int run_deploy(const AdminEndpoint& endpoint, const std::string& model_id);
 int run_undeploy(const AdminEndpoint& endpoint, const std::string& model_id);
 

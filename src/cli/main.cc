@@ -43,6 +43,10 @@ int main(int argc, char** argv) {
       ->add_option("--admin-token-file", serve.admin_token_file,
                    "File holding the admin bearer token (else $FORKLIFT_ADMIN_TOKEN)")
       ->check(CLI::ExistingFile);
+  serve_cmd
+      ->add_option("--shadow-queue", serve.shadow_queue,
+                   "Shadow copies that may wait; beyond that they are dropped and counted")
+      ->capture_default_str();
   serve_cmd->add_option("--state-file", serve.state_file,
                         "Where deployments are kept (default <repository>/.forklift-state.json; "
                         "'none' keeps them in memory only)");
@@ -100,6 +104,22 @@ int main(int argc, char** argv) {
   split_cmd->add_option("model", target_model)->required();
   split_cmd->add_option("routes", routes, "e.g. 1=90 2=10; none returns to the version policy");
   split_cmd->add_flag("--force", force, "Split even if a version's schema breaks callers");
+  double shadow_rate = 1.0;
+  double shadow_tolerance = 0.01;
+  bool shadow_off = false;
+  auto* shadow_cmd =
+      admin_command("shadow", "Copy a model's traffic to a version, off the hot path");
+  shadow_cmd->add_option("model", target_model)->required();
+  shadow_cmd->add_option("version", target_version)->required()->check(CLI::PositiveNumber);
+  shadow_cmd->add_option("--rate", shadow_rate, "Fraction of requests copied")
+      ->capture_default_str()
+      ->check(CLI::Range(0.000001, 1.0));
+  shadow_cmd
+      ->add_option("--tolerance", shadow_tolerance,
+                   "Relative difference under which outputs count as agreeing")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  shadow_cmd->add_flag("--off", shadow_off, "Stop shadowing with this version");
   auto* deploy_cmd = admin_command("deploy", "Load a model id from the repository");
   deploy_cmd->add_option("model", target_model)->required();
   auto* undeploy_cmd = admin_command("undeploy", "Unload every version of a model id");
@@ -124,6 +144,10 @@ int main(int argc, char** argv) {
     return forklift::run_promote(endpoint, target_model, target_version, force);
   if (rollback_cmd->parsed()) return forklift::run_rollback(endpoint, target_model);
   if (split_cmd->parsed()) return forklift::run_split(endpoint, target_model, routes, force);
+  if (shadow_cmd->parsed()) {
+    return forklift::run_shadow(endpoint, target_model, target_version, shadow_rate,
+                                shadow_tolerance, shadow_off);
+  }
   if (deploy_cmd->parsed()) return forklift::run_deploy(endpoint, target_model);
   if (undeploy_cmd->parsed()) return forklift::run_undeploy(endpoint, target_model);
   return 0;

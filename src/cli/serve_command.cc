@@ -103,7 +103,8 @@ int run_serve(const ServeOptions& options) {
   register_builtin_runtimes();
   MetricsRegistry metrics;
   ModelRegistry registry(options.model_repository, metrics, state_file);
-  const ApiContext ctx{&registry, &metrics, options.log_requests};
+  ShadowRunner shadows(metrics, options.shadow_queue);
+  const ApiContext ctx{&registry, &metrics, options.log_requests, &shadows};
   Router router(ctx);
   AdminRouter admin_router(ctx, std::move(token).value());
   HttpServer server(options.server, router);

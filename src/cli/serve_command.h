@@ -14,7 +14,8 @@ struct ServeOptions {
   std::string state_file;        // default <repository>/.forklift-state.json; "none" disables
   double poll_seconds = 0;       // rescan the repository this often; 0 turns polling off
   double drain_seconds = 30;
-  double log_requests = 0;  // fraction of requests logged
+  double log_requests = 0;          // fraction of requests logged
+  std::size_t shadow_queue = 1024;  // shadow copies waiting; more are dropped and counted
 };
 
 // `forklift serve`: serves every model in the repository until SIGTERM or SIGINT. Returns the

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <cstdio>
 #include <random>
 #include <set>
 
@@ -27,12 +28,21 @@ std::uint64_t random_draw() {
 }  // namespace
 
 std::string Deployment::describe() const {
-  if (routes.empty()) return "policy";
-  if (routes.size() == 1) return std::to_string(routes[0].version);
   std::string out;
-  for (const auto& r : routes) {
-    if (!out.empty()) out += ",";
-    out += std::to_string(r.version) + ":" + std::to_string(r.weight);
+  if (routes.empty()) {
+    out = "policy";
+  } else if (routes.size() == 1) {
+    out = std::to_string(routes[0].version);
+  } else {
+    for (const auto& r : routes) {
+      if (!out.empty()) out += ",";
+      out += std::to_string(r.version) + ":" + std::to_string(r.weight);
+    }
+  }
+  for (const auto& sh : shadows) {
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%g%%", sh.sample_rate * 100);
+    out += " shadow " + std::to_string(sh.version) + "@" + rate;
   }
   return out;
 }
@@ -47,6 +57,23 @@ Status Deployment::validate() const {
     }
     if (!seen.insert(r.version).second) {
       return InvalidArgument("version " + std::to_string(r.version) + " appears twice");
+    }
+  }
+  std::set<std::int64_t> shadowed;
+  for (const auto& sh : shadows) {
+    if (sh.version < 1) return InvalidArgument("shadow versions must be positive integers");
+    if (!(sh.sample_rate > 0 && sh.sample_rate <= 1)) {
+      return InvalidArgument("a shadow's sample_rate must be in (0, 1]");
+    }
+    if (!(sh.agree_tolerance >= 0)) {
+      return InvalidArgument("a shadow's agree_tolerance must be a non-negative number");
+    }
+    if (seen.contains(sh.version)) {
+      return InvalidArgument("version " + std::to_string(sh.version) +
+                             " takes traffic already; it cannot also be its shadow");
+    }
+    if (!shadowed.insert(sh.version).second) {
+      return InvalidArgument("shadow version " + std::to_string(sh.version) + " appears twice");
     }
   }
   return Status::Ok();
@@ -76,6 +103,18 @@ void append_deployment_json(std::string& out, const Deployment& deployment) {
     json::append_int(out, deployment.routes[i].weight);
     out.push_back('}');
   }
+  out += "],\"shadows\":[";
+  for (std::size_t i = 0; i < deployment.shadows.size(); ++i) {
+    const Shadow& sh = deployment.shadows[i];
+    if (i) out.push_back(',');
+    out += "{\"version\":";
+    json::append_int(out, sh.version);
+    out += ",\"sample_rate\":";
+    json::append_double(out, sh.sample_rate);
+    out += ",\"agree_tolerance\":";
+    json::append_double(out, sh.agree_tolerance);
+    out.push_back('}');
+  }
   out += "]}";
 }
 
@@ -89,6 +128,28 @@ Result<Deployment> parse_deployment_json(std::string_view json) {
   if (root.get_object().get(obj)) return InvalidArgument("a deployment must be a JSON object");
   Deployment d;
   for (auto [key, value] : obj) {
+    if (key == "shadows") {
+      simdjson::dom::array shadows;
+      if (value.get_array().get(shadows)) return InvalidArgument("'shadows' must be an array");
+      for (auto entry : shadows) {
+        Shadow sh;
+        if (entry["version"].get_int64().get(sh.version)) {
+          return InvalidArgument("each shadow needs an integer 'version'");
+        }
+        if (auto rate = entry["sample_rate"]; rate.error() != simdjson::NO_SUCH_FIELD) {
+          if (rate.get_double().get(sh.sample_rate)) {
+            return InvalidArgument("a shadow's 'sample_rate' must be a number");
+          }
+        }
+        if (auto tol = entry["agree_tolerance"]; tol.error() != simdjson::NO_SUCH_FIELD) {
+          if (tol.get_double().get(sh.agree_tolerance)) {
+            return InvalidArgument("a shadow's 'agree_tolerance' must be a number");
+          }
+        }
+        d.shadows.push_back(sh);
+      }
+      continue;
+    }
     if (key != "routes") return InvalidArgument("unknown field '" + std::string(key) + "'");
     simdjson::dom::array routes;
     if (value.get_array().get(routes)) return InvalidArgument("'routes' must be an array");

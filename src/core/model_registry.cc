@@ -169,13 +169,14 @@ void ModelRegistry::sync_model(ModelState& model, const std::vector<std::int64_t
       }
       break;
   }
-  // Versions a deployment routes to stay (or become) loaded whatever the policy says.
-  for (const Route& r : model.deployment.routes) {
-    if (!disk.contains(r.version)) continue;
-    if (model.serving.contains(r.version) ||
-        (needs_load(r.version) && try_load(model, r.version))) {
-      wanted.insert(r.version);
-    }
+  // Versions a deployment routes to or shadows with stay (or become) loaded whatever the
+  // policy says.
+  std::vector<std::int64_t> deployed;
+  for (const Route& r : model.deployment.routes) deployed.push_back(r.version);
+  for (const Shadow& sh : model.deployment.shadows) deployed.push_back(sh.version);
+  for (std::int64_t v : deployed) {
+    if (!disk.contains(v)) continue;
+    if (model.serving.contains(v) || (needs_load(v) && try_load(model, v))) wanted.insert(v);
   }
   for (auto it = model.serving.begin(); it != model.serving.end();) {
     if (wanted.contains(it->first)) {
@@ -276,10 +277,13 @@ Result<Deployment> ModelRegistry::apply(ModelState& model, Deployment next, std:
     publish();  // show versions marked failed on the way
     return why;
   };
-  for (const Route& r : next.routes) {
-    const bool was_serving = model.serving.contains(r.version);
-    if (Status s = ensure_serving(model, r.version); !s.ok()) return refuse(s);
-    if (!was_serving) loaded_here.push_back(r.version);
+  std::vector<std::int64_t> needed;
+  for (const Route& r : next.routes) needed.push_back(r.version);
+  for (const Shadow& sh : next.shadows) needed.push_back(sh.version);
+  for (std::int64_t v : needed) {
+    const bool was_serving = model.serving.contains(v);
+    if (Status s = ensure_serving(model, v); !s.ok()) return refuse(s);
+    if (!was_serving) loaded_here.push_back(v);
   }
   if (!force) {
     std::string problems;
@@ -293,6 +297,25 @@ Result<Deployment> ModelRegistry::apply(ModelState& model, Deployment next, std:
                     std::to_string(r.version) + " vs version " + std::to_string(now->version) +
                     " (serving now): ";
         for (std::size_t i = 0; i < breaks.size(); ++i) problems += (i ? ", " : "") + breaks[i];
+      }
+    }
+    // A shadow receives the primary's requests: it must not need anything they lack.
+    std::vector<std::shared_ptr<const LoadedModel>> primaries;
+    for (const Route& r : next.routes) primaries.push_back(model.serving.at(r.version));
+    if (primaries.empty()) primaries = current;
+    for (const Shadow& sh : next.shadows) {
+      const LoadedModel& shadow = *model.serving.at(sh.version);
+      for (const auto& primary : primaries) {
+        std::string gaps;
+        for (const std::string& b :
+             schema_breaks(primary->manifest.schema, shadow.manifest.schema)) {
+          if (b.starts_with("drops")) continue;  // extra features are simply not passed on
+          gaps += (gaps.empty() ? "" : ", ") + b;
+        }
+        if (gaps.empty()) continue;
+        problems += (problems.empty() ? "" : "; ") + std::string("shadow version ") +
+                    std::to_string(sh.version) + " cannot read the requests of version " +
+                    std::to_string(primary->version) + ": " + gaps;
       }
     }
     if (!problems.empty()) {
@@ -327,6 +350,18 @@ Result<Deployment> ModelRegistry::set_deployment(std::string_view model_id, Depl
   auto it = working_.models.find(model_id);
   if (it == working_.models.end()) return NotFound("unknown model '" + std::string(model_id) + "'");
   return apply(it->second, std::move(deployment), actor, action, true, force);
+}
+
+Result<Deployment> ModelRegistry::promote(std::string_view model_id, std::int64_t version,
+                                          std::string_view actor, bool force) {
+  std::lock_guard lock(sync_mu_);
+  auto it = working_.models.find(model_id);
+  if (it == working_.models.end()) return NotFound("unknown model '" + std::string(model_id) + "'");
+  Deployment next = Deployment::of({{version, 1}});
+  for (const Shadow& sh : it->second.deployment.shadows) {
+    if (sh.version != version) next.shadows.push_back(sh);
+  }
+  return apply(it->second, std::move(next), actor, "promote", true, force);
 }
 
 Result<Deployment> ModelRegistry::rollback(std::string_view model_id, std::string_view actor) {

@@ -92,6 +92,9 @@ class ModelRegistry {
   Result<Deployment> set_deployment(std::string_view model_id, Deployment deployment,
                                     std::string_view actor, std::string_view action = "deploy",
                                     bool force = false);
+  // Sends all traffic to `version`, keeping the other shadows (a promoted shadow stops shadowing).
+  Result<Deployment> promote(std::string_view model_id, std::int64_t version,
+                             std::string_view actor, bool force = false);
   // Returns to the deployment before the last change.
   Result<Deployment> rollback(std::string_view model_id, std::string_view actor);
   // The model repository extension's load and unload: unload stops every version of a model id

@@ -34,22 +34,24 @@ std::string prometheus_label(const std::string& value) {
   return out;
 }
 
-void LatencyHistogram::observe(double seconds) {
-  const auto it = std::lower_bound(kBounds.begin(), kBounds.end(), seconds);
-  buckets_[static_cast<std::size_t>(it - kBounds.begin())].fetch_add(1, std::memory_order_relaxed);
+Histogram::Histogram(std::span<const double> bounds)
+    : bounds_(bounds),
+      buckets_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds.size() + 1)) {}
+
+void Histogram::observe(double value) {
+  const auto it = std::lower_bound(bounds_.begin(), bounds_.end(), value);
+  buckets_[static_cast<std::size_t>(it - bounds_.begin())].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
-  sum_nanos_.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e9),
-                       std::memory_order_relaxed);
+  sum_.fetch_add(value, std::memory_order_relaxed);
 }
 
-void LatencyHistogram::render(std::string& out, const std::string& name,
-                              const std::string& labels) const {
+void Histogram::render(std::string& out, const std::string& name, const std::string& labels) const {
   std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i <= kBounds.size(); ++i) {
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) {
     cumulative += buckets_[i].load(std::memory_order_relaxed);
     out += name + "_bucket{" + labels + ",le=\"";
-    if (i < kBounds.size()) {
-      append_number(out, kBounds[i]);
+    if (i < bounds_.size()) {
+      append_number(out, bounds_[i]);
     } else {
       out += "+Inf";
     }
@@ -58,7 +60,7 @@ void LatencyHistogram::render(std::string& out, const std::string& name,
     out.push_back('\n');
   }
   out += name + "_sum{" + labels + "} ";
-  append_number(out, static_cast<double>(sum_nanos_.load(std::memory_order_relaxed)) / 1e9);
+  append_number(out, sum_.load(std::memory_order_relaxed));
   out += "\n" + name + "_count{" + labels + "} ";
   append_number(out, cumulative);
   out.push_back('\n');
@@ -84,6 +86,14 @@ std::shared_ptr<VersionMetrics> MetricsRegistry::version(const std::string& mode
   std::lock_guard lock(mu_);
   auto& slot = versions_[{model_id, version}];
   if (!slot) slot = std::make_shared<VersionMetrics>();
+  return slot;
+}
+
+std::shared_ptr<ShadowMetrics> MetricsRegistry::shadow(const std::string& model_id,
+                                                       std::int64_t primary, std::int64_t shadow) {
+  std::lock_guard lock(mu_);
+  auto& slot = shadows_[{model_id, primary, shadow}];
+  if (!slot) slot = std::make_shared<ShadowMetrics>();
   return slot;
 }
 
@@ -115,6 +125,55 @@ void MetricsRegistry::render(std::string& out) const {
     const std::string labels = "model_id=\"" + prometheus_label(key.first) + "\",version=\"" +
                                std::to_string(key.second) + "\"";
     m->latency.render(out, "forklift_request_duration_seconds", labels);
+  }
+  out += "# HELP forklift_shadow_rows_total Shadow output rows by comparison with the primary.\n";
+  out += "# TYPE forklift_shadow_rows_total counter\n";
+  const auto shadow_labels = [](const auto& key) {
+    return "model_id=\"" + prometheus_label(std::get<0>(key)) + "\",primary_version=\"" +
+           std::to_string(std::get<1>(key)) + "\",shadow_version=\"" +
+           std::to_string(std::get<2>(key)) + "\"";
+  };
+  for (const auto& [key, m] : shadows_) {
+    const std::string labels = shadow_labels(key);
+    const std::pair<const char*, std::uint64_t> rows[] = {
+        {"agree", m->agree.load(std::memory_order_relaxed)},
+        {"disagree", m->disagree.load(std::memory_order_relaxed)}};
+    for (const auto& [result, n] : rows) {
+      out += "forklift_shadow_rows_total{" + labels + ",result=\"" + result + "\"} ";
+      append_number(out, n);
+      out.push_back('\n');
+    }
+  }
+  out += "# HELP forklift_shadow_errors_total Shadow predictions that failed.\n";
+  out += "# TYPE forklift_shadow_errors_total counter\n";
+  for (const auto& [key, m] : shadows_) {
+    out += "forklift_shadow_errors_total{" + shadow_labels(key) + "} ";
+    append_number(out, m->errors.load(std::memory_order_relaxed));
+    out.push_back('\n');
+  }
+  out += "# HELP forklift_shadow_dropped_total Shadow copies dropped because the queue was full.\n";
+  out += "# TYPE forklift_shadow_dropped_total counter\n";
+  for (const auto& [key, m] : shadows_) {
+    out += "forklift_shadow_dropped_total{" + shadow_labels(key) + "} ";
+    append_number(out, m->dropped.load(std::memory_order_relaxed));
+    out.push_back('\n');
+  }
+  out += "# HELP forklift_shadow_duration_seconds Time the shadow took to predict.\n";
+  out += "# TYPE forklift_shadow_duration_seconds histogram\n";
+  for (const auto& [key, m] : shadows_) {
+    m->latency.render(out, "forklift_shadow_duration_seconds", shadow_labels(key));
+  }
+  out +=
+      "# HELP forklift_shadow_abs_diff Absolute difference between shadow and primary outputs.\n";
+  out += "# TYPE forklift_shadow_abs_diff histogram\n";
+  for (const auto& [key, m] : shadows_) {
+    m->abs_diff.render(out, "forklift_shadow_abs_diff", shadow_labels(key));
+  }
+  out +=
+      "# HELP forklift_shadow_rel_diff Relative difference between shadow and primary outputs.\n";
+  out += "# TYPE forklift_shadow_rel_diff histogram\n";
+  for (const auto& [key, m] : shadows_) {
+    m->rel_diff.render(out, "forklift_shadow_rel_diff", shadow_labels(key));
   }
   out += "# HELP forklift_http_responses_total HTTP responses by status class.\n";
   out += "# TYPE forklift_http_responses_total counter\n";

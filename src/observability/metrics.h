@@ -8,26 +8,37 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
+#include <tuple>
 #include <utility>
 
 namespace forklift {
 
-class LatencyHistogram {
+// A Prometheus histogram with fixed upper bounds; observe() is lock-free.
+class Histogram {
  public:
-  // Upper bounds in seconds: 50 µs to 2.5 s, then +Inf.
-  static constexpr std::array<double, 15> kBounds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001,
-                                                     0.0025,  0.005,  0.01,    0.025,  0.05,
-                                                     0.1,     0.25,   0.5,     1.0,    2.5};
+  explicit Histogram(std::span<const double> bounds);
 
-  void observe(double seconds);
+  void observe(double value);
   // Appends the _bucket, _sum and _count lines for `name` with `labels` ("a=\"b\",...").
   void render(std::string& out, const std::string& name, const std::string& labels) const;
 
  private:
-  std::array<std::atomic<std::uint64_t>, kBounds.size() + 1> buckets_{};
+  std::span<const double> bounds_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;  // bounds_.size() + 1 (+Inf)
   std::atomic<std::uint64_t> count_{0};
-  std::atomic<std::uint64_t> sum_nanos_{0};
+  std::atomic<double> sum_{0};
+};
+
+// Request latency in seconds: 50 µs to 2.5 s, then +Inf.
+inline constexpr std::array<double, 15> kLatencyBounds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                                          0.0025,  0.005,  0.01,    0.025,  0.05,
+                                                          0.1,     0.25,   0.5,     1.0,    2.5};
+
+class LatencyHistogram : public Histogram {
+ public:
+  LatencyHistogram() : Histogram(kLatencyBounds) {}
 };
 
 enum class Outcome { kOk, kClientError, kServerError };
@@ -42,9 +53,26 @@ struct VersionMetrics {
   LatencyHistogram latency;
 };
 
+// Differences between a shadow's and the primary's outputs: 1e-6 to 1e3.
+inline constexpr std::array<double, 10> kDiffBounds = {1e-6, 1e-5, 1e-4, 1e-3, 1e-2,
+                                                       0.1,  1.0,  10.0, 100., 1000.};
+
+// What shadowing one version with another has shown so far.
+struct ShadowMetrics {
+  std::atomic<std::uint64_t> agree{0};     // output rows within the shadow's tolerance
+  std::atomic<std::uint64_t> disagree{0};  // output rows outside it
+  std::atomic<std::uint64_t> errors{0};    // shadow predictions that failed
+  std::atomic<std::uint64_t> dropped{0};   // copies not made because the queue was full
+  LatencyHistogram latency;
+  Histogram abs_diff{kDiffBounds};
+  Histogram rel_diff{kDiffBounds};
+};
+
 class MetricsRegistry {
  public:
   std::shared_ptr<VersionMetrics> version(const std::string& model_id, std::int64_t version);
+  std::shared_ptr<ShadowMetrics> shadow(const std::string& model_id, std::int64_t primary,
+                                        std::int64_t shadow);
   void count_http_response(unsigned status);
 
   // Renders request counters, latency histograms and HTTP responses in the text format.
@@ -53,6 +81,8 @@ class MetricsRegistry {
  private:
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::int64_t>, std::shared_ptr<VersionMetrics>> versions_;
+  std::map<std::tuple<std::string, std::int64_t, std::int64_t>, std::shared_ptr<ShadowMetrics>>
+      shadows_;
   // Indexed by status / 100 (1xx .. 5xx).
   std::array<std::atomic<std::uint64_t>, 6> http_by_class_{};
 };

@@ -8,7 +8,7 @@ namespace forklift {
 namespace {
 
 TEST(Deployment, SplitFollowsTheWeights) {
-  const Deployment d{{{1, 90}, {2, 10}}};
+  const Deployment d = Deployment::of({{1, 90}, {2, 10}});
   std::map<std::int64_t, int> counts;
   for (int i = 0; i < 20000; ++i) ++counts[pick_version(d, "")];
   EXPECT_NEAR(counts[1] / 20000.0, 0.9, 0.02);
@@ -16,7 +16,7 @@ TEST(Deployment, SplitFollowsTheWeights) {
 }
 
 TEST(Deployment, KeysAreStickyAndSpreadByWeight) {
-  const Deployment d{{{1, 50}, {2, 50}}};
+  const Deployment d = Deployment::of({{1, 50}, {2, 50}});
   std::map<std::int64_t, int> counts;
   for (int rider = 0; rider < 10000; ++rider) {
     const std::string key = "rider-" + std::to_string(rider);
@@ -26,27 +26,52 @@ TEST(Deployment, KeysAreStickyAndSpreadByWeight) {
   }
   EXPECT_NEAR(counts[1] / 10000.0, 0.5, 0.03);
   // The hash is fixed (FNV-1a), so replicas and restarts agree: pin one known assignment.
-  EXPECT_EQ(pick_version(d, "rider-42"), pick_version(Deployment{{{1, 50}, {2, 50}}}, "rider-42"));
+  EXPECT_EQ(pick_version(d, "rider-42"),
+            pick_version(Deployment::of({{1, 50}, {2, 50}}), "rider-42"));
 }
 
 TEST(Deployment, OneRouteTakesEverything) {
-  EXPECT_EQ(pick_version(Deployment{{{7, 1}}}, "anyone"), 7);
+  EXPECT_EQ(pick_version(Deployment::of({{7, 1}}), "anyone"), 7);
 }
 
 TEST(Deployment, Describe) {
   EXPECT_EQ(Deployment{}.describe(), "policy");
-  EXPECT_EQ((Deployment{{{2, 100}}}).describe(), "2");
-  EXPECT_EQ((Deployment{{{1, 90}, {2, 10}}}).describe(), "1:90,2:10");
+  EXPECT_EQ((Deployment::of({{2, 100}})).describe(), "2");
+  EXPECT_EQ((Deployment::of({{1, 90}, {2, 10}})).describe(), "1:90,2:10");
 }
 
 TEST(Deployment, JsonRoundTrip) {
-  const Deployment d{{{1, 90}, {2, 10}}};
+  const Deployment d = Deployment::of({{1, 90}, {2, 10}});
   std::string json;
   append_deployment_json(json, d);
-  EXPECT_EQ(json, R"({"routes":[{"version":1,"weight":90},{"version":2,"weight":10}]})");
+  EXPECT_EQ(json,
+            R"({"routes":[{"version":1,"weight":90},{"version":2,"weight":10}],"shadows":[]})");
   auto back = parse_deployment_json(json);
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_EQ(*back, d);
+}
+
+TEST(Deployment, ShadowsRoundTripAndDescribe) {
+  Deployment d{{{2, 1}}, {{3, 0.25, 0.05}}};
+  EXPECT_EQ(d.describe(), "2 shadow 3@25%");
+  std::string json;
+  append_deployment_json(json, d);
+  auto back = parse_deployment_json(json);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(*back, d);
+  auto defaults = parse_deployment_json(R"({"shadows": [{"version": 4}]})");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->shadows[0], (Shadow{4, 1.0, 0.01}));
+  EXPECT_TRUE(defaults->empty());  // routing is still the version policy's
+}
+
+TEST(Deployment, InvalidShadowsAreRefused) {
+  EXPECT_FALSE(parse_deployment_json(R"({"shadows": [{"version": 3, "sample_rate": 0}]})").ok());
+  EXPECT_FALSE(parse_deployment_json(R"({"shadows": [{"version": 3, "sample_rate": 1.5}]})").ok());
+  EXPECT_FALSE(parse_deployment_json(R"({"shadows": [{"sample_rate": 0.5}]})").ok());
+  auto both = parse_deployment_json(
+      R"({"routes": [{"version": 3, "weight": 1}], "shadows": [{"version": 3}]})");
+  EXPECT_NE(both.status().message().find("cannot also be its shadow"), std::string::npos);
 }
 
 TEST(Deployment, InvalidOnesAreRefused) {

@@ -172,7 +172,7 @@ TEST_F(RegistryTest, DeploymentPinsAnOlderVersionAndRollsBack) {
   ASSERT_TRUE(registry.sync().ok());
   EXPECT_DOUBLE_EQ(predict(), 13);
   // Version 1 was never loaded under `latest`; promoting it loads and self-tests it first.
-  auto d = registry.set_deployment("sum", Deployment{{{1, 1}}}, "alice", "promote");
+  auto d = registry.set_deployment("sum", Deployment::of({{1, 1}}), "alice", "promote");
   ASSERT_TRUE(d.ok()) << d.status().message();
   EXPECT_DOUBLE_EQ(predict(), 3);
   // A later sync keeps the deployed version although the policy alone would not.
@@ -195,7 +195,7 @@ TEST_F(RegistryTest, SplitsAreStickyThroughResolve) {
   write_sum_version(repo.path(), "sum", 1, 0, 3, "all");
   write_sum_version(repo.path(), "sum", 2, 10, 13, "all");
   ASSERT_TRUE(registry.sync().ok());
-  ASSERT_TRUE(registry.set_deployment("sum", Deployment{{{1, 50}, {2, 50}}}, "t").ok());
+  ASSERT_TRUE(registry.set_deployment("sum", Deployment::of({{1, 50}, {2, 50}}), "t").ok());
   auto snap = registry.snapshot();
   int ones = 0;
   for (int i = 0; i < 2000; ++i) {
@@ -213,12 +213,12 @@ TEST_F(RegistryTest, DeployingAFailingOrMissingVersionIsRefused) {
   write_sum_version(repo.path(), "sum", 1, 0, 3);
   write_sum_version(repo.path(), "sum", 2, 10, 999);  // fails its self-test
   ASSERT_TRUE(registry.sync().ok());
-  auto bad = registry.set_deployment("sum", Deployment{{{2, 1}}}, "t");
+  auto bad = registry.set_deployment("sum", Deployment::of({{2, 1}}), "t");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("self-tests failed"), std::string::npos);
-  EXPECT_EQ(registry.set_deployment("sum", Deployment{{{9, 1}}}, "t").status().code(),
+  EXPECT_EQ(registry.set_deployment("sum", Deployment::of({{9, 1}}), "t").status().code(),
             StatusCode::kNotFound);
-  EXPECT_EQ(registry.set_deployment("nope", Deployment{{{1, 1}}}, "t").status().code(),
+  EXPECT_EQ(registry.set_deployment("nope", Deployment::of({{1, 1}}), "t").status().code(),
             StatusCode::kNotFound);
   EXPECT_DOUBLE_EQ(predict(), 3);
   EXPECT_TRUE(registry.audit().empty());
@@ -234,7 +234,7 @@ TEST(RegistryState, DeploymentsSurviveARestart) {
     MetricsRegistry metrics;
     ModelRegistry first(repo.path(), metrics, state);
     ASSERT_TRUE(first.sync().ok());
-    ASSERT_TRUE(first.set_deployment("sum", Deployment{{{1, 80}, {2, 20}}}, "alice").ok());
+    ASSERT_TRUE(first.set_deployment("sum", Deployment::of({{1, 80}, {2, 20}}), "alice").ok());
   }
   MetricsRegistry metrics;
   ModelRegistry second(repo.path(), metrics, state);
@@ -274,7 +274,7 @@ TEST_F(RegistryTest, BreakingSchemaIsRefusedUnlessForced) {
   write_file(v2 / "selftest.jsonl",
              "{\"features\": {\"a\": 1, \"b\": 2, \"c\": 0}, \"expected\": 3}\n");
   ASSERT_TRUE(registry.sync().ok());
-  auto refused = registry.set_deployment("sum", Deployment{{{2, 1}}}, "t", "promote");
+  auto refused = registry.set_deployment("sum", Deployment::of({{2, 1}}), "t", "promote");
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(
@@ -286,7 +286,7 @@ TEST_F(RegistryTest, BreakingSchemaIsRefusedUnlessForced) {
   EXPECT_EQ(registry.snapshot()->models.at("sum").deployment.describe(), "policy");
   // Version 2 was loaded only to check it: default traffic must still go to version 1.
   EXPECT_EQ((*registry.snapshot()->resolve("sum", std::nullopt))->version, 1);
-  auto forced = registry.set_deployment("sum", Deployment{{{2, 1}}}, "t", "promote", true);
+  auto forced = registry.set_deployment("sum", Deployment::of({{2, 1}}), "t", "promote", true);
   ASSERT_TRUE(forced.ok()) << forced.status().message();
   // Rolling back to what callers used before is always allowed.
   EXPECT_TRUE(registry.rollback("sum", "t").ok());

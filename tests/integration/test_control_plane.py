@@ -41,7 +41,7 @@ def test_mutating_calls_need_the_token(admin_server):
     assert admin_server.admin("PUT", "/admin/models/eta/deployment", {"routes": []}).status_code == 401
     # Reads need no token; nothing changed.
     r = admin_server.admin("GET", "/admin/models/eta/deployment")
-    assert r.json() == {"model_id": "eta", "deployment": {"routes": []}}
+    assert r.json() == {"model_id": "eta", "deployment": {"routes": [], "shadows": []}}
     assert answered_version(admin_server) == 2
 
 
@@ -66,7 +66,7 @@ def test_promote_and_rollback_change_what_infer_answers(admin_server):
     r = admin_server.admin("POST", "/admin/models/eta/promote", {"version": 1}, token=TOKEN,
                            headers={"x-forklift-actor": "alice"})
     assert r.status_code == 200, r.text
-    assert r.json()["deployment"] == {"routes": [{"version": 1, "weight": 1}]}
+    assert r.json()["deployment"] == {"routes": [{"version": 1, "weight": 1}], "shadows": []}
     assert {answered_version(admin_server) for _ in range(20)} == {1}
     assert answered_version(admin_server, version=2) == 2  # an explicit version still wins
     r = admin_server.admin("POST", "/admin/models/eta/rollback", token=TOKEN)
@@ -181,7 +181,7 @@ def test_deployments_survive_a_restart(repo_copy, tmp_path, sig):
     try:
         assert answered_version(s) == 1
         assert s.admin("GET", "/admin/models/eta/deployment").json()["deployment"] == {
-            "routes": [{"version": 1, "weight": 1}]}
+            "routes": [{"version": 1, "weight": 1}], "shadows": []}
         assert s.post("/infer", {"model_id": "surge", "features": {}}).status_code == 503
         assert len(s.admin("GET", "/admin/audit").json()["entries"]) == 2
         assert s.admin("POST", "/admin/models/eta/rollback", token=TOKEN).status_code == 200
@@ -309,3 +309,36 @@ def test_schema_guard_refuses_a_breaking_promote_unless_forced(repo_copy):
         assert r.status_code == 200 and r.json()["version"] == 3
     finally:
         assert s.stop() == 0
+
+
+def test_shadow_never_changes_the_answer_and_is_compared(admin_server):
+    cases = selftest_cases("eta", 2)[1:]
+    before = [admin_server.post("/infer", {"model_id": "eta", "features": c["features"]}).json()["output"]
+              for c in cases]
+    out = cli(admin_server, "shadow", "eta", "1", "--rate", "1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ("eta: newest serving version (version policy); "
+                          "shadow version 1 on 100% of requests\n")
+    for _ in range(5):
+        for c, want in zip(cases, before):
+            r = admin_server.post("/infer", {"model_id": "eta", "features": c["features"]})
+            assert r.status_code == 200
+            assert r.json()["version"] == 2 and r.json()["output"] == want
+    deadline = time.time() + 10
+    labels = 'model_id="eta",primary_version="2",shadow_version="1"'
+    total = 0
+    while time.time() < deadline:
+        metrics = admin_server.get("/metrics").text
+        rows = {l.rsplit(" ", 1)[0]: float(l.rsplit(" ", 1)[1]) for l in metrics.splitlines()
+                if l.startswith("forklift_shadow_rows_total")}
+        total = sum(v for k, v in rows.items() if labels in k)
+        if total >= 5 * len(cases):
+            break
+        time.sleep(0.05)
+    assert total == 5 * len(cases)
+    assert f'forklift_shadow_duration_seconds_count{{{labels}}} {5 * len(cases)}' in metrics
+    assert f'forklift_shadow_errors_total{{{labels}}} 0' in metrics
+    assert f'forklift_shadow_dropped_total{{{labels}}} 0' in metrics
+    out = cli(admin_server, "shadow", "eta", "1", "--off")
+    assert out.returncode == 0
+    assert admin_server.admin("GET", "/admin/models/eta/deployment").json()["deployment"]["shadows"] == []

@@ -1,0 +1,66 @@
+// Runs shadow versions off the hot path and compares their outputs with the primary's.
+//
+// Serving threads offer a job after the primary has answered; offer() never blocks: when the
+// bounded queue is full the job is dropped and counted. One worker thread predicts with the
+// shadow and records agreement, differences, errors and latency as metrics.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/deployment.h"
+#include "core/version_loader.h"
+#include "observability/metrics.h"
+
+namespace forklift {
+
+struct ShadowJob {
+  std::shared_ptr<const LoadedModel> primary;  // keeps the batch's schema alive
+  std::shared_ptr<const LoadedModel> shadow;
+  Shadow config;
+  Batch batch;  // in the primary's schema
+  std::vector<Value> primary_outputs;
+};
+
+// How one shadow output compares with the primary's.
+struct Comparison {
+  bool agree = false;
+  double abs_diff = 0;  // largest element-wise absolute difference (0 for equal non-numbers)
+  double rel_diff = 0;  // abs_diff / |primary|
+};
+Comparison compare_outputs(const Value& primary, const Value& shadow, double agree_tolerance);
+
+class ShadowRunner {
+ public:
+  ShadowRunner(MetricsRegistry& metrics, std::size_t capacity);
+  ~ShadowRunner();  // stops the worker; jobs still queued are dropped and counted
+  ShadowRunner(const ShadowRunner&) = delete;
+  ShadowRunner& operator=(const ShadowRunner&) = delete;
+
+  // Queues a job; false (and counted as dropped) when the queue is full.
+  bool offer(ShadowJob job);
+  // Blocks until the queue is empty and the worker idle (tests and shutdown).
+  void wait_idle();
+
+ private:
+  void run();
+  void process(ShadowJob& job);
+
+  MetricsRegistry& metrics_;
+  const std::size_t capacity_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::condition_variable idle_;
+  std::deque<ShadowJob> queue_;
+  bool busy_ = false;
+  bool stop_ = false;
+  std::thread worker_;  // last: starts after everything it uses
+};
+
+}  // namespace forklift

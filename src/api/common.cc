@@ -59,10 +59,18 @@ bool sampled(double rate) {
   return static_cast<double>(state >> 11) * 0x1.0p-53 < rate;
 }
 
-void offer_shadows(const ApiContext& ctx, const RegistrySnapshot& snapshot,
-                   const std::shared_ptr<const LoadedModel>& primary, Batch&& batch,
-                   const std::vector<Value>& outputs) {
-  if (ctx.shadows == nullptr) return;
+void after_prediction(const ApiContext& ctx, const RegistrySnapshot& snapshot,
+                      const std::shared_ptr<const LoadedModel>& primary, Batch&& batch,
+                      const std::vector<Value>& outputs, const std::string& request_id,
+                      std::chrono::steady_clock::time_point start, bool routed) {
+  const bool log_event = ctx.events != nullptr && sampled(ctx.events->sample_rate());
+  if (log_event) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ctx.events->offer(PredictionEvent{std::chrono::system_clock::now(), request_id, primary, batch,
+                                      outputs, seconds});
+  }
+  if (ctx.shadows == nullptr || !routed) return;
   const auto it = snapshot.models.find(primary->model_id);
   if (it == snapshot.models.end()) return;
   const std::vector<Shadow>& shadows = it->second.deployment.shadows;
@@ -73,8 +81,8 @@ void offer_shadows(const ApiContext& ctx, const RegistrySnapshot& snapshot,
     if (shadow == it->second.serving.end()) continue;
     // The last shadow may take the batch itself; the request is done with it.
     ctx.shadows->offer(ShadowJob{primary, shadow->second, sh,
-                                 i + 1 == shadows.size() ? std::move(batch) : Batch(batch),
-                                 outputs});
+                                 i + 1 == shadows.size() ? std::move(batch) : Batch(batch), outputs,
+                                 request_id, log_event});
   }
 }
 

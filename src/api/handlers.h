@@ -19,6 +19,7 @@ struct ApiContext {
   MetricsRegistry* metrics = nullptr;
   double log_requests = 0;          // fraction of requests written to the log (0: none, 1: all)
   ShadowRunner* shadows = nullptr;  // null: shadows configured in deployments are not run
+  EventLog* events = nullptr;       // null: no prediction events
 };
 
 // POST /infer: forklift's own request shape (DESIGN.md, "The contract").
@@ -41,11 +42,12 @@ Status predict_guarded(const LoadedModel& model, const Batch& batch, std::vector
 void record_outcome(const LoadedModel& model, const Status& status,
                     std::chrono::steady_clock::time_point start, HttpResponse& res);
 
-// After the primary answered a request routed by the deployment, hands a copy to each of the
-// model's shadows that samples it. Never blocks.
-void offer_shadows(const ApiContext& ctx, const RegistrySnapshot& snapshot,
-                   const std::shared_ptr<const LoadedModel>& primary, Batch&& batch,
-                   const std::vector<Value>& outputs);
+// After a successful prediction: queues the prediction event (if sampled) and, for a request the
+// deployment routed (`routed`), hands copies to the model's shadows. Never blocks.
+void after_prediction(const ApiContext& ctx, const RegistrySnapshot& snapshot,
+                      const std::shared_ptr<const LoadedModel>& primary, Batch&& batch,
+                      const std::vector<Value>& outputs, const std::string& request_id,
+                      std::chrono::steady_clock::time_point start, bool routed);
 
 // True with probability `rate` (a cheap per-thread generator).
 bool sampled(double rate);

@@ -131,7 +131,8 @@ void handle_infer(const ApiContext& ctx, const HttpRequest& req, HttpResponse& r
   if (!status.ok()) return respond_error(res, status);
   res.status = 200;
   write_answer(model, outputs, env.has_instances, res.request_id, res.body);
-  if (!env.version) offer_shadows(ctx, *snapshot, *resolved, std::move(batch), outputs);
+  after_prediction(ctx, *snapshot, *resolved, std::move(batch), outputs, res.request_id, start,
+                   !env.version);
 }
 
 }  // namespace forklift

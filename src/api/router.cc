@@ -113,6 +113,14 @@ void Router::metrics(HttpResponse& res) const {
   res.content_type = "text/plain; version=0.0.4; charset=utf-8";
   ctx_.metrics->render(res.body);
   render_model_gauges(*ctx_.registry->snapshot(), res.body);
+  if (ctx_.events != nullptr) {
+    res.body += "# HELP forklift_events_written_total Prediction and shadow events written.\n";
+    res.body += "# TYPE forklift_events_written_total counter\n";
+    res.body += "forklift_events_written_total " + std::to_string(ctx_.events->written()) + "\n";
+    res.body += "# HELP forklift_events_dropped_total Events dropped because the queue was full.\n";
+    res.body += "# TYPE forklift_events_dropped_total counter\n";
+    res.body += "forklift_events_dropped_total " + std::to_string(ctx_.events->dropped()) + "\n";
+  }
 }
 
 void Router::readiness(HttpResponse& res, bool v2) const {

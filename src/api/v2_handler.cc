@@ -434,7 +434,8 @@ void handle_v2_infer(const ApiContext& ctx, std::string_view model_id,
   }
   out += "]}]}";
   res.status = 200;
-  if (!version) offer_shadows(ctx, *snapshot, *resolved, std::move(batch), outputs);
+  after_prediction(ctx, *snapshot, *resolved, std::move(batch), outputs, res.request_id, start,
+                   !version);
 }
 
 void handle_v2_model_metadata(const ApiContext& ctx, std::string_view model_id,

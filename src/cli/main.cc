@@ -47,6 +47,18 @@ int main(int argc, char** argv) {
       ->add_option("--shadow-queue", serve.shadow_queue,
                    "Shadow copies that may wait; beyond that they are dropped and counted")
       ->capture_default_str();
+  serve_cmd->add_option("--events-dir", serve.events_dir,
+                        "Write prediction events (JSON lines) to rotating files here");
+  serve_cmd->add_option("--events-sample", serve.events_sample, "Fraction of requests logged")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  serve_cmd
+      ->add_option("--events-max-file-mb", serve.events_max_file_mb, "Rotate files at this size")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve_cmd->add_option("--events-max-files", serve.events_max_files, "Event files kept")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   serve_cmd->add_option("--state-file", serve.state_file,
                         "Where deployments are kept (default <repository>/.forklift-state.json; "
                         "'none' keeps them in memory only)");

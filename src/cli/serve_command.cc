@@ -103,8 +103,19 @@ int run_serve(const ServeOptions& options) {
   register_builtin_runtimes();
   MetricsRegistry metrics;
   ModelRegistry registry(options.model_repository, metrics, state_file);
-  ShadowRunner shadows(metrics, options.shadow_queue);
-  const ApiContext ctx{&registry, &metrics, options.log_requests, &shadows};
+  std::unique_ptr<EventLog> events;
+  if (!options.events_dir.empty()) {
+    auto opened =
+        EventLog::open(EventLogOptions{options.events_dir, options.events_sample, 65536,
+                                       options.events_max_file_mb << 20, options.events_max_files});
+    if (!opened.ok()) {
+      log::error("events_unavailable", {{"reason", opened.status().message()}});
+      return 1;
+    }
+    events = std::move(opened).value();
+  }
+  ShadowRunner shadows(metrics, options.shadow_queue, events.get());
+  const ApiContext ctx{&registry, &metrics, options.log_requests, &shadows, events.get()};
   Router router(ctx);
   AdminRouter admin_router(ctx, std::move(token).value());
   HttpServer server(options.server, router);

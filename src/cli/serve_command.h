@@ -16,6 +16,10 @@ struct ServeOptions {
   double drain_seconds = 30;
   double log_requests = 0;          // fraction of requests logged
   std::size_t shadow_queue = 1024;  // shadow copies waiting; more are dropped and counted
+  std::string events_dir;           // empty: no prediction events
+  double events_sample = 1.0;
+  std::size_t events_max_file_mb = 64;
+  std::size_t events_max_files = 10;
 };
 
 // `forklift serve`: serves every model in the repository until SIGTERM or SIGINT. Returns the

@@ -64,8 +64,8 @@ Comparison compare_outputs(const Value& primary, const Value& shadow, double agr
   return c;
 }
 
-ShadowRunner::ShadowRunner(MetricsRegistry& metrics, std::size_t capacity)
-    : metrics_(metrics), capacity_(capacity), worker_([this] { run(); }) {}
+ShadowRunner::ShadowRunner(MetricsRegistry& metrics, std::size_t capacity, EventLog* events)
+    : metrics_(metrics), capacity_(capacity), events_(events), worker_([this] { run(); }) {}
 
 ShadowRunner::~ShadowRunner() {
   std::deque<ShadowJob> dropped;
@@ -141,8 +141,15 @@ void ShadowRunner::process(ShadowJob& job) {
       status = Internal(e.what());
     }
   }
-  m->latency.observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  m->latency.observe(seconds);
+  if (job.log_event && events_ != nullptr) {
+    events_->offer(ShadowEvent{std::chrono::system_clock::now(), job.request_id,
+                               job.primary->model_id, job.primary->version, job.shadow->version,
+                               job.primary_outputs, status.ok() ? outputs : std::vector<Value>{},
+                               status.ok() ? std::string() : status.message(), seconds});
+  }
   if (!status.ok()) {
     m->errors.fetch_add(1, std::memory_order_relaxed);
     return;

@@ -16,6 +16,7 @@
 
 #include "core/deployment.h"
 #include "core/version_loader.h"
+#include "observability/event_log.h"
 #include "observability/metrics.h"
 
 namespace forklift {
@@ -26,6 +27,8 @@ struct ShadowJob {
   Shadow config;
   Batch batch;  // in the primary's schema
   std::vector<Value> primary_outputs;
+  std::string request_id;
+  bool log_event = false;  // write a shadow event (the request's prediction event was sampled)
 };
 
 // How one shadow output compares with the primary's.
@@ -38,7 +41,8 @@ Comparison compare_outputs(const Value& primary, const Value& shadow, double agr
 
 class ShadowRunner {
  public:
-  ShadowRunner(MetricsRegistry& metrics, std::size_t capacity);
+  // `events`, if not null, receives a shadow event for each job that asks for one.
+  ShadowRunner(MetricsRegistry& metrics, std::size_t capacity, EventLog* events = nullptr);
   ~ShadowRunner();  // stops the worker; jobs still queued are dropped and counted
   ShadowRunner(const ShadowRunner&) = delete;
   ShadowRunner& operator=(const ShadowRunner&) = delete;
@@ -54,6 +58,7 @@ class ShadowRunner {
 
   MetricsRegistry& metrics_;
   const std::size_t capacity_;
+  EventLog* events_;
   std::mutex mu_;
   std::condition_variable wake_;
   std::condition_variable idle_;

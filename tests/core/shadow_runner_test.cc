@@ -51,7 +51,8 @@ class ShadowRunnerTest : public ::testing::Test {
     } else {
       EXPECT_TRUE(p->model->predict(batch, outputs).ok());
     }
-    return ShadowJob{p, s, Shadow{shadow, 1.0, 0.01}, std::move(batch), std::move(outputs)};
+    return ShadowJob{p,    s,    Shadow{shadow, 1.0, 0.01}, std::move(batch), std::move(outputs),
+                     "r1", false};
   }
 
   TempDir repo;

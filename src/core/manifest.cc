@@ -135,9 +135,9 @@ VersionPolicy parse_policy(const YAML::Node& v) {
 
 Manifest parse_root(const YAML::Node& root) {
   if (!root.IsMap()) fail("(top level)", "must be a map");
-  static const std::set<std::string> kKnown = {"runtime",        "artifact", "description",
-                                               "version_policy", "features", "output",
-                                               "runtime_options"};
+  static const std::set<std::string> kKnown = {"runtime",         "artifact",    "description",
+                                               "version_policy",  "features",    "output",
+                                               "runtime_options", "new_versions"};
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
     if (!kKnown.contains(key)) fail(key, "is not a known field");
@@ -151,6 +151,11 @@ Manifest parse_root(const YAML::Node& root) {
   if (const YAML::Node d = root["description"]) m.description = d.as<std::string>();
   m.schema = parse_schema(root);
   m.version_policy = parse_policy(root["version_policy"]);
+  if (const YAML::Node n = root["new_versions"]) {
+    const std::string v = n.IsScalar() ? n.as<std::string>() : "";
+    if (v != "promote" && v != "hold") fail("new_versions", "must be promote or hold");
+    m.hold_new_versions = v == "hold";
+  }
   if (const YAML::Node opts = root["runtime_options"]) {
     if (!opts.IsMap()) fail("runtime_options", "must be a map of names to scalar values");
     for (const auto& kv : opts) {

@@ -25,6 +25,9 @@ struct Manifest {
   std::string description;
   Schema schema;
   VersionPolicy version_policy;
+  // What a new version that passes its self-tests does: take traffic at once (promote), or wait
+  // for a manual promote (hold). Read, like version_policy, from the newest version.
+  bool hold_new_versions = false;
   std::map<std::string, std::string> runtime_options;
 };
 

@@ -16,6 +16,23 @@
 
 namespace forklift {
 
+namespace {
+
+std::string now_iso8601() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+constexpr std::size_t kMaxHistory = 20;
+constexpr std::size_t kMaxAudit = 1000;
+
+}  // namespace
+
 std::string_view to_string(VersionState state) {
   switch (state) {
     case VersionState::kLoading:
@@ -129,12 +146,15 @@ void ModelRegistry::sync_model(ModelState& model, const std::vector<std::int64_t
   std::erase_if(model.serving, [&](const auto& kv) { return !disk.contains(kv.first); });
   std::erase_if(model.versions, [&](const auto& kv) { return !disk.contains(kv.first); });
 
+  const std::shared_ptr<const LoadedModel> previous_default = model.default_version();
   // The policy comes from the newest version whose manifest parses.
   model.policy = VersionPolicy{};
+  model.hold_new_versions = false;
   for (auto v = on_disk.rbegin(); v != on_disk.rend(); ++v) {
     auto m = parse_manifest(root_ / model.model_id / std::to_string(*v) / "model.yaml");
     if (m.ok()) {
       model.policy = m->version_policy;
+      model.hold_new_versions = m->hold_new_versions;
       break;
     }
   }
@@ -178,6 +198,21 @@ void ModelRegistry::sync_model(ModelState& model, const std::vector<std::int64_t
     if (!disk.contains(v)) continue;
     if (model.serving.contains(v) || (needs_load(v) && try_load(model, v))) wanted.insert(v);
   }
+  // new_versions: hold. A newer version passed, but traffic stays where it was until a promote:
+  // pin the deployment to the version that served until now (kept loaded by the pin).
+  if (model.hold_new_versions && model.deployment.empty() && previous_default && !wanted.empty() &&
+      *wanted.rbegin() > previous_default->version &&
+      model.serving.contains(previous_default->version)) {
+    const std::int64_t held = *wanted.rbegin();
+    model.deployment = Deployment::of({{previous_default->version, 1}});
+    wanted.insert(previous_default->version);
+    audit_.push_back(AuditEntry{now_iso8601(), "forklift", model.model_id, "hold", "policy",
+                                model.deployment.describe()});
+    log::info(
+        "version_held",
+        {{"model_id", model.model_id}, {"version", held}, {"serving", previous_default->version}});
+    save_state();
+  }
   for (auto it = model.serving.begin(); it != model.serving.end();) {
     if (wanted.contains(it->first)) {
       ++it;
@@ -214,23 +249,6 @@ Status ModelRegistry::sync() {
   publish();
   return Status::Ok();
 }
-
-namespace {
-
-std::string now_iso8601() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t secs = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-constexpr std::size_t kMaxHistory = 20;
-constexpr std::size_t kMaxAudit = 1000;
-
-}  // namespace
 
 Status ModelRegistry::ensure_serving(ModelState& model, std::int64_t version) {
   if (model.serving.contains(version)) return Status::Ok();

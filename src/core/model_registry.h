@@ -37,6 +37,7 @@ struct VersionStatus {
 struct ModelState {
   std::string model_id;
   VersionPolicy policy;
+  bool hold_new_versions = false;
   std::map<std::int64_t, std::shared_ptr<const LoadedModel>> serving;
   std::map<std::int64_t, VersionStatus> versions;  // every version seen on disk
   bool unloaded = false;            // unloaded through the admin API: serves nothing until loaded

@@ -98,6 +98,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"output: {name: eta, type: float}\n", "", "field 'output' is required"},
         BadCase{"version_policy: all", "version_policy: newest", "'newest' is not a policy"},
         BadCase{"description: test", "descripton: test", "'descripton' is not a known field"},
+        BadCase{"description: test", "new_versions: later", "must be promote or hold"},
         BadCase{"features:", "features: [\nfoo", "not valid YAML"}));
 
 TEST(Manifest, MissingFileIsNotFound) {

@@ -292,5 +292,38 @@ TEST_F(RegistryTest, BreakingSchemaIsRefusedUnlessForced) {
   EXPECT_TRUE(registry.rollback("sum", "t").ok());
 }
 
+TEST_F(RegistryTest, HeldNewVersionsWaitForAPromote) {
+  const auto hold = [&](int version, double offset, double expected) {
+    write_sum_version(repo.path(), "sum", version, offset, expected);
+    const auto manifest = repo.path() / "sum" / std::to_string(version) / "model.yaml";
+    write_file(manifest, testing::sum_manifest() + "new_versions: hold\n");
+  };
+  hold(1, 0, 3);
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_DOUBLE_EQ(predict(), 3);  // the first version serves: there is nothing to hold to
+  hold(2, 10, 13);
+  ASSERT_TRUE(registry.sync().ok());
+  auto snap = registry.snapshot();
+  const ModelState& m = snap->models.at("sum");
+  EXPECT_TRUE(m.serving.contains(2));  // loaded and self-tested...
+  EXPECT_DOUBLE_EQ(predict(), 3);      // ...but traffic stays on version 1
+  EXPECT_EQ(m.deployment.describe(), "1");
+  ASSERT_EQ(registry.audit().size(), 1u);
+  EXPECT_EQ(registry.audit()[0].action, "hold");
+  ASSERT_TRUE(registry.sync().ok());  // a later scan changes nothing
+  EXPECT_DOUBLE_EQ(predict(), 3);
+  ASSERT_TRUE(registry.promote("sum", 2, "alice").ok());
+  EXPECT_DOUBLE_EQ(predict(), 13);
+}
+
+TEST_F(RegistryTest, NewVersionsArePromotedByDefault) {
+  write_sum_version(repo.path(), "sum", 1, 0, 3);
+  ASSERT_TRUE(registry.sync().ok());
+  write_sum_version(repo.path(), "sum", 2, 10, 13);
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_DOUBLE_EQ(predict(), 13);
+  EXPECT_TRUE(registry.audit().empty());
+}
+
 }  // namespace
 }  // namespace forklift

@@ -342,3 +342,31 @@ def test_shadow_never_changes_the_answer_and_is_compared(admin_server):
     out = cli(admin_server, "shadow", "eta", "1", "--off")
     assert out.returncode == 0
     assert admin_server.admin("GET", "/admin/models/eta/deployment").json()["deployment"]["shadows"] == []
+
+
+def test_new_version_held_until_promoted(repo_copy):
+    import shutil
+    for v in (1, 2):
+        manifest = repo_copy / "eta" / str(v) / "model.yaml"
+        manifest.write_text(manifest.read_text().replace("version_policy: all",
+                                                         "version_policy: latest\nnew_versions: hold"))
+    s = Server(repo_copy, "--poll-seconds", "0.2", env={"FORKLIFT_ADMIN_TOKEN": TOKEN})
+    try:
+        assert answered_version(s) == 2
+        staging = repo_copy / "eta" / ".staging"
+        shutil.copytree(repo_copy / "eta" / "2", staging)
+        staging.rename(repo_copy / "eta" / "3")
+        deadline = time.time() + 20
+        while time.time() < deadline and not s.events("version_held"):
+            time.sleep(0.05)
+        held = s.events("version_held")
+        assert held and held[0]["version"] == 3 and held[0]["serving"] == 2
+        assert {answered_version(s) for _ in range(10)} == {2}
+        status = cli(s, "status", "eta").stdout
+        assert any(l.split()[:3] == ["eta", "3", "ready"] for l in status.splitlines()), status
+        assert cli(s, "promote", "eta", "3").returncode == 0
+        assert answered_version(s) == 3
+        actions = [e["action"] for e in s.admin("GET", "/admin/audit").json()["entries"]]
+        assert actions == ["hold", "promote"]
+    finally:
+        assert s.stop() == 0

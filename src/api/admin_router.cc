@@ -136,6 +136,9 @@ bool AdminRouter::authorized(const HttpRequest& req) const {
 void AdminRouter::handle(const HttpRequest& req, HttpResponse& res) const {
   try {
     route(req, res);
+    // A change may have retired versions: free the ones nobody holds, here, not on a serving
+    // thread.
+    if (req.method != "GET") ctx_.registry->collect_retired();
   } catch (const std::exception& e) {
     log::error("admin_request_failed", {{"target", req.target}, {"reason", e.what()}});
     res = HttpResponse{};

@@ -11,6 +11,7 @@
 
 #include "api/admin_router.h"
 #include "api/router.h"
+#include "common/thread_priority.h"
 #include "core/model_registry.h"
 #include "observability/log.h"
 #include "runtimes/runtime_registry.h"
@@ -34,16 +35,28 @@ class RepositoryLoader {
 
  private:
   void run() {
+    // Loading and self-testing yield the CPU to the serving threads.
+    lower_this_thread_priority(10);
     registry_.sync();
     const auto snap = registry_.snapshot();
     log::info("repository_loaded", {{"models", static_cast<std::int64_t>(snap->models.size())},
                                     {"ready", snap->ready()}});
-    if (poll_seconds_ <= 0) return;
+    // Tick often enough to free retired versions soon after their last request; rescan the
+    // repository every poll_seconds.
+    const auto tick = std::chrono::milliseconds(200);
+    auto next_scan = std::chrono::steady_clock::now() +
+                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                         std::chrono::duration<double>(poll_seconds_));
     std::unique_lock lock(mu_);
-    while (
-        !cv_.wait_for(lock, std::chrono::duration<double>(poll_seconds_), [&] { return stop_; })) {
+    while (!cv_.wait_for(lock, tick, [&] { return stop_; })) {
       lock.unlock();
-      registry_.sync();
+      if (poll_seconds_ > 0 && std::chrono::steady_clock::now() >= next_scan) {
+        registry_.sync();
+        next_scan = std::chrono::steady_clock::now() +
+                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                        std::chrono::duration<double>(poll_seconds_));
+      }
+      registry_.collect_retired();
       lock.lock();
     }
   }

@@ -9,7 +9,8 @@ namespace forklift {
 struct ServeOptions {
   std::string model_repository;
   ServerOptions server;
-  ServerOptions admin{.host = "127.0.0.1", .port = 8081, .threads = 1};
+  // Admin calls may load and self-test models: their thread runs at a lower CPU priority.
+  ServerOptions admin{.host = "127.0.0.1", .port = 8081, .threads = 1, .nice = 10};
   std::string admin_token_file;  // else $FORKLIFT_ADMIN_TOKEN; neither: mutating calls refused
   std::string state_file;        // default <repository>/.forklift-state.json; "none" disables
   double poll_seconds = 0;       // rescan the repository this often; 0 turns polling off

@@ -18,6 +18,20 @@ namespace forklift {
 
 namespace {
 
+// Generation numbers are unique across registries, so a thread's cached snapshot can never be
+// mistaken for another registry's (even one created at the same address).
+std::atomic<std::uint64_t> g_next_generation{1};
+
+struct CachedSnapshot {
+  const ModelRegistry* owner = nullptr;
+  std::uint64_t generation = 0;
+  std::shared_ptr<const RegistrySnapshot> snapshot;
+};
+
+}  // namespace
+
+namespace {
+
 std::string now_iso8601() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t secs = std::chrono::system_clock::to_time_t(now);
@@ -97,14 +111,39 @@ ModelRegistry::ModelRegistry(std::filesystem::path root, MetricsRegistry& metric
     : root_(std::move(root)), metrics_(metrics), state_file_(std::move(state_file)) {
   load_state();
   snapshot_ = std::make_shared<const RegistrySnapshot>();
+  generation_.store(g_next_generation.fetch_add(1), std::memory_order_release);
+}
+
+std::shared_ptr<const RegistrySnapshot> ModelRegistry::snapshot() const {
+  thread_local CachedSnapshot cache;
+  const std::uint64_t generation = generation_.load(std::memory_order_acquire);
+  if (cache.owner != this || cache.generation != generation) {
+    std::lock_guard lock(snapshot_mu_);
+    cache.snapshot = snapshot_;
+    cache.owner = this;
+    cache.generation = generation_.load(std::memory_order_relaxed);
+  }
+  return cache.snapshot;
 }
 
 void ModelRegistry::publish() {
   auto next = std::make_shared<const RegistrySnapshot>(working_);
   std::shared_ptr<const RegistrySnapshot> previous;
   {
-    std::lock_guard lock(snapshot_mu_);
-    previous = std::exchange(snapshot_, std::move(next));
+    std::lock_guard lock(snapshot_mu_);  // a pointer swap: readers rarely wait, never long
+    previous = std::exchange(snapshot_, next);
+    generation_.store(g_next_generation.fetch_add(1), std::memory_order_release);
+  }
+  retired_snapshots_.push_back(previous);
+  // Versions in the previous snapshot but not in the next are retired: keep a reference so the
+  // last one is dropped by collect_retired on this side, not by a serving thread.
+  for (const auto& [id, m] : previous->models) {
+    const auto now = next->models.find(id);
+    for (const auto& [v, loaded] : m.serving) {
+      const bool kept = now != next->models.end() && now->second.serving.contains(v) &&
+                        now->second.serving.at(v) == loaded;
+      if (!kept) retired_.push_back(loaded);
+    }
   }
   // `previous` (and any version only it kept alive) is released here, outside the lock.
 }
@@ -447,6 +486,29 @@ Status ModelRegistry::load_model(std::string_view model_id, std::string_view act
                               "' has no version that loads and passes its self-tests");
   }
   return Status::Ok();
+}
+
+void ModelRegistry::collect_retired() {
+  std::vector<std::shared_ptr<const LoadedModel>> free_now;
+  std::vector<std::shared_ptr<const RegistrySnapshot>> free_snapshots;
+  {
+    std::lock_guard lock(sync_mu_);
+    // Snapshots first: freeing one may leave a retired version with no other holder.
+    for (auto& s : retired_snapshots_) {
+      if (s.use_count() == 1) free_snapshots.push_back(std::move(s));
+    }
+    std::erase(retired_snapshots_, nullptr);
+  }
+  free_snapshots.clear();
+  {
+    std::lock_guard lock(sync_mu_);
+    for (auto& m : retired_) {
+      if (m.use_count() == 1) free_now.push_back(std::move(m));
+    }
+    std::erase(retired_, nullptr);
+  }
+  // Destroyed here, outside the lock, on the calling (loader or admin) thread.
+  free_now.clear();
 }
 
 std::vector<AuditEntry> ModelRegistry::audit() const {

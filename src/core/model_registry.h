@@ -6,6 +6,7 @@
 // a load.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -105,10 +106,14 @@ class ModelRegistry {
   Status load_model(std::string_view model_id, std::string_view actor);
   std::vector<AuditEntry> audit() const;
 
-  std::shared_ptr<const RegistrySnapshot> snapshot() const {
-    std::lock_guard lock(snapshot_mu_);
-    return snapshot_;
-  }
+  // Frees versions that left the registry once no request or snapshot holds them any more.
+  // Called on the loader thread (and after admin changes) so that destroying a large model never
+  // happens on a serving thread, where it would show as a latency spike.
+  void collect_retired();
+
+  // The current snapshot. Lock-free unless a new one was published since this thread's last
+  // call (Envoy's thread-local slots follow the same idea).
+  std::shared_ptr<const RegistrySnapshot> snapshot() const;
   const std::filesystem::path& root() const { return root_; }
 
  private:
@@ -128,10 +133,20 @@ class ModelRegistry {
   mutable std::mutex sync_mu_;
   RegistrySnapshot working_;       // guarded by sync_mu_
   std::vector<AuditEntry> audit_;  // guarded by sync_mu_
-  // A plain mutex, held only to copy the pointer: libstdc++ 12's std::atomic<std::shared_ptr>
-  // makes a futex syscall on every load (measured: two per request), an uncontended mutex none.
+  // Versions no longer in the registry, kept so the last reference is dropped here, not by
+  // whichever request or snapshot happens to release it last. Guarded by sync_mu_.
+  std::vector<std::shared_ptr<const LoadedModel>> retired_;
+  // Earlier snapshots, for the same reason: they were allocated on the loader side, and a serving
+  // thread that freed one would take the loader's malloc arena lock (measured: millisecond stalls
+  // while the idle-priority loader held it). Guarded by sync_mu_.
+  std::vector<std::shared_ptr<const RegistrySnapshot>> retired_snapshots_;
+  // Readers keep a per-thread copy of the snapshot pointer and refresh it, under snapshot_mu_,
+  // only when generation_ moved. Neither std::atomic<std::shared_ptr> (libstdc++ 12 makes a futex
+  // call per load: measured two per request) nor a mutex per read (the loader thread runs at
+  // idle priority; holding a lock readers need turns into millisecond stalls: measured) will do.
   mutable std::mutex snapshot_mu_;
-  std::shared_ptr<const RegistrySnapshot> snapshot_;
+  std::shared_ptr<const RegistrySnapshot> snapshot_;  // guarded by snapshot_mu_
+  std::atomic<std::uint64_t> generation_{0};          // changes with every publish
 };
 
 }  // namespace forklift

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/json_writer.h"
+#include "common/thread_priority.h"
 #include "observability/log.h"
 
 namespace forklift {
@@ -302,7 +303,11 @@ Status HttpServer::start() {
     sweep(*w);
     im.accept(*w);
     Worker* raw = w.get();
-    w->thread = std::thread([raw] { raw->ioc.run(); });
+    const int nice = im.options.nice;
+    w->thread = std::thread([raw, nice] {
+      if (nice > 0) lower_this_thread_priority(nice);
+      raw->ioc.run();
+    });
   }
   return Status::Ok();
 }

@@ -22,6 +22,7 @@ struct ServerOptions {
   std::size_t max_header_bytes = 16 * 1024;
   std::chrono::seconds idle_timeout{60};  // keep-alive connection with no request
   std::chrono::seconds read_timeout{30};  // time to receive one whole request
+  int nice = 0;  // > 0 lowers the loops' CPU priority (the admin listener, whose calls load models)
 };
 
 class HttpServer {

@@ -1,0 +1,10 @@
+#pragma once
+
+namespace forklift {
+
+// Lowers the calling thread's CPU priority (SCHED_IDLE, else a nice value), so that work such as
+// loading and self-testing a large model yields the CPU to the serving threads. Best effort:
+// a failure leaves the priority as it was.
+void lower_this_thread_priority(int nice_value);
+
+}  // namespace forklift

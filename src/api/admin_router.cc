@@ -2,23 +2,13 @@
 
 #include <simdjson.h>
 
+#include "api/route_util.h"
 #include "common/json_writer.h"
 #include "core/repository.h"
 #include "observability/log.h"
 
 namespace forklift {
 namespace {
-
-bool consume(std::string_view& path, std::string_view prefix) {
-  if (!path.starts_with(prefix)) return false;
-  path.remove_prefix(prefix.size());
-  return true;
-}
-
-void method_not_allowed(HttpResponse& res, std::string_view allowed) {
-  res.json(405, json::error_body("method not allowed; use " + std::string(allowed)));
-  res.headers.emplace_back("Allow", std::string(allowed));
-}
 
 // Whether the query string says force=true (override the schema compatibility guard).
 bool forced(std::string_view target) {
@@ -183,21 +173,8 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
     std::string out = "{\"entries\":[";
     const auto entries = registry.audit();
     for (std::size_t i = 0; i < entries.size(); ++i) {
-      const AuditEntry& a = entries[i];
       if (i) out.push_back(',');
-      out += "{\"time\":";
-      json::append_string(out, a.time);
-      out += ",\"actor\":";
-      json::append_string(out, a.actor);
-      out += ",\"model_id\":";
-      json::append_string(out, a.model_id);
-      out += ",\"action\":";
-      json::append_string(out, a.action);
-      out += ",\"before\":";
-      json::append_string(out, a.before);
-      out += ",\"after\":";
-      json::append_string(out, a.after);
-      out.push_back('}');
+      append_audit_json(out, entries[i]);
     }
     out += "]}";
     return res.json(200, std::move(out));

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "api/route_util.h"
 #include "common/json_writer.h"
 #include "core/repository.h"
 #include "observability/log.h"
@@ -10,23 +11,12 @@
 namespace forklift {
 namespace {
 
-bool consume(std::string_view& path, std::string_view prefix) {
-  if (!path.starts_with(prefix)) return false;
-  path.remove_prefix(prefix.size());
-  return true;
-}
-
 // Splits the next path segment off `path` ("eta/versions/2" -> "eta", "versions/2").
 std::string_view next_segment(std::string_view& path) {
   const std::size_t slash = path.find('/');
   std::string_view seg = path.substr(0, slash);
   path = slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
   return seg;
-}
-
-void method_not_allowed(HttpResponse& res, std::string_view allowed) {
-  res.json(405, json::error_body("method not allowed; use " + std::string(allowed)));
-  res.headers.emplace_back("Allow", std::string(allowed));
 }
 
 void render_model_gauges(const RegistrySnapshot& snap, std::string& out) {

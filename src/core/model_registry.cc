@@ -516,6 +516,22 @@ std::vector<AuditEntry> ModelRegistry::audit() const {
   return audit_;
 }
 
+void append_audit_json(std::string& out, const AuditEntry& a) {
+  out += "{\"time\":";
+  json::append_string(out, a.time);
+  out += ",\"actor\":";
+  json::append_string(out, a.actor);
+  out += ",\"model_id\":";
+  json::append_string(out, a.model_id);
+  out += ",\"action\":";
+  json::append_string(out, a.action);
+  out += ",\"before\":";
+  json::append_string(out, a.before);
+  out += ",\"after\":";
+  json::append_string(out, a.after);
+  out.push_back('}');
+}
+
 void ModelRegistry::save_state() {
   if (state_file_.empty()) return;
   std::string out = "{\"format\":1,\"models\":{";
@@ -537,21 +553,8 @@ void ModelRegistry::save_state() {
   }
   out += "},\"audit\":[";
   for (std::size_t i = 0; i < audit_.size(); ++i) {
-    const AuditEntry& a = audit_[i];
     if (i) out.push_back(',');
-    out += "{\"time\":";
-    json::append_string(out, a.time);
-    out += ",\"actor\":";
-    json::append_string(out, a.actor);
-    out += ",\"model_id\":";
-    json::append_string(out, a.model_id);
-    out += ",\"action\":";
-    json::append_string(out, a.action);
-    out += ",\"before\":";
-    json::append_string(out, a.before);
-    out += ",\"after\":";
-    json::append_string(out, a.after);
-    out.push_back('}');
+    append_audit_json(out, audit_[i]);
   }
   out += "]}\n";
   if (Status s = write_file_atomically(state_file_, out); !s.ok()) {

@@ -75,6 +75,9 @@ struct AuditEntry {
   std::string after;
 };
 
+// {"time", "actor", "model_id", "action", "before", "after"}: the state file and the admin API.
+void append_audit_json(std::string& out, const AuditEntry& entry);
+
 class ModelRegistry {
  public:
   // `state_file`, if not empty, keeps deployments and the audit log across restarts: read here,

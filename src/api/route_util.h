@@ -1,0 +1,25 @@
+// Small helpers shared by the data-plane and admin routers.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "api/http_types.h"
+#include "common/json_writer.h"
+
+namespace forklift {
+
+// Strips `prefix` from the front of `path`; false (and `path` unchanged) if it is not there.
+inline bool consume(std::string_view& path, std::string_view prefix) {
+  if (!path.starts_with(prefix)) return false;
+  path.remove_prefix(prefix.size());
+  return true;
+}
+
+// 405 with an Allow header naming the methods the path takes.
+inline void method_not_allowed(HttpResponse& res, std::string_view allowed) {
+  res.json(405, json::error_body("method not allowed; use " + std::string(allowed)));
+  res.headers.emplace_back("Allow", std::string(allowed));
+}
+
+}  // namespace forklift

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <map>
+#include <optional>
 
 #include "core/deployment.h"
 
@@ -36,21 +37,31 @@ int call(const AdminEndpoint& endpoint, const std::string& method, const std::st
   return kRefused;
 }
 
-// Prints "MODEL: now serving ..." from a {"model_id", "deployment"} answer.
-int print_deployment(const AdminAnswer& answer) {
+// The deployment in a {"model_id", "deployment"} answer; prints why and returns nothing when
+// the answer is not one.
+std::optional<Deployment> deployment_in(const AdminAnswer& answer, std::string* model_id) {
   simdjson::dom::parser parser;
   simdjson::dom::element root;
   if (parser.parse(answer.body).get(root)) {
     std::fprintf(stderr, "forklift: the server's answer is not JSON\n");
-    return kRefused;
+    return std::nullopt;
   }
   auto d = parse_deployment_json(simdjson::minify(root["deployment"]));
-  std::string_view id;
-  if (root["model_id"].get_string().get(id)) id = "?";
   if (!d.ok()) {
     std::fprintf(stderr, "forklift: unexpected answer: %s\n", d.status().message().c_str());
-    return kRefused;
+    return std::nullopt;
   }
+  std::string_view id;
+  if (model_id != nullptr)
+    *model_id = root["model_id"].get_string().get(id) ? "?" : std::string(id);
+  return std::move(d).value();
+}
+
+// Prints "MODEL: now serving ..." from a {"model_id", "deployment"} answer.
+int print_deployment(const AdminAnswer& answer) {
+  std::string id;
+  const std::optional<Deployment> d = deployment_in(answer, &id);
+  if (!d) return kRefused;
   std::string routes = "newest serving version (version policy)";
   if (!d->empty()) routes = "versions " + Deployment::of(d->routes).describe();
   for (const Shadow& sh : d->shadows) {
@@ -58,7 +69,7 @@ int print_deployment(const AdminAnswer& answer) {
     std::snprintf(rate, sizeof rate, "%g%%", sh.sample_rate * 100);
     routes += "; shadow version " + std::to_string(sh.version) + " on " + rate + " of requests";
   }
-  std::printf("%.*s: %s\n", static_cast<int>(id.size()), id.data(), routes.c_str());
+  std::printf("%s: %s\n", id.c_str(), routes.c_str());
   return 0;
 }
 
@@ -184,17 +195,8 @@ int run_shadow(const AdminEndpoint& endpoint, const std::string& model_id, long 
   AdminAnswer answer;
   const std::string path = "/admin/models/" + model_id + "/deployment";
   if (int rc = call(endpoint, "GET", path, "", answer)) return rc;
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  if (parser.parse(answer.body).get(root)) {
-    std::fprintf(stderr, "forklift: the server's answer is not JSON\n");
-    return kRefused;
-  }
-  auto current = parse_deployment_json(simdjson::minify(root["deployment"]));
-  if (!current.ok()) {
-    std::fprintf(stderr, "forklift: unexpected answer: %s\n", current.status().message().c_str());
-    return kRefused;
-  }
+  const std::optional<Deployment> current = deployment_in(answer, nullptr);
+  if (!current) return kRefused;
   Deployment next = *current;
   std::erase_if(next.shadows, [&](const Shadow& sh) { return sh.version == version; });
   if (!off) next.shadows.push_back(Shadow{version, rate, tolerance});

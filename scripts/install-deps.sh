@@ -7,11 +7,13 @@ packages=(
   # toolchain
   g++ cmake ninja-build pkg-config clang-format
   # libraries (see docs/explanation/dependencies.md for why each one)
-  libboost-dev libsimdjson-dev libyaml-cpp-dev libcli11-dev libxgboost-dev
+  libboost-dev libsimdjson-dev libyaml-cpp-dev libcli11-dev libxgboost-dev libpq-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-xgboost python3-numpy python3-yaml python3-jsonschema python3-requests
   python3-pytest python3-flask gunicorn wrk curl
+  # the replica tests start their own PostgreSQL server
+  postgresql
 )
 
 missing=()

@@ -170,11 +170,12 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
   }
   if (path == "/admin/audit") {
     if (!get) return method_not_allowed(res, "GET");
-    std::string out = "{\"entries\":[";
     const auto entries = registry.audit();
-    for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (!entries.ok()) return respond_error(res, entries.status());
+    std::string out = "{\"entries\":[";
+    for (std::size_t i = 0; i < entries->size(); ++i) {
       if (i) out.push_back(',');
-      append_audit_json(out, entries[i]);
+      append_audit_json(out, (*entries)[i]);
     }
     out += "]}";
     return res.json(200, std::move(out));

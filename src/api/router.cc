@@ -106,13 +106,31 @@ void Router::metrics(HttpResponse& res) const {
   res.content_type = "text/plain; version=0.0.4; charset=utf-8";
   ctx_.metrics->render(res.body);
   render_model_gauges(*ctx_.registry->snapshot(), res.body);
+  const StateStore& store = ctx_.registry->state_store();
+  res.body +=
+      "# HELP forklift_state_store_up Whether the state store (deployments) can be reached.\n"
+      "# TYPE forklift_state_store_up gauge\n"
+      "forklift_state_store_up{store=\"";
+  res.body += store.shared() ? "postgres" : "local";
+  res.body += store.connected() ? "\"} 1\n" : "\"} 0\n";
   if (ctx_.events != nullptr) {
-    res.body += "# HELP forklift_events_written_total Prediction and shadow events written.\n";
-    res.body += "# TYPE forklift_events_written_total counter\n";
-    res.body += "forklift_events_written_total " + std::to_string(ctx_.events->written()) + "\n";
-    res.body += "# HELP forklift_events_dropped_total Events dropped because the queue was full.\n";
-    res.body += "# TYPE forklift_events_dropped_total counter\n";
-    res.body += "forklift_events_dropped_total " + std::to_string(ctx_.events->dropped()) + "\n";
+    res.body +=
+        "# HELP forklift_events_written_total Prediction and shadow event lines written, by sink.\n"
+        "# TYPE forklift_events_written_total counter\n";
+    for (const auto& sink : ctx_.events->sinks()) {
+      res.body += "forklift_events_written_total{sink=\"" + std::string(sink->name()) + "\"} " +
+                  std::to_string(sink->written()) + "\n";
+    }
+    res.body +=
+        "# HELP forklift_events_dropped_total Events dropped: at the queue (full) or by a sink "
+        "(unwritable, unreachable).\n"
+        "# TYPE forklift_events_dropped_total counter\n"
+        "forklift_events_dropped_total{stage=\"queue\"} " +
+        std::to_string(ctx_.events->dropped()) + "\n";
+    for (const auto& sink : ctx_.events->sinks()) {
+      res.body += "forklift_events_dropped_total{stage=\"" + std::string(sink->name()) + "\"} " +
+                  std::to_string(sink->dropped()) + "\n";
+    }
   }
 }
 

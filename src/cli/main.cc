@@ -63,6 +63,22 @@ int main(int argc, char** argv) {
                         "Where deployments are kept (default <repository>/.forklift-state.json; "
                         "'none' keeps them in memory only)");
   serve_cmd
+      ->add_option("--state-postgres", serve.state_postgres,
+                   "PostgreSQL connection string (or URI): deployments shared by every replica "
+                   "using it; the state file keeps this replica's last known copy")
+      ->envname("FORKLIFT_STATE_POSTGRES");
+  serve_cmd
+      ->add_option("--events-postgres", serve.events_postgres,
+                   "PostgreSQL connection string (or URI): also write events to the "
+                   "forklift_events table, in batches")
+      ->envname("FORKLIFT_EVENTS_POSTGRES");
+  serve_cmd
+      ->add_option("--events-postgres-max-pending", serve.events_postgres_max_pending,
+                   "Events held in memory while PostgreSQL is unreachable; beyond that the "
+                   "oldest are dropped and counted")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve_cmd
       ->add_option("--log-requests", serve.log_requests,
                    "Fraction of requests to log as JSON lines (0: none, 1: every one)")
       ->capture_default_str()

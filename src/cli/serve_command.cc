@@ -6,7 +6,9 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "api/admin_router.h"
@@ -15,6 +17,8 @@
 #include "core/model_registry.h"
 #include "observability/log.h"
 #include "runtimes/runtime_registry.h"
+#include "store/postgres_event_sink.h"
+#include "store/postgres_state_store.h"
 
 namespace forklift {
 namespace {
@@ -69,6 +73,38 @@ class RepositoryLoader {
   std::thread thread_;  // last: starts after the members it uses
 };
 
+// Applies the changes other replicas store to this replica's registry, as they arrive. A change
+// that cannot be applied yet (a version whose files have not reached this replica) is retried.
+class StateFollower {
+ public:
+  StateFollower(ModelRegistry& registry, StateStore& store)
+      : registry_(registry), store_(store), thread_([this] { run(); }) {}
+  ~StateFollower() {
+    stop_.store(true);
+    store_.interrupt();
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    std::map<std::string, ModelControl> retry;
+    while (!stop_.load()) {
+      for (auto& [id, control] : store_.wait_for_changes(std::chrono::seconds(1))) {
+        retry[id] = std::move(control);  // a newer change replaces one still waiting
+      }
+      for (auto it = retry.begin(); it != retry.end() && !stop_.load();) {
+        it = registry_.apply_remote(it->first, it->second).ok() ? retry.erase(it) : std::next(it);
+      }
+      registry_.collect_retired();
+    }
+  }
+
+  ModelRegistry& registry_;
+  StateStore& store_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;  // last: starts after the members it uses
+};
+
 // The admin token: from `file` if given (first line, surrounding whitespace trimmed), else from
 // $FORKLIFT_ADMIN_TOKEN, else empty. Never logged.
 Result<std::string> read_admin_token(const std::string& file) {
@@ -113,19 +149,36 @@ int run_serve(const ServeOptions& options) {
     state_file = std::filesystem::path(options.model_repository) / ".forklift-state.json";
   if (state_file == "none") state_file.clear();
 
+  std::shared_ptr<StateStore> store;
+  if (!options.state_postgres.empty()) {
+    store = std::make_shared<PostgresStateStore>(options.state_postgres, state_file);
+  } else if (!state_file.empty()) {
+    store = std::make_shared<FileStateStore>(state_file);
+  } else {
+    store = std::make_shared<MemoryStateStore>();
+  }
+
   register_builtin_runtimes();
   MetricsRegistry metrics;
-  ModelRegistry registry(options.model_repository, metrics, state_file);
-  std::unique_ptr<EventLog> events;
+  ModelRegistry registry(options.model_repository, metrics, store);
+  std::vector<std::unique_ptr<EventSink>> sinks;
   if (!options.events_dir.empty()) {
-    auto opened =
-        EventLog::open(EventLogOptions{options.events_dir, options.events_sample, 65536,
-                                       options.events_max_file_mb << 20, options.events_max_files});
+    auto opened = FileEventSink::open(options.events_dir, options.events_max_file_mb << 20,
+                                      options.events_max_files);
     if (!opened.ok()) {
       log::error("events_unavailable", {{"reason", opened.status().message()}});
       return 1;
     }
-    events = std::move(opened).value();
+    sinks.push_back(std::move(opened).value());
+  }
+  if (!options.events_postgres.empty()) {
+    sinks.push_back(std::make_unique<PostgresEventSink>(options.events_postgres,
+                                                        options.events_postgres_max_pending));
+  }
+  std::unique_ptr<EventLog> events;
+  if (!sinks.empty()) {
+    events =
+        std::make_unique<EventLog>(EventLogOptions{options.events_sample, 65536}, std::move(sinks));
   }
   ShadowRunner shadows(metrics, options.shadow_queue, events.get());
   const ApiContext ctx{&registry, &metrics, options.log_requests, &shadows, events.get()};
@@ -148,6 +201,8 @@ int run_serve(const ServeOptions& options) {
                           {"model_repository", options.model_repository}});
   {
     RepositoryLoader loader(registry, options.poll_seconds);
+    std::optional<StateFollower> follower;
+    if (store->shared()) follower.emplace(registry, *store);
     int sig = 0;
     sigwait(&signals, &sig);
     log::info("draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});

@@ -13,7 +13,10 @@ struct ServeOptions {
   ServerOptions admin{.host = "127.0.0.1", .port = 8081, .threads = 1, .nice = 10};
   std::string admin_token_file;  // else $FORKLIFT_ADMIN_TOKEN; neither: mutating calls refused
   std::string state_file;        // default <repository>/.forklift-state.json; "none" disables
-  double poll_seconds = 0;       // rescan the repository this often; 0 turns polling off
+  // A libpq connection string or URI: deployments shared with every replica using the same
+  // database (the state file then keeps this replica's last known copy).
+  std::string state_postgres;
+  double poll_seconds = 0;  // rescan the repository this often; 0 turns polling off
   double drain_seconds = 30;
   double log_requests = 0;          // fraction of requests logged
   std::size_t shadow_queue = 1024;  // shadow copies waiting; more are dropped and counted
@@ -21,6 +24,8 @@ struct ServeOptions {
   double events_sample = 1.0;
   std::size_t events_max_file_mb = 64;
   std::size_t events_max_files = 10;
+  std::string events_postgres;  // a libpq connection string: events also go to a table
+  std::size_t events_postgres_max_pending = 100000;
 };
 
 // `forklift serve`: serves every model in the repository until SIGTERM or SIGINT. Returns the

@@ -1,14 +1,10 @@
 #include "core/model_registry.h"
 
-#include <simdjson.h>
-
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <set>
 #include <utility>
 
-#include "common/file_util.h"
 #include "common/json_writer.h"
 #include "core/repository.h"
 #include "core/schema_compat.h"
@@ -27,23 +23,6 @@ struct CachedSnapshot {
   std::uint64_t generation = 0;
   std::shared_ptr<const RegistrySnapshot> snapshot;
 };
-
-}  // namespace
-
-namespace {
-
-std::string now_iso8601() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t secs = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-constexpr std::size_t kMaxHistory = 20;
-constexpr std::size_t kMaxAudit = 1000;
 
 }  // namespace
 
@@ -107,8 +86,10 @@ Result<std::shared_ptr<const LoadedModel>> RegistrySnapshot::resolve(
 }
 
 ModelRegistry::ModelRegistry(std::filesystem::path root, MetricsRegistry& metrics,
-                             std::filesystem::path state_file)
-    : root_(std::move(root)), metrics_(metrics), state_file_(std::move(state_file)) {
+                             std::shared_ptr<StateStore> store)
+    : root_(std::move(root)),
+      metrics_(metrics),
+      store_(store ? std::move(store) : std::make_shared<MemoryStateStore>()) {
   load_state();
   snapshot_ = std::make_shared<const RegistrySnapshot>();
   generation_.store(g_next_generation.fetch_add(1), std::memory_order_release);
@@ -243,14 +224,20 @@ void ModelRegistry::sync_model(ModelState& model, const std::vector<std::int64_t
       *wanted.rbegin() > previous_default->version &&
       model.serving.contains(previous_default->version)) {
     const std::int64_t held = *wanted.rbegin();
-    model.deployment = Deployment::of({{previous_default->version, 1}});
+    ModelControl next = model.control();
+    next.deployment = Deployment::of({{previous_default->version, 1}});
+    next.revision = model.revision + 1;
     wanted.insert(previous_default->version);
-    audit_.push_back(AuditEntry{now_iso8601(), "forklift", model.model_id, "hold", "policy",
-                                model.deployment.describe()});
+    if (Status s = commit(model, next, "forklift", "hold", "policy", next.deployment.describe());
+        !s.ok()) {
+      // Pinned here all the same, so traffic does not move; the stored state (perhaps another
+      // replica's identical pin) replaces this one when it arrives.
+      log::warn("hold_not_stored", {{"model_id", model.model_id}, {"reason", s.message()}});
+      model.deployment = next.deployment;
+    }
     log::info(
         "version_held",
         {{"model_id", model.model_id}, {"version", held}, {"serving", previous_default->version}});
-    save_state();
   }
   for (auto it = model.serving.begin(); it != model.serving.end();) {
     if (wanted.contains(it->first)) {
@@ -278,7 +265,10 @@ Status ModelRegistry::sync() {
   for (const auto& dir : *scanned) {
     present.insert(dir.model_id);
     ModelState& model = working_.models[dir.model_id];
-    model.model_id = dir.model_id;
+    if (model.model_id.empty()) {
+      model.model_id = dir.model_id;
+      if (auto st = stored_.find(dir.model_id); st != stored_.end()) adopt(model, st->second);
+    }
     if (model.unloaded) continue;
     sync_model(model, dir.versions);
     publish();
@@ -309,7 +299,7 @@ Status ModelRegistry::ensure_serving(ModelState& model, std::int64_t version) {
 }
 
 Result<Deployment> ModelRegistry::apply(ModelState& model, Deployment next, std::string_view actor,
-                                        std::string_view action, bool keep_history, bool force) {
+                                        std::string_view action, History history, bool force) {
   if (Status s = next.validate(); !s.ok()) return s;
   // The versions taking default traffic now, whose callers the new deployment must not break.
   std::vector<std::shared_ptr<const LoadedModel>> current;
@@ -381,23 +371,53 @@ Result<Deployment> ModelRegistry::apply(ModelState& model, Deployment next, std:
                                        ". Force it if callers are ready."));
     }
   }
-  if (keep_history) {
-    model.history.push_back(model.deployment);
-    if (model.history.size() > kMaxHistory) model.history.erase(model.history.begin());
+  ModelControl control = model.control();
+  if (history == History::kPush) {
+    control.history.push_back(model.deployment);
+    if (control.history.size() > kMaxDeploymentHistory) {
+      control.history.erase(control.history.begin());
+    }
+  } else if (!control.history.empty()) {
+    control.history.pop_back();
   }
-  AuditEntry entry{now_iso8601(),       std::string(actor),          model.model_id,
-                   std::string(action), model.deployment.describe(), next.describe()};
-  model.deployment = std::move(next);
+  control.deployment = std::move(next);
+  control.revision = model.revision + 1;
+  if (Status s = commit(model, control, actor, action, model.deployment.describe(),
+                        control.deployment.describe());
+      !s.ok()) {
+    return refuse(s);
+  }
+  publish();
+  return model.deployment;
+}
+
+Status ModelRegistry::commit(ModelState& model, ModelControl next, std::string_view actor,
+                             std::string_view action, std::string before, std::string after) {
+  AuditEntry entry{now_iso8601(),       std::string(actor), model.model_id,
+                   std::string(action), std::move(before),  std::move(after)};
+  if (Status s = store_->commit(model.model_id, next, entry); !s.ok()) {
+    log::error("state_not_stored", {{"model_id", model.model_id},
+                                    {"action", entry.action},
+                                    {"store", store_->describe()},
+                                    {"reason", s.message()}});
+    return s;
+  }
+  stored_[model.model_id] = next;
+  adopt(model, next);
   log::info("deployment_changed", {{"model_id", model.model_id},
                                    {"action", entry.action},
                                    {"actor", entry.actor},
                                    {"before", entry.before},
-                                   {"after", entry.after}});
-  audit_.push_back(std::move(entry));
-  if (audit_.size() > kMaxAudit) audit_.erase(audit_.begin());
-  save_state();
-  publish();
-  return model.deployment;
+                                   {"after", entry.after},
+                                   {"revision", next.revision}});
+  return Status::Ok();
+}
+
+void ModelRegistry::adopt(ModelState& model, const ModelControl& control) {
+  model.deployment = control.deployment;
+  model.history = control.history;
+  model.unloaded = control.unloaded;
+  model.revision = control.revision;
 }
 
 Result<Deployment> ModelRegistry::set_deployment(std::string_view model_id, Deployment deployment,
@@ -406,7 +426,7 @@ Result<Deployment> ModelRegistry::set_deployment(std::string_view model_id, Depl
   std::lock_guard lock(sync_mu_);
   auto it = working_.models.find(model_id);
   if (it == working_.models.end()) return NotFound("unknown model '" + std::string(model_id) + "'");
-  return apply(it->second, std::move(deployment), actor, action, true, force);
+  return apply(it->second, std::move(deployment), actor, action, History::kPush, force);
 }
 
 Result<Deployment> ModelRegistry::promote(std::string_view model_id, std::int64_t version,
@@ -418,7 +438,7 @@ Result<Deployment> ModelRegistry::promote(std::string_view model_id, std::int64_
   for (const Shadow& sh : it->second.deployment.shadows) {
     if (sh.version != version) next.shadows.push_back(sh);
   }
-  return apply(it->second, std::move(next), actor, "promote", true, force);
+  return apply(it->second, std::move(next), actor, "promote", History::kPush, force);
 }
 
 Result<Deployment> ModelRegistry::rollback(std::string_view model_id, std::string_view actor) {
@@ -431,12 +451,7 @@ Result<Deployment> ModelRegistry::rollback(std::string_view model_id, std::strin
   }
   Deployment previous = model.history.back();
   // Rolling back returns to what callers used before, so it is never refused for its schema.
-  auto result = apply(model, previous, actor, "rollback", false, true);
-  if (result.ok()) {
-    model.history.pop_back();
-    save_state();
-  }
-  return result;
+  return apply(model, previous, actor, "rollback", History::kPop, true);
 }
 
 Status ModelRegistry::unload_model(std::string_view model_id, std::string_view actor) {
@@ -444,16 +459,19 @@ Status ModelRegistry::unload_model(std::string_view model_id, std::string_view a
   auto it = working_.models.find(model_id);
   if (it == working_.models.end()) return NotFound("unknown model '" + std::string(model_id) + "'");
   ModelState& model = it->second;
+  ModelControl next = model.control();
+  next.unloaded = true;
+  next.revision = model.revision + 1;
+  if (Status s = commit(model, next, actor, "unload", model.deployment.describe(), "unloaded");
+      !s.ok()) {
+    return s;
+  }
   for (const auto& [v, _] : model.serving) {
     model.versions[v].state = VersionState::kUnloaded;
     model.versions[v].message = "model unloaded through the admin API";
   }
   model.serving.clear();
-  model.unloaded = true;
-  audit_.push_back(AuditEntry{now_iso8601(), std::string(actor), model.model_id, "unload",
-                              model.deployment.describe(), "unloaded"});
   log::info("model_unloaded", {{"model_id", model.model_id}, {"actor", actor}});
-  save_state();
   publish();
   return Status::Ok();
 }
@@ -470,16 +488,21 @@ Status ModelRegistry::load_model(std::string_view model_id, std::string_view act
     return NotFound("model '" + std::string(model_id) + "' is not in the repository");
   }
   ModelState& model = working_.models[dir->model_id];
-  model.model_id = dir->model_id;
-  const bool was_unloaded = model.unloaded;
-  model.unloaded = false;
-  sync_model(model, dir->versions);
-  if (was_unloaded) {
-    audit_.push_back(AuditEntry{now_iso8601(), std::string(actor), model.model_id, "load",
-                                "unloaded", model.deployment.describe()});
-    log::info("model_loaded", {{"model_id", model.model_id}, {"actor", actor}});
-    save_state();
+  if (model.model_id.empty()) {
+    model.model_id = dir->model_id;
+    if (auto st = stored_.find(dir->model_id); st != stored_.end()) adopt(model, st->second);
   }
+  if (model.unloaded) {
+    ModelControl next = model.control();
+    next.unloaded = false;
+    next.revision = model.revision + 1;
+    if (Status s = commit(model, next, actor, "load", "unloaded", model.deployment.describe());
+        !s.ok()) {
+      return s;
+    }
+    log::info("model_loaded", {{"model_id", model.model_id}, {"actor", actor}});
+  }
+  sync_model(model, dir->versions);
   publish();
   if (model.serving.empty()) {
     return FailedPrecondition("model '" + model.model_id +
@@ -511,100 +534,73 @@ void ModelRegistry::collect_retired() {
   free_now.clear();
 }
 
-std::vector<AuditEntry> ModelRegistry::audit() const {
+Result<std::vector<AuditEntry>> ModelRegistry::audit() const {
+  return store_->audit(kMaxAuditEntries);
+}
+
+Status ModelRegistry::apply_remote(std::string_view model_id, const ModelControl& control) {
   std::lock_guard lock(sync_mu_);
-  return audit_;
-}
-
-void append_audit_json(std::string& out, const AuditEntry& a) {
-  out += "{\"time\":";
-  json::append_string(out, a.time);
-  out += ",\"actor\":";
-  json::append_string(out, a.actor);
-  out += ",\"model_id\":";
-  json::append_string(out, a.model_id);
-  out += ",\"action\":";
-  json::append_string(out, a.action);
-  out += ",\"before\":";
-  json::append_string(out, a.before);
-  out += ",\"after\":";
-  json::append_string(out, a.after);
-  out.push_back('}');
-}
-
-void ModelRegistry::save_state() {
-  if (state_file_.empty()) return;
-  std::string out = "{\"format\":1,\"models\":{";
-  bool first = true;
-  for (const auto& [id, m] : working_.models) {
-    if (m.deployment.empty() && m.history.empty() && !m.unloaded) continue;
-    if (!first) out.push_back(',');
-    first = false;
-    json::append_string(out, id);
-    out += ":{\"deployment\":";
-    append_deployment_json(out, m.deployment);
-    if (m.unloaded) out += ",\"unloaded\":true";
-    out += ",\"history\":[";
-    for (std::size_t i = 0; i < m.history.size(); ++i) {
-      if (i) out.push_back(',');
-      append_deployment_json(out, m.history[i]);
-    }
-    out += "]}";
+  auto known = stored_.find(model_id);
+  if (known != stored_.end() && known->second.revision >= control.revision) return Status::Ok();
+  auto it = working_.models.find(model_id);
+  if (it == working_.models.end()) {
+    stored_[std::string(model_id)] = control;  // not on disk here: applied when it appears
+    return Status::Ok();
   }
-  out += "},\"audit\":[";
-  for (std::size_t i = 0; i < audit_.size(); ++i) {
-    if (i) out.push_back(',');
-    append_audit_json(out, audit_[i]);
-  }
-  out += "]}\n";
-  if (Status s = write_file_atomically(state_file_, out); !s.ok()) {
-    log::error("state_not_saved", {{"path", state_file_.string()}, {"reason", s.message()}});
-  }
-}
-
-void ModelRegistry::load_state() {
-  if (state_file_.empty()) return;
-  std::error_code ec;
-  if (!std::filesystem::exists(state_file_, ec)) return;
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  if (auto error = parser.load(state_file_.string()).get(root)) {
-    log::error("state_unreadable",
-               {{"path", state_file_.string()}, {"reason", simdjson::error_message(error)}});
-    return;
-  }
-  const auto to_deployment = [](simdjson::dom::element e) {
-    return parse_deployment_json(simdjson::minify(e));
+  ModelState& model = it->second;
+  const auto not_applied = [&](const Status& why) {
+    log::error(
+        "remote_change_not_applied",
+        {{"model_id", model.model_id}, {"revision", control.revision}, {"reason", why.message()}});
+    return why;
   };
-  simdjson::dom::object models;
-  if (!root["models"].get_object().get(models)) {
-    for (auto [id, value] : models) {
-      ModelState& m = working_.models[std::string(id)];
-      m.model_id = std::string(id);
-      if (auto d = to_deployment(value["deployment"]); d.ok()) m.deployment = *d;
-      bool unloaded = false;
-      if (!value["unloaded"].get_bool().get(unloaded)) m.unloaded = unloaded;
-      simdjson::dom::array history;
-      if (!value["history"].get_array().get(history)) {
-        for (auto h : history) {
-          if (auto d = to_deployment(h); d.ok()) m.history.push_back(*d);
+  if (control.unloaded) {
+    adopt(model, control);
+    for (const auto& [v, _] : model.serving) {
+      model.versions[v].state = VersionState::kUnloaded;
+      model.versions[v].message = "model unloaded through the admin API (another replica)";
+    }
+    model.serving.clear();
+  } else {
+    // Load what the change routes to before it takes effect, so no request meets a version
+    // that is not serving here.
+    for (const Route& r : control.deployment.routes) {
+      if (Status s = ensure_serving(model, r.version); !s.ok()) return not_applied(s);
+    }
+    for (const Shadow& sh : control.deployment.shadows) {
+      if (Status s = ensure_serving(model, sh.version); !s.ok()) return not_applied(s);
+    }
+    const bool was_unloaded = model.unloaded;
+    adopt(model, control);
+    if (was_unloaded) {
+      auto scanned = scan_repository(root_);
+      if (scanned.ok()) {
+        for (const auto& dir : *scanned) {
+          if (dir.model_id == model.model_id) sync_model(model, dir.versions);
         }
       }
     }
   }
-  simdjson::dom::array audit;
-  if (!root["audit"].get_array().get(audit)) {
-    for (auto a : audit) {
-      const auto field = [&](const char* key) {
-        std::string_view v;
-        return a[key].get_string().get(v) ? std::string() : std::string(v);
-      };
-      audit_.push_back(AuditEntry{field("time"), field("actor"), field("model_id"), field("action"),
-                                  field("before"), field("after")});
-    }
+  stored_[model.model_id] = control;
+  log::info(
+      "remote_change_applied",
+      {{"model_id", model.model_id},
+       {"revision", control.revision},
+       {"deployment", control.unloaded ? std::string("unloaded") : control.deployment.describe()}});
+  publish();
+  return Status::Ok();
+}
+
+void ModelRegistry::load_state() {
+  auto state = store_->load();
+  if (!state.ok()) {
+    log::error("state_unreadable",
+               {{"store", store_->describe()}, {"reason", state.status().message()}});
+    return;
   }
-  log::info("state_loaded", {{"path", state_file_.string()},
-                             {"models", static_cast<std::int64_t>(working_.models.size())}});
+  stored_ = std::move(state->models);
+  log::info("state_loaded",
+            {{"store", store_->describe()}, {"models", static_cast<std::int64_t>(stored_.size())}});
 }
 
 }  // namespace forklift

@@ -17,7 +17,9 @@
 #include <string_view>
 #include <vector>
 
+#include "core/control_state.h"
 #include "core/deployment.h"
+#include "core/state_store.h"
 #include "core/version_loader.h"
 #include "observability/metrics.h"
 
@@ -44,6 +46,9 @@ struct ModelState {
   bool unloaded = false;            // unloaded through the admin API: serves nothing until loaded
   Deployment deployment;            // empty: the version policy decides
   std::vector<Deployment> history;  // earlier deployments, newest last (for rollback)
+  std::int64_t revision = 0;        // of the stored control state this reflects
+
+  ModelControl control() const { return {deployment, history, unloaded, revision}; }
 
   // The version a request without an explicit version gets: the highest serving one.
   std::shared_ptr<const LoadedModel> default_version() const {
@@ -65,25 +70,12 @@ struct RegistrySnapshot {
                                                      std::string_view experiment_key = {}) const;
 };
 
-// One control-plane change, for the audit log.
-struct AuditEntry {
-  std::string time;  // UTC, ISO 8601
-  std::string actor;
-  std::string model_id;
-  std::string action;  // set_deployment, promote, rollback
-  std::string before;  // Deployment::describe()
-  std::string after;
-};
-
-// {"time", "actor", "model_id", "action", "before", "after"}: the state file and the admin API.
-void append_audit_json(std::string& out, const AuditEntry& entry);
-
 class ModelRegistry {
  public:
-  // `state_file`, if not empty, keeps deployments and the audit log across restarts: read here,
-  // rewritten atomically (write, fsync, rename) after every change.
+  // `store` keeps deployments and the audit log (in memory when null): read here, written
+  // through before every change takes effect, so a change it cannot store is refused.
   ModelRegistry(std::filesystem::path root, MetricsRegistry& metrics,
-                std::filesystem::path state_file = {});
+                std::shared_ptr<StateStore> store = nullptr);
 
   // Scans the repository, loads and self-tests what the version policies and deployments ask
   // for, and retires what they no longer want. Safe to call from any thread; calls are serialised.
@@ -107,7 +99,13 @@ class ModelRegistry {
   // policy and deployment ask for. Both are kept in the state file.
   Status unload_model(std::string_view model_id, std::string_view actor);
   Status load_model(std::string_view model_id, std::string_view actor);
-  std::vector<AuditEntry> audit() const;
+  // The newest audit entries, oldest first (from the store: every replica's changes).
+  Result<std::vector<AuditEntry>> audit() const;
+
+  // A change another replica stored: applied unless this registry already has that revision.
+  // Versions it routes to are loaded first; if one cannot serve here, the change is not applied
+  // (traffic stays where it was) and the reason is logged and returned.
+  Status apply_remote(std::string_view model_id, const ModelControl& control);
 
   // Frees versions that left the registry once no request or snapshot holds them any more.
   // Called on the loader thread (and after admin changes) so that destroying a large model never
@@ -118,24 +116,31 @@ class ModelRegistry {
   // call (Envoy's thread-local slots follow the same idea).
   std::shared_ptr<const RegistrySnapshot> snapshot() const;
   const std::filesystem::path& root() const { return root_; }
+  const StateStore& state_store() const { return *store_; }
 
  private:
   void sync_model(ModelState& model, const std::vector<std::int64_t>& on_disk);
   bool try_load(ModelState& model, std::int64_t version);
   // Makes `version` serve for a deployment, loading it if needed.
   Status ensure_serving(ModelState& model, std::int64_t version);
+  enum class History { kPush, kPop };
   Result<Deployment> apply(ModelState& model, Deployment next, std::string_view actor,
-                           std::string_view action, bool keep_history, bool force);
+                           std::string_view action, History history, bool force);
+  // Stores `next` as the model's control state with an audit entry, then adopts it in memory.
+  Status commit(ModelState& model, ModelControl next, std::string_view actor,
+                std::string_view action, std::string before, std::string after);
+  void adopt(ModelState& model, const ModelControl& control);
   void publish();
   void load_state();
-  void save_state();
 
   std::filesystem::path root_;
   MetricsRegistry& metrics_;
-  std::filesystem::path state_file_;
+  std::shared_ptr<StateStore> store_;
   mutable std::mutex sync_mu_;
-  RegistrySnapshot working_;       // guarded by sync_mu_
-  std::vector<AuditEntry> audit_;  // guarded by sync_mu_
+  RegistrySnapshot working_;  // guarded by sync_mu_
+  // The stored control state of every model id, including ones not (yet) on disk here; a model
+  // directory that appears starts from it. Guarded by sync_mu_.
+  std::map<std::string, ModelControl, std::less<>> stored_;
   // Versions no longer in the registry, kept so the last reference is dropped here, not by
   // whichever request or snapshot happens to release it last. Guarded by sync_mu_.
   std::vector<std::shared_ptr<const LoadedModel>> retired_;

@@ -31,79 +31,8 @@ void append_header(std::string& out, const char* type, std::chrono::system_clock
   json::append_string(out, request_id);
 }
 
-}  // namespace
-
-Result<std::unique_ptr<EventLog>> EventLog::open(EventLogOptions options) {
-  std::error_code ec;
-  std::filesystem::create_directories(options.directory, ec);
-  if (ec) {
-    return Unavailable("cannot create the events directory '" + options.directory.string() +
-                       "': " + ec.message());
-  }
-  return std::make_unique<EventLog>(std::move(options), Key{});
-}
-
-EventLog::EventLog(EventLogOptions options, Key)
-    : options_(std::move(options)), writer_([this] { run(); }) {}
-
-EventLog::~EventLog() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  wake_.notify_all();
-  writer_.join();
-}
-
-bool EventLog::offer(std::variant<PredictionEvent, ShadowEvent> event) {
-  {
-    std::lock_guard lock(mu_);
-    if (!stop_ && queue_.size() < options_.queue_capacity) {
-      queue_.push_back(std::move(event));
-      wake_.notify_one();
-      return true;
-    }
-  }
-  dropped_.fetch_add(1, std::memory_order_relaxed);
-  return false;
-}
-
-void EventLog::flush() {
-  std::unique_lock lock(mu_);
-  drained_.wait(lock, [&] { return queue_.empty() && !busy_; });
-}
-
-void EventLog::rotate_if_needed(std::size_t next_bytes) {
-  if (file_.is_open() && file_bytes_ + next_bytes <= options_.max_file_bytes) return;
-  if (file_.is_open()) file_.close();
-  char stamp[32];
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-  const auto path = options_.directory / ("events-" + std::string(stamp) + "-" +
-                                          std::to_string(++file_sequence_) + ".jsonl");
-  file_.open(path, std::ios::app);
-  file_bytes_ = 0;
-  if (!file_) log::error("events_file_unwritable", {{"path", path.string()}});
-  // Keep the newest max_files files.
-  std::vector<std::filesystem::path> files;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(options_.directory, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.starts_with("events-") && name.ends_with(".jsonl")) files.push_back(e.path());
-  }
-  if (files.size() <= options_.max_files) return;
-  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
-    std::error_code e1, e2;
-    return std::filesystem::last_write_time(a, e1) < std::filesystem::last_write_time(b, e2);
-  });
-  for (std::size_t i = 0; i + options_.max_files < files.size(); ++i) {
-    std::filesystem::remove(files[i], ec);
-  }
-}
-
-void EventLog::write(const std::variant<PredictionEvent, ShadowEvent>& event, std::string& line) {
+// Appends the event's JSON lines to `line`.
+void append_event(const std::variant<PredictionEvent, ShadowEvent>& event, std::string& line) {
   if (const auto* p = std::get_if<PredictionEvent>(&event)) {
     const Schema& schema = p->batch.schema();
     for (std::size_t r = 0; r < p->batch.rows(); ++r) {
@@ -162,32 +91,75 @@ void EventLog::write(const std::variant<PredictionEvent, ShadowEvent>& event, st
   line += "}\n";
 }
 
+}  // namespace
+
+EventLog::EventLog(EventLogOptions options, std::vector<std::unique_ptr<EventSink>> sinks)
+    : options_(options), sinks_(std::move(sinks)), writer_([this] { run(); }) {}
+
+EventLog::~EventLog() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  writer_.join();
+}
+
+bool EventLog::offer(std::variant<PredictionEvent, ShadowEvent> event) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stop_ && queue_.size() < options_.queue_capacity) {
+      queue_.push_back(std::move(event));
+      wake_.notify_one();
+      return true;
+    }
+  }
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+void EventLog::flush() {
+  std::unique_lock lock(mu_);
+  drained_.wait(lock, [&] { return queue_.empty() && !busy_; });
+}
+
 void EventLog::run() {
+  // Lines are handed to the sinks in chunks of about this size.
+  constexpr std::size_t kChunkBytes = 1 << 20;
+  // Sinks that batch (PostgreSQL) are given a chance to send at least this often.
+  constexpr auto kFlushEvery = std::chrono::milliseconds(200);
   std::unique_lock lock(mu_);
   std::string lines;
+  std::size_t count = 0;
+  const auto hand_over = [&] {
+    if (count == 0) return;
+    for (auto& sink : sinks_) sink->write(lines, count);
+    lines.clear();
+    count = 0;
+  };
   for (;;) {
-    wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    wake_.wait_for(lock, kFlushEvery, [&] { return stop_ || !queue_.empty(); });
     if (queue_.empty() && stop_) break;
     std::deque<std::variant<PredictionEvent, ShadowEvent>> batch;
     batch.swap(queue_);
     busy_ = true;
     lock.unlock();
     for (const auto& event : batch) {
-      lines.clear();
-      write(event, lines);
-      rotate_if_needed(lines.size());
-      file_.write(lines.data(), static_cast<std::streamsize>(lines.size()));
-      file_bytes_ += lines.size();
-      written_.fetch_add(static_cast<std::uint64_t>(std::count(lines.begin(), lines.end(), '\n')),
-                         std::memory_order_relaxed);
+      const std::size_t before = lines.size();
+      append_event(event, lines);
+      count += static_cast<std::size_t>(
+          std::count(lines.begin() + static_cast<std::ptrdiff_t>(before), lines.end(), '\n'));
+      if (lines.size() >= kChunkBytes) hand_over();
     }
-    file_.flush();
+    hand_over();
+    for (auto& sink : sinks_) sink->flush(false);
     batch.clear();  // releases the loaded models the events held, outside the lock
     lock.lock();
     busy_ = false;
     if (queue_.empty()) drained_.notify_all();
   }
-  if (file_.is_open()) file_.flush();
+  lock.unlock();
+  for (auto& sink : sinks_) sink->flush(true);
 }
 
 }  // namespace forklift

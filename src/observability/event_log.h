@@ -1,7 +1,7 @@
 // Prediction events: one JSON line per predicted row (sampled), and one per shadow comparison,
-// written by a background thread to rotating files. Serving threads only queue the event; when
-// the bounded queue is full the event is dropped and counted, never waited for. A clean shutdown
-// writes everything still queued.
+// written by a background thread to its sinks (rotating files, a PostgreSQL table). Serving
+// threads only queue the event; when the bounded queue is full the event is dropped and counted,
+// never waited for. A clean shutdown writes everything still queued.
 #pragma once
 
 #include <atomic>
@@ -9,8 +9,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,6 +17,7 @@
 #include <vector>
 
 #include "core/version_loader.h"
+#include "observability/event_sink.h"
 
 namespace forklift {
 
@@ -44,24 +43,14 @@ struct ShadowEvent {
 };
 
 struct EventLogOptions {
-  std::filesystem::path directory;
-  double sample_rate = 1.0;               // fraction of requests whose rows are logged
-  std::size_t queue_capacity = 65536;     // events waiting to be written
-  std::size_t max_file_bytes = 64 << 20;  // rotate after this many bytes
-  std::size_t max_files = 10;             // keep this many files; older ones are deleted
+  double sample_rate = 1.0;            // fraction of requests whose rows are logged
+  std::size_t queue_capacity = 65536;  // events waiting to be written
 };
 
 class EventLog {
-  // Only open() may construct one; the key lets it use std::make_unique.
-  class Key {
-    friend class EventLog;
-    Key() = default;
-  };
-
  public:
-  // Creates the directory if needed. Fails if it cannot be written.
-  static Result<std::unique_ptr<EventLog>> open(EventLogOptions options);
-  EventLog(EventLogOptions options, Key);
+  // Every line goes to every sink.
+  EventLog(EventLogOptions options, std::vector<std::unique_ptr<EventSink>> sinks);
   ~EventLog();  // writes what is queued, then stops
   EventLog(const EventLog&) = delete;
   EventLog& operator=(const EventLog&) = delete;
@@ -72,27 +61,23 @@ class EventLog {
   // Blocks until everything queued so far is written and flushed (tests, shutdown).
   void flush();
 
-  // Lines written (one per predicted row, one per shadow comparison).
-  std::uint64_t written() const { return written_.load(std::memory_order_relaxed); }
+  // Events dropped because the queue was full.
   std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  // Per sink: lines written and lines the sink gave up on.
+  const std::vector<std::unique_ptr<EventSink>>& sinks() const { return sinks_; }
 
  private:
   void run();
-  void write(const std::variant<PredictionEvent, ShadowEvent>& event, std::string& line);
-  void rotate_if_needed(std::size_t next_bytes);
 
   EventLogOptions options_;
+  std::vector<std::unique_ptr<EventSink>> sinks_;
   std::mutex mu_;
   std::condition_variable wake_;
   std::condition_variable drained_;
   std::deque<std::variant<PredictionEvent, ShadowEvent>> queue_;
   bool busy_ = false;
   bool stop_ = false;
-  std::atomic<std::uint64_t> written_{0};
   std::atomic<std::uint64_t> dropped_{0};
-  std::ofstream file_;  // used by the writer thread only
-  std::size_t file_bytes_ = 0;
-  std::uint64_t file_sequence_ = 0;
   std::thread writer_;  // last: starts after everything it uses
 };
 

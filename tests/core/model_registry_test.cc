@@ -181,7 +181,7 @@ TEST_F(RegistryTest, DeploymentPinsAnOlderVersionAndRollsBack) {
   ASSERT_TRUE(registry.rollback("sum", "bob").ok());
   EXPECT_DOUBLE_EQ(predict(), 13);
   EXPECT_EQ(registry.rollback("sum", "bob").status().code(), StatusCode::kFailedPrecondition);
-  const auto audit = registry.audit();
+  const auto audit = registry.audit().value();
   ASSERT_EQ(audit.size(), 2u);
   EXPECT_EQ(audit[0].actor, "alice");
   EXPECT_EQ(audit[0].action, "promote");
@@ -221,7 +221,7 @@ TEST_F(RegistryTest, DeployingAFailingOrMissingVersionIsRefused) {
   EXPECT_EQ(registry.set_deployment("nope", Deployment::of({{1, 1}}), "t").status().code(),
             StatusCode::kNotFound);
   EXPECT_DOUBLE_EQ(predict(), 3);
-  EXPECT_TRUE(registry.audit().empty());
+  EXPECT_TRUE(registry.audit()->empty());
 }
 
 TEST(RegistryState, DeploymentsSurviveARestart) {
@@ -232,19 +232,19 @@ TEST(RegistryState, DeploymentsSurviveARestart) {
   const auto state = repo.path() / ".forklift-state.json";
   {
     MetricsRegistry metrics;
-    ModelRegistry first(repo.path(), metrics, state);
+    ModelRegistry first(repo.path(), metrics, std::make_shared<FileStateStore>(state));
     ASSERT_TRUE(first.sync().ok());
     ASSERT_TRUE(first.set_deployment("sum", Deployment::of({{1, 80}, {2, 20}}), "alice").ok());
   }
   MetricsRegistry metrics;
-  ModelRegistry second(repo.path(), metrics, state);
+  ModelRegistry second(repo.path(), metrics, std::make_shared<FileStateStore>(state));
   ASSERT_TRUE(second.sync().ok());
   auto snap = second.snapshot();
   const ModelState& m = snap->models.at("sum");
   EXPECT_EQ(m.deployment.describe(), "1:80,2:20");
   EXPECT_EQ(m.serving.size(), 2u);  // both routed versions were loaded at start
-  ASSERT_EQ(second.audit().size(), 1u);
-  EXPECT_EQ(second.audit()[0].actor, "alice");
+  ASSERT_EQ(second.audit()->size(), 1u);
+  EXPECT_EQ((*second.audit())[0].actor, "alice");
   ASSERT_TRUE(second.rollback("sum", "bob").ok());
   EXPECT_EQ(second.snapshot()->models.at("sum").deployment.describe(), "policy");
   log::set_min_level(log::Level::kInfo);
@@ -256,7 +256,8 @@ TEST(RegistryState, CorruptStateFileIsReportedAndIgnored) {
   write_sum_version(repo.path(), "sum", 1, 0, 3);
   write_file(repo.path() / ".forklift-state.json", "{\"models\": tru");
   MetricsRegistry metrics;
-  ModelRegistry r(repo.path(), metrics, repo.path() / ".forklift-state.json");
+  ModelRegistry r(repo.path(), metrics,
+                  std::make_shared<FileStateStore>(repo.path() / ".forklift-state.json"));
   ASSERT_TRUE(r.sync().ok());
   EXPECT_TRUE(r.snapshot()->ready());
   log::set_min_level(log::Level::kInfo);
@@ -308,8 +309,8 @@ TEST_F(RegistryTest, HeldNewVersionsWaitForAPromote) {
   EXPECT_TRUE(m.serving.contains(2));  // loaded and self-tested...
   EXPECT_DOUBLE_EQ(predict(), 3);      // ...but traffic stays on version 1
   EXPECT_EQ(m.deployment.describe(), "1");
-  ASSERT_EQ(registry.audit().size(), 1u);
-  EXPECT_EQ(registry.audit()[0].action, "hold");
+  ASSERT_EQ(registry.audit()->size(), 1u);
+  EXPECT_EQ((*registry.audit())[0].action, "hold");
   ASSERT_TRUE(registry.sync().ok());  // a later scan changes nothing
   EXPECT_DOUBLE_EQ(predict(), 3);
   ASSERT_TRUE(registry.promote("sum", 2, "alice").ok());
@@ -322,7 +323,7 @@ TEST_F(RegistryTest, NewVersionsArePromotedByDefault) {
   write_sum_version(repo.path(), "sum", 2, 10, 13);
   ASSERT_TRUE(registry.sync().ok());
   EXPECT_DOUBLE_EQ(predict(), 13);
-  EXPECT_TRUE(registry.audit().empty());
+  EXPECT_TRUE(registry.audit()->empty());
 }
 
 }  // namespace

@@ -69,8 +69,9 @@ def test_sampling_and_counters(repo_copy, tmp_path):
         assert s.stop() == 0
     written = len(read_events(events_dir))
     assert 140 < written < 260, written
-    assert "forklift_events_dropped_total 0" in metrics
-    assert "forklift_events_written_total" in metrics
+    assert 'forklift_events_dropped_total{stage="queue"} 0' in metrics
+    assert 'forklift_events_dropped_total{stage="file"} 0' in metrics
+    assert 'forklift_events_written_total{sink="file"}' in metrics
 
 
 def test_files_rotate_and_old_ones_go(repo_copy, tmp_path):

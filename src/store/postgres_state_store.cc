@@ -76,7 +76,13 @@ void PostgresStateStore::set_connected(bool up, const std::string& why) {
 }
 
 Result<PGconn*> PostgresStateStore::writer() {
-  if (writer_ && PQstatus(writer_.get()) == CONNECTION_OK) return writer_.get();
+  // libpq notices a dead connection only when a statement fails on it. Changes are rare, so a
+  // round trip first is cheap, and a database that restarted since the last change costs the
+  // caller nothing instead of one failed change.
+  if (writer_ && PQstatus(writer_.get()) == CONNECTION_OK &&
+      pg::exec(writer_.get(), "SELECT 1").ok()) {
+    return writer_.get();
+  }
   writer_.reset();
   auto conn = pg::connect(conninfo_);
   if (!conn.ok()) {

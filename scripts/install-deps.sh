@@ -8,10 +8,14 @@ packages=(
   g++ cmake ninja-build pkg-config clang-format
   # libraries (see docs/explanation/dependencies.md for why each one)
   libboost-dev libsimdjson-dev libyaml-cpp-dev libcli11-dev libxgboost-dev libpq-dev
+  # optional runtimes (the build turns each off, with a message, when its library is missing)
+  libtorch-dev python3-dev pybind11-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-xgboost python3-numpy python3-yaml python3-jsonschema python3-requests
   python3-pytest python3-flask gunicorn wrk curl
+  # the optional runtimes' example models are trained at build time
+  python3-torch python3-sklearn
   # the replica tests start their own PostgreSQL server
   postgresql
 )

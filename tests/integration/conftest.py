@@ -123,6 +123,17 @@ def repo_copy(tmp_path, example_models):
     return dest
 
 
+def example_model_ids():
+    """The example repository's model ids: eta and surge, plus the optional runtimes' examples
+    (fraud, cancel_risk) when the build has those runtimes."""
+    return sorted(p.name for p in EXAMPLE_MODELS.iterdir() if p.is_dir())
+
+
+def example_version_count():
+    return sum(1 for m in EXAMPLE_MODELS.iterdir() if m.is_dir()
+               for v in m.iterdir() if v.is_dir())
+
+
 def selftest_cases(model_id, version):
     path = EXAMPLE_MODELS / model_id / str(version) / "selftest.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -77,7 +77,7 @@ TEST_F(XGBoostRuntime, FeatureCountMismatchIsRejectedAtLoad) {
                       "runtime: xgboost\nartifact: model.json\nfeatures:\n"
                       "  - {name: a, type: float}\noutput: {name: y, type: float}\n");
   LoadOutcome out = load_version(v1, "eta", 1);
-  ASSERT_FALSE(out.loaded);
+  ASSERT_FALSE(out.loaded) << "loaded";
   EXPECT_NE(out.status.message().find("expects 16 feature columns"), std::string::npos)
       << out.status.message();
 }
@@ -89,7 +89,7 @@ TEST_F(XGBoostRuntime, CorruptArtifactIsRejected) {
   std::filesystem::copy_file(kEta / "1" / "model.yaml", v1 / "model.yaml");
   testing::write_file(v1 / "model.json", "{\"learner\": trunc");
   LoadOutcome out = load_version(v1, "eta", 1);
-  ASSERT_FALSE(out.loaded);
+  ASSERT_FALSE(out.loaded) << "loaded";
   EXPECT_NE(out.status.message().find("cannot load the model"), std::string::npos)
       << out.status.message();
 }
@@ -102,7 +102,7 @@ TEST_F(XGBoostRuntime, StringFeaturesAreRefused) {
                       "runtime: xgboost\nartifact: model.json\nfeatures:\n"
                       "  - {name: city, type: string}\noutput: {name: y, type: float}\n");
   LoadOutcome out = load_version(v1, "m", 1);
-  ASSERT_FALSE(out.loaded);
+  ASSERT_FALSE(out.loaded) << "loaded";
   EXPECT_NE(out.status.message().find("cannot take string feature 'city'"), std::string::npos);
 }
 

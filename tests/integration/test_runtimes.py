@@ -1,0 +1,77 @@
+"""The optional runtimes over real HTTP: TorchScript (`fraud`) and Python (`cancel_risk`), one row,
+batches, the v2 protocol, and a predict() that fails."""
+import math
+
+import pytest
+
+from conftest import EXAMPLE_MODELS, Server, selftest_cases
+
+HAS_TORCH = (EXAMPLE_MODELS / "fraud").is_dir()
+HAS_PYTHON = (EXAMPLE_MODELS / "cancel_risk").is_dir()
+
+
+def check_every_case(server, model_id):
+    cases = selftest_cases(model_id, 1)
+    for case in cases:
+        r = server.post("/infer", {"model_id": model_id, "features": case["features"]})
+        assert r.status_code == 200, r.text
+        assert r.json()["version"] == 1
+        assert math.isclose(r.json()["output"], case["expected"], rel_tol=1e-5), case["name"]
+    # The same rows as one batch give the same answers, in order.
+    r = server.post("/infer", {"model_id": model_id,
+                               "instances": [c["features"] for c in cases]})
+    assert r.status_code == 200, r.text
+    outputs = r.json()["outputs"]
+    assert len(outputs) == len(cases)
+    for got, case in zip(outputs, cases):
+        assert math.isclose(got, case["expected"], rel_tol=1e-5)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="built without the torchscript runtime")
+def test_torchscript_model_answers_rows_and_batches(server):
+    check_every_case(server, "fraud")
+    meta = server.get("/v2/models/fraud").json()
+    assert meta["platform"] == "pytorch_torchscript"
+    features = selftest_cases("fraud", 1)[0]["features"]
+    r = server.post("/infer", {"model_id": "fraud", "features": {**features, "amount": "lots"}})
+    assert r.status_code == 400 and "amount" in r.json()["error"]
+
+
+@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+def test_python_model_answers_rows_batches_and_v2(server):
+    check_every_case(server, "cancel_risk")
+    case = selftest_cases("cancel_risk", 1)[1]
+    inputs = []
+    for name, value in case["features"].items():
+        datatype = {str: "BYTES", bool: "BOOL", int: "INT64", float: "FP64"}[type(value)]
+        inputs.append({"name": name, "shape": [1], "datatype": datatype, "data": [value]})
+    r = server.post("/v2/models/cancel_risk/infer", {"inputs": inputs})
+    assert r.status_code == 200, r.text
+    assert math.isclose(r.json()["outputs"][0]["data"][0], case["expected"], rel_tol=1e-9)
+
+
+@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+def test_a_failing_python_predict_is_a_500_for_that_request_only(repo_copy):
+    code = repo_copy / "cancel_risk" / "1" / "model.py"
+    code.write_text(code.read_text().replace(
+        "def predict(model, features):\n",
+        "def predict(model, features):\n"
+        "    if (features['surge_multiplier'] == 99).any():\n"
+        "        raise RuntimeError('bikes are not rides')\n"))
+    s = Server(repo_copy)
+    try:
+        features = selftest_cases("cancel_risk", 1)[1]["features"]
+        r = s.post("/infer", {"model_id": "cancel_risk",
+                              "features": {**features, "surge_multiplier": 99}})
+        assert r.status_code == 500
+        error = r.json()["error"]
+        assert "cancel_risk" in error and "RuntimeError: bikes are not rides" in error
+        # The next request, and other models, are fine.
+        assert s.post("/infer", {"model_id": "cancel_risk", "features": features}).status_code == 200
+        eta = selftest_cases("eta", 2)[0]["features"]
+        assert s.post("/infer", {"model_id": "eta", "features": eta}).status_code == 200
+        metrics = s.get("/metrics").text
+        assert 'forklift_requests_total{model_id="cancel_risk",version="1",outcome="server_error"} 1' \
+            in metrics
+    finally:
+        assert s.stop() == 0

@@ -1,0 +1,161 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <thread>
+
+#include "core/version_loader.h"
+#include "runtimes/load_direct.h"
+#include "runtimes/runtime_registry.h"
+#include "test_util.h"
+
+namespace forklift {
+namespace {
+
+using testing::DirectLoad;
+using testing::load_direct;
+using testing::TempDir;
+using testing::write_file;
+
+const std::filesystem::path kCancelRisk =
+    std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "cancel_risk";
+
+constexpr const char* kManifest =
+    "runtime: python\nartifact: weights.txt\n"
+    "features:\n  - {name: x, type: float, allow_missing: true}\n  - {name: n, type: int}\n"
+    "  - {name: flag, type: bool}\n  - {name: city, type: string}\n"
+    "  - {name: emb, type: float_vector, length: 2}\n"
+    "output: {name: y, type: float}\n";
+
+// A python model whose predict() is `body` (the features dict is `f`).
+class PythonRuntime : public ::testing::Test {
+ protected:
+  DirectLoad load(const std::string& body, const std::string& manifest = kManifest) {
+    const auto dir = tmp.path() / "m" / std::to_string(++version);
+    std::filesystem::create_directories(dir);
+    write_file(dir / "model.yaml", manifest);
+    write_file(dir / "weights.txt", "3");
+    write_file(dir / "model.py",
+               "import numpy as np\n"
+               "def load(path):\n    return float(open(path).read())\n"
+               "def predict(w, f):\n" +
+                   body + "\n");
+    return load_direct(dir, "m", version);
+  }
+
+  static Batch two_rows(const Schema& schema) {
+    Batch batch(schema);
+    auto a = batch.add_row();
+    a[0] = 1.5;
+    a[1] = std::int64_t{2};
+    a[2] = true;
+    a[3] = std::string("sf");
+    a[4] = std::vector<float>{0.5f, 0.25f};
+    auto b = batch.add_row();
+    b[0] = std::nan("");
+    b[1] = std::int64_t{-4};
+    b[2] = false;
+    b[3] = std::string("nyc");
+    b[4] = std::vector<float>{1.0f, 2.0f};
+    return batch;
+  }
+
+  Status predict(const DirectLoad& out, std::vector<Value>& outputs) {
+    return out.model->predict(two_rows(out.manifest->schema), outputs);
+  }
+
+  TempDir tmp;
+  int version = 0;
+};
+
+TEST_F(PythonRuntime, ExampleModelPassesItsSelfTests) {
+  LoadOutcome out = load_version(kCancelRisk / "1", "cancel_risk", 1);
+  ASSERT_TRUE(out.loaded) << out.status.message();
+  EXPECT_EQ(out.selftest->cases, 12u);
+  EXPECT_EQ(out.selftest->passed, 12u);
+  EXPECT_EQ(out.loaded->platform, "python");
+}
+
+TEST_F(PythonRuntime, ColumnsArriveWithTheirTypes) {
+  // y = w * x (NaN -> -1) + n + flag + len(city) + sum(emb): every column type is used.
+  DirectLoad out = load(
+      "    assert f['x'].dtype == np.float64 and f['n'].dtype == np.int64\n"
+      "    assert f['flag'].dtype == np.bool_ and isinstance(f['city'], list)\n"
+      "    assert f['emb'].shape == (len(f['city']), 2) and f['emb'].dtype == np.float32\n"
+      "    x = np.where(np.isnan(f['x']), -1.0, f['x'])\n"
+      "    return w * x + f['n'] + f['flag'] + [len(c) for c in f['city']] + f['emb'].sum(axis=1)");
+  ASSERT_TRUE(out.loaded()) << out.status.message();
+  std::vector<Value> outputs;
+  ASSERT_TRUE(predict(out, outputs).ok());
+  ASSERT_EQ(outputs.size(), 2u);
+  EXPECT_DOUBLE_EQ(std::get<double>(outputs[0]), 3 * 1.5 + 2 + 1 + 2 + 0.75);
+  EXPECT_DOUBLE_EQ(std::get<double>(outputs[1]), 3 * -1.0 - 4 + 0 + 3 + 3.0);
+}
+
+TEST_F(PythonRuntime, AnExceptionIsAnErrorNamingIt) {
+  DirectLoad out = load("    raise ValueError('no such city')");
+  ASSERT_TRUE(out.loaded()) << out.status.message();
+  std::vector<Value> outputs;
+  const Status s = predict(out, outputs);
+  EXPECT_EQ(s.code(), StatusCode::kInternal);
+  EXPECT_NE(s.message().find("ValueError: no such city"), std::string::npos) << s.message();
+}
+
+TEST_F(PythonRuntime, TheWrongNumberOrTypeOfOutputsIsAnError) {
+  std::vector<Value> outputs;
+  Status s = predict(load("    return [1.0]"), outputs);
+  EXPECT_NE(s.message().find("1 outputs for 2 rows"), std::string::npos) << s.message();
+  s = predict(load("    return 7"), outputs);
+  EXPECT_NE(s.message().find("not a sequence"), std::string::npos) << s.message();
+  s = predict(load("    return ['a', 'b']"), outputs);
+  EXPECT_EQ(s.code(), StatusCode::kInternal) << s.message();
+}
+
+TEST_F(PythonRuntime, LoadProblemsRejectTheVersion) {
+  DirectLoad out = load("    return [0, 0]\ndef broken(:\n");
+  ASSERT_FALSE(out.loaded());
+  EXPECT_NE(out.status.message().find("SyntaxError"), std::string::npos) << out.status.message();
+  const auto dir = tmp.path() / "nopredict" / "1";
+  std::filesystem::create_directories(dir);
+  write_file(dir / "model.yaml", kManifest);
+  write_file(dir / "weights.txt", "3");
+  write_file(dir / "model.py", "def load(path):\n    return 1\n");
+  out = load_direct(dir, "nopredict", 1);
+  ASSERT_FALSE(out.loaded());
+  EXPECT_NE(out.status.message().find("defines no predict()"), std::string::npos);
+  std::filesystem::remove(dir / "model.py");
+  out = load_direct(dir, "nopredict", 1);
+  ASSERT_FALSE(out.loaded());
+  EXPECT_NE(out.status.message().find("model.py: missing"), std::string::npos);
+}
+
+TEST_F(PythonRuntime, TwoVersionsKeepTheirOwnModules) {
+  DirectLoad a = load("    return [w] * len(f['n'])");
+  DirectLoad b = load("    return [w * 2] * len(f['n'])");
+  ASSERT_TRUE(a.loaded() && b.loaded());
+  std::vector<Value> out_a, out_b;
+  ASSERT_TRUE(predict(a, out_a).ok());
+  ASSERT_TRUE(predict(b, out_b).ok());
+  EXPECT_DOUBLE_EQ(std::get<double>(out_a[0]), 3);
+  EXPECT_DOUBLE_EQ(std::get<double>(out_b[0]), 6);
+}
+
+TEST_F(PythonRuntime, ManyThreadsShareTheInterpreter) {
+  DirectLoad out = load("    return f['n'] * w");
+  ASSERT_TRUE(out.loaded()) << out.status.message();
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        std::vector<Value> outputs;
+        if (!predict(out, outputs).ok() || std::get<double>(outputs[1]) != -12) ++wrong;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+}  // namespace
+}  // namespace forklift

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "forklift/runtime.h"
+#include "runtimes/runtime_registry.h"
 
 namespace {
 
@@ -26,3 +27,10 @@ forklift::Value predict_sum(const Offset& o, const forklift::RowView& row) {
 }  // namespace
 
 FORKLIFT_REGISTER_RUNTIME("test_sum", load_sum, predict_sum);
+
+namespace forklift {
+namespace {
+// Every test process (ctest runs each test alone) knows the built-in runtimes too.
+[[maybe_unused]] const bool builtin_registered = (register_builtin_runtimes(), true);
+}  // namespace
+}  // namespace forklift

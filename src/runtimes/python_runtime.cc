@@ -211,10 +211,10 @@ Result<std::unique_ptr<Model>> load_python(const LoadContext& ctx) {
   }
 }
 
-// Registered when the program starts: this file is linked in only when the build has the
-// runtime (an OBJECT library, so the registration is never dropped by the linker).
-[[maybe_unused]] const bool registered =
-    register_runtime(RuntimeInfo{"python", "python", load_python});
-
 }  // namespace
+
+void register_python_runtime() {
+  register_runtime(RuntimeInfo{"python", "python", load_python});
+}
+
 }  // namespace forklift

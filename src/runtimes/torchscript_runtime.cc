@@ -163,10 +163,10 @@ Result<std::unique_ptr<Model>> load_torchscript(const LoadContext& ctx) {
   return std::unique_ptr<Model>(std::move(model));
 }
 
-// Registered when the program starts: this file is linked in only when the build has the
-// runtime (an OBJECT library, so the registration is never dropped by the linker).
-[[maybe_unused]] const bool registered =
-    register_runtime(RuntimeInfo{"torchscript", "pytorch_torchscript", load_torchscript});
-
 }  // namespace
+
+void register_torchscript_runtime() {
+  register_runtime(RuntimeInfo{"torchscript", "pytorch_torchscript", load_torchscript});
+}
+
 }  // namespace forklift

@@ -19,6 +19,7 @@ struct DirectLoad {
 
 inline DirectLoad load_direct(const std::filesystem::path& dir, const std::string& id = "m",
                               std::int64_t version = 1) {
+  register_builtin_runtimes();
   DirectLoad out;
   auto manifest = parse_manifest(dir / "model.yaml");
   if (!manifest.ok()) {

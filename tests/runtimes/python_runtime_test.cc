@@ -61,6 +61,7 @@ class PythonRuntime : public ::testing::Test {
   }
 
   Status predict(const DirectLoad& out, std::vector<Value>& outputs) {
+    if (!out.loaded()) return Internal("not loaded: " + out.status.message());
     return out.model->predict(two_rows(out.manifest->schema), outputs);
   }
 

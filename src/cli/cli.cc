@@ -1,0 +1,187 @@
+// The forklift command line: serve, selftest, and the control-plane commands.
+#include <CLI/CLI.hpp>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+
+#include "cli/admin_commands.h"
+#include "cli/selftest_command.h"
+#include "cli/serve_command.h"
+#include "forklift/server.h"
+#include "observability/log.h"
+
+namespace forklift {
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"forklift: a fast model-serving platform"};
+  app.require_subcommand(1);
+
+  forklift::ServeOptions serve;
+  auto* serve_cmd =
+      app.add_subcommand("serve", "Serve every model in a model repository over HTTP");
+  serve_cmd
+      ->add_option("--model-repository", serve.model_repository,
+                   "Directory holding <model id>/<version>/model.yaml")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  serve_cmd->add_option("--port", serve.server.port, "Port for the data plane (0: any free port)")
+      ->capture_default_str();
+  serve_cmd->add_option("--host", serve.server.host, "Address to listen on")->capture_default_str();
+  serve_cmd->add_option("--threads", serve.server.threads, "Serving threads (0: one per core)")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-body-bytes", serve.server.max_body_bytes,
+                   "Largest request body accepted; larger ones get 413")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--poll-seconds", serve.poll_seconds,
+                   "Rescan the repository for new versions this often (0: never)")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--admin-port", serve.admin.port, "Port for the admin API (0: any free port)")
+      ->capture_default_str();
+  serve_cmd->add_option("--admin-host", serve.admin.host, "Address for the admin API")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--admin-token-file", serve.admin_token_file,
+                   "File holding the admin bearer token (else $FORKLIFT_ADMIN_TOKEN)")
+      ->check(CLI::ExistingFile);
+  serve_cmd
+      ->add_option("--shadow-queue", serve.shadow_queue,
+                   "Shadow copies that may wait; beyond that they are dropped and counted")
+      ->capture_default_str();
+  serve_cmd->add_option("--events-dir", serve.events_dir,
+                        "Write prediction events (JSON lines) to rotating files here");
+  serve_cmd->add_option("--events-sample", serve.events_sample, "Fraction of requests logged")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  serve_cmd
+      ->add_option("--events-max-file-mb", serve.events_max_file_mb, "Rotate files at this size")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve_cmd->add_option("--events-max-files", serve.events_max_files, "Event files kept")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve_cmd->add_option("--state-file", serve.state_file,
+                        "Where deployments are kept (default <repository>/.forklift-state.json; "
+                        "'none' keeps them in memory only)");
+  serve_cmd
+      ->add_option("--state-postgres", serve.state_postgres,
+                   "PostgreSQL connection string (or URI): deployments shared by every replica "
+                   "using it; the state file keeps this replica's last known copy")
+      ->envname("FORKLIFT_STATE_POSTGRES");
+  serve_cmd
+      ->add_option("--events-postgres", serve.events_postgres,
+                   "PostgreSQL connection string (or URI): also write events to the "
+                   "forklift_events table, in batches")
+      ->envname("FORKLIFT_EVENTS_POSTGRES");
+  serve_cmd
+      ->add_option("--events-postgres-max-pending", serve.events_postgres_max_pending,
+                   "Events held in memory while PostgreSQL is unreachable; beyond that the "
+                   "oldest are dropped and counted")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve_cmd
+      ->add_option("--log-requests", serve.log_requests,
+                   "Fraction of requests to log as JSON lines (0: none, 1: every one)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  serve_cmd
+      ->add_option("--drain-seconds", serve.drain_seconds,
+                   "On SIGTERM, how long in-flight requests may take to finish")
+      ->capture_default_str();
+
+  std::string repository;
+  std::string model_id;
+  auto* selftest_cmd =
+      app.add_subcommand("selftest", "Run every version's self-tests without a server (for CI)");
+  selftest_cmd->add_option("repository", repository, "Model repository directory")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  selftest_cmd->add_option("--model", model_id, "Only this model id");
+
+  app.add_subcommand("version", "Print the version")->callback([] { std::puts("forklift 0.1.0"); });
+
+  // Control-plane commands: one call each to a server's admin API.
+  forklift::AdminEndpoint endpoint;
+  if (const char* url = std::getenv("FORKLIFT_ADMIN_URL")) endpoint.url = url;
+  if (const char* token = std::getenv("FORKLIFT_ADMIN_TOKEN")) endpoint.token = token;
+  if (const char* user = std::getenv("USER")) endpoint.actor = user;
+  std::string token_file;
+  std::string target_model;
+  long target_version = 0;
+  std::vector<std::string> routes;
+  bool force = false;
+  const auto admin_command = [&](const char* name, const char* help) {
+    auto* cmd = app.add_subcommand(name, help);
+    cmd->add_option("--server", endpoint.url, "Admin API URL (else $FORKLIFT_ADMIN_URL)")
+        ->capture_default_str();
+    cmd->add_option("--token-file", token_file,
+                    "File holding the admin token "
+                    "(else $FORKLIFT_ADMIN_TOKEN)")
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--actor", endpoint.actor, "Name recorded in the audit log (default $USER)");
+    return cmd;
+  };
+  auto* status_cmd = admin_command("status", "Show versions, self-tests and traffic");
+  status_cmd->add_option("model", target_model, "Only this model id");
+  auto* promote_cmd = admin_command("promote", "Send all traffic of a model to one version");
+  promote_cmd->add_option("model", target_model)->required();
+  promote_cmd->add_option("version", target_version)->required()->check(CLI::PositiveNumber);
+  promote_cmd->add_flag("--force", force, "Promote even if the version's schema breaks callers");
+  auto* rollback_cmd = admin_command("rollback", "Return a model to its previous deployment");
+  rollback_cmd->add_option("model", target_model)->required();
+  auto* split_cmd = admin_command("split", "Split a model's traffic: VERSION=WEIGHT ...");
+  split_cmd->add_option("model", target_model)->required();
+  split_cmd->add_option("routes", routes, "e.g. 1=90 2=10; none returns to the version policy");
+  split_cmd->add_flag("--force", force, "Split even if a version's schema breaks callers");
+  double shadow_rate = 1.0;
+  double shadow_tolerance = 0.01;
+  bool shadow_off = false;
+  auto* shadow_cmd =
+      admin_command("shadow", "Copy a model's traffic to a version, off the hot path");
+  shadow_cmd->add_option("model", target_model)->required();
+  shadow_cmd->add_option("version", target_version)->required()->check(CLI::PositiveNumber);
+  shadow_cmd->add_option("--rate", shadow_rate, "Fraction of requests copied")
+      ->capture_default_str()
+      ->check(CLI::Range(0.000001, 1.0));
+  shadow_cmd
+      ->add_option("--tolerance", shadow_tolerance,
+                   "Relative difference under which outputs count as agreeing")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  shadow_cmd->add_flag("--off", shadow_off, "Stop shadowing with this version");
+  auto* deploy_cmd = admin_command("deploy", "Load a model id from the repository");
+  deploy_cmd->add_option("model", target_model)->required();
+  auto* undeploy_cmd = admin_command("undeploy", "Unload every version of a model id");
+  undeploy_cmd->add_option("model", target_model)->required();
+
+  CLI11_PARSE(app, argc, argv);
+  if (serve_cmd->parsed()) return forklift::run_serve(serve);
+  if (selftest_cmd->parsed()) {
+    forklift::log::set_min_level(forklift::log::Level::kWarn);
+    return forklift::run_selftest(repository, model_id);
+  }
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    std::getline(in, endpoint.token);
+    while (!endpoint.token.empty() &&
+           std::isspace(static_cast<unsigned char>(endpoint.token.back()))) {
+      endpoint.token.pop_back();
+    }
+  }
+  if (status_cmd->parsed()) return forklift::run_status(endpoint, target_model);
+  if (promote_cmd->parsed())
+    return forklift::run_promote(endpoint, target_model, target_version, force);
+  if (rollback_cmd->parsed()) return forklift::run_rollback(endpoint, target_model);
+  if (split_cmd->parsed()) return forklift::run_split(endpoint, target_model, routes, force);
+  if (shadow_cmd->parsed()) {
+    return forklift::run_shadow(endpoint, target_model, target_version, shadow_rate,
+                                shadow_tolerance, shadow_off);
+  }
+  if (deploy_cmd->parsed()) return forklift::run_deploy(endpoint, target_model);
+  if (undeploy_cmd->parsed()) return forklift::run_undeploy(endpoint, target_model);
+  return 0;
+}
+
+}  // namespace forklift

@@ -15,6 +15,7 @@ enum class StatusCode {
   kUnavailable,         // not ready, overloaded, shutting down (HTTP 503)
   kFailedPrecondition,  // e.g. an artifact that does not match its manifest
   kInternal,            // a bug or a runtime failure (HTTP 500)
+  kDeadlineExceeded,    // a prediction ran past the model's timeout (HTTP 504)
 };
 
 class Status {
@@ -46,6 +47,9 @@ inline Status FailedPrecondition(std::string m) {
 }
 inline Status Internal(std::string m) {
   return {StatusCode::kInternal, std::move(m)};
+}
+inline Status DeadlineExceeded(std::string m) {
+  return {StatusCode::kDeadlineExceeded, std::move(m)};
 }
 
 // Either a value or the Status that explains its absence (a small std::expected for C++20).

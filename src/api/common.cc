@@ -19,6 +19,8 @@ unsigned http_status(const Status& status) {
       return 409;
     case StatusCode::kInternal:
       return 500;
+    case StatusCode::kDeadlineExceeded:
+      return 504;
   }
   return 500;
 }
@@ -35,6 +37,11 @@ Status predict_guarded(const LoadedModel& model, const Batch& batch, std::vector
   try {
     outputs.reserve(batch.rows());
     Status s = model.model->predict(batch, outputs);
+    if (s.code() == StatusCode::kDeadlineExceeded) {
+      if (model.metrics) model.metrics->timeouts.fetch_add(1, std::memory_order_relaxed);
+      return DeadlineExceeded("model '" + model.model_id + "' version " +
+                              std::to_string(model.version) + ": " + s.message());
+    }
     if (!s.ok()) return failed(s.message());
     if (outputs.size() != batch.rows()) {
       return failed("returned " + std::to_string(outputs.size()) + " outputs for " +

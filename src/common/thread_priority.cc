@@ -19,4 +19,11 @@ void lower_this_thread_priority(int nice_value) {
   (void)::setpriority(PRIO_PROCESS, tid, nice_value);
 }
 
+void restore_this_thread_priority() {
+  sched_param param{};
+  (void)::pthread_setschedparam(::pthread_self(), SCHED_OTHER, &param);
+  const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+  (void)::setpriority(PRIO_PROCESS, tid, 0);
+}
+
 }  // namespace forklift

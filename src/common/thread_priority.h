@@ -7,4 +7,8 @@ namespace forklift {
 // a failure leaves the priority as it was.
 void lower_this_thread_priority(int nice_value);
 
+// Gives the calling thread normal priority (SCHED_OTHER, nice 0): for threads that serve
+// requests but are started from a lowered one (they inherit its policy). Best effort.
+void restore_this_thread_priority();
+
 }  // namespace forklift

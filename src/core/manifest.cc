@@ -135,9 +135,9 @@ VersionPolicy parse_policy(const YAML::Node& v) {
 
 Manifest parse_root(const YAML::Node& root) {
   if (!root.IsMap()) fail("(top level)", "must be a map");
-  static const std::set<std::string> kKnown = {"runtime",         "artifact",    "description",
-                                               "version_policy",  "features",    "output",
-                                               "runtime_options", "new_versions"};
+  static const std::set<std::string> kKnown = {"runtime",         "artifact",     "description",
+                                               "version_policy",  "features",     "output",
+                                               "runtime_options", "new_versions", "timeout_ms"};
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
     if (!kKnown.contains(key)) fail(key, "is not a known field");
@@ -155,6 +155,15 @@ Manifest parse_root(const YAML::Node& root) {
     const std::string v = n.IsScalar() ? n.as<std::string>() : "";
     if (v != "promote" && v != "hold") fail("new_versions", "must be promote or hold");
     m.hold_new_versions = v == "hold";
+  }
+  if (const YAML::Node t = root["timeout_ms"]) {
+    long long ms = -1;
+    try {
+      ms = t.as<long long>();
+    } catch (const YAML::Exception&) {
+    }
+    if (ms < 0 || ms > 3'600'000) fail("timeout_ms", "must be 0 (none) to 3600000 milliseconds");
+    m.timeout_ms = ms;
   }
   if (const YAML::Node opts = root["runtime_options"]) {
     if (!opts.IsMap()) fail("runtime_options", "must be a map of names to scalar values");

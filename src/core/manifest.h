@@ -29,6 +29,9 @@ struct Manifest {
   // for a manual promote (hold). Read, like version_policy, from the newest version.
   bool hold_new_versions = false;
   std::map<std::string, std::string> runtime_options;
+  // A prediction still running after this long is answered with an error (504) and counted;
+  // 0: no limit. Each call then runs on a worker thread of the version (see core/deadline_model.h).
+  std::int64_t timeout_ms = 0;
 };
 
 // Parses <version dir>/model.yaml. Errors name the file and the field at fault.

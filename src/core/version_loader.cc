@@ -1,7 +1,10 @@
 #include "core/version_loader.h"
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
 
+#include "core/deadline_model.h"
 #include "runtimes/runtime_registry.h"
 
 namespace forklift {
@@ -55,6 +58,13 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
                            artifact.string() + ": " + e.what()));
   }
   if (!loaded->model) return finish(Internal("runtime '" + runtime->name + "' returned no model"));
+  if (loaded->manifest.timeout_ms > 0) {
+    // As many calls at once as the serving threads can make (at least 4).
+    const std::size_t workers = std::max(4u, std::thread::hardware_concurrency());
+    loaded->model = with_deadline(std::shared_ptr<const Model>(std::move(loaded->model)),
+                                  loaded->manifest.schema,
+                                  std::chrono::milliseconds(loaded->manifest.timeout_ms), workers);
+  }
 
   SelfTestReport report =
       run_selftests(*loaded->model, loaded->manifest.schema, version_dir / "selftest.jsonl");

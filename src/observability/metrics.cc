@@ -119,6 +119,15 @@ void MetricsRegistry::render(std::string& out) const {
       out.push_back('\n');
     }
   }
+  out +=
+      "# HELP forklift_predict_timeouts_total Predictions that ran past the model's timeout_ms.\n";
+  out += "# TYPE forklift_predict_timeouts_total counter\n";
+  for (const auto& [key, m] : versions_) {
+    out += "forklift_predict_timeouts_total{model_id=\"" + prometheus_label(key.first) +
+           "\",version=\"" + std::to_string(key.second) + "\"} ";
+    append_number(out, m->timeouts.load(std::memory_order_relaxed));
+    out.push_back('\n');
+  }
   out += "# HELP forklift_request_duration_seconds Time from parsed request to written answer.\n";
   out += "# TYPE forklift_request_duration_seconds histogram\n";
   for (const auto& [key, m] : versions_) {

@@ -50,6 +50,7 @@ struct VersionMetrics {
   std::atomic<std::uint64_t> ok{0};
   std::atomic<std::uint64_t> client_error{0};
   std::atomic<std::uint64_t> server_error{0};
+  std::atomic<std::uint64_t> timeouts{0};  // predictions past the model's timeout_ms
   LatencyHistogram latency;
 };
 

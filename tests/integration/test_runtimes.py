@@ -1,6 +1,7 @@
 """The optional runtimes over real HTTP: TorchScript (`fraud`) and Python (`cancel_risk`), one row,
 batches, the v2 protocol, and a predict() that fails."""
 import math
+import time
 
 import pytest
 
@@ -51,13 +52,17 @@ def test_python_model_answers_rows_batches_and_v2(server):
 
 
 @pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
-def test_a_failing_python_predict_is_a_500_for_that_request_only(repo_copy):
+def test_a_failing_or_hanging_python_predict_fails_that_request_only(repo_copy):
     code = repo_copy / "cancel_risk" / "1" / "model.py"
     code.write_text(code.read_text().replace(
         "def predict(model, features):\n",
         "def predict(model, features):\n"
         "    if (features['surge_multiplier'] == 99).any():\n"
-        "        raise RuntimeError('bikes are not rides')\n"))
+        "        raise RuntimeError('bikes are not rides')\n"
+        "    if (features['surge_multiplier'] == 98).any():\n"
+        "        import time; time.sleep(3)\n"))
+    manifest = repo_copy / "cancel_risk" / "1" / "model.yaml"
+    manifest.write_text(manifest.read_text() + "timeout_ms: 500\n")
     s = Server(repo_copy)
     try:
         features = selftest_cases("cancel_risk", 1)[1]["features"]
@@ -70,8 +75,18 @@ def test_a_failing_python_predict_is_a_500_for_that_request_only(repo_copy):
         assert s.post("/infer", {"model_id": "cancel_risk", "features": features}).status_code == 200
         eta = selftest_cases("eta", 2)[0]["features"]
         assert s.post("/infer", {"model_id": "eta", "features": eta}).status_code == 200
+        # A predict() that hangs past timeout_ms: 504 at the deadline, counted; the rest go on.
+        started = time.monotonic()
+        r = s.post("/infer", {"model_id": "cancel_risk",
+                              "features": {**features, "surge_multiplier": 98}})
+        assert r.status_code == 504, r.text
+        assert time.monotonic() - started < 2.5
+        assert "timeout_ms (500 ms)" in r.json()["error"] and "cancel_risk" in r.json()["error"]
+        assert s.post("/infer", {"model_id": "cancel_risk", "features": features}).status_code == 200
+        assert s.post("/infer", {"model_id": "eta", "features": eta}).status_code == 200
         metrics = s.get("/metrics").text
-        assert 'forklift_requests_total{model_id="cancel_risk",version="1",outcome="server_error"} 1' \
+        assert 'forklift_requests_total{model_id="cancel_risk",version="1",outcome="server_error"} 2' \
             in metrics
+        assert 'forklift_predict_timeouts_total{model_id="cancel_risk",version="1"} 1' in metrics
     finally:
         assert s.stop() == 0

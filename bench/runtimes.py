@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""The optional runtimes beside the seed's stack (issue #4's figures).
+
+forklift serves `fraud` (torchscript runtime) and `cancel_risk` (python runtime, scikit-learn);
+Flask + Gunicorn (2 sync workers) serves the same files through the same libraries in Python
+(bench/flask_runtimes.py). wrk -t1 at 8 connections, one row and 100-row batches, both servers
+alternating in the same run; medians of the repetitions.
+
+Usage: runtimes.py BUILD_DIR [--smoke] [--out FILE]
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url, body, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if requests.post(url, data=body, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def wrk(url, body_file, seconds):
+    out = subprocess.run(["wrk", "-t1", "-c8", f"-d{seconds}s", "-s", str(HERE / "post.lua"), url],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "BENCH_BODY_FILE": str(body_file)}).stdout
+    data = json.loads(next(l for l in out.splitlines()
+                           if l.startswith("BENCH_JSON"))[len("BENCH_JSON "):])
+    if data["errors"] or data["non2xx"]:
+        raise SystemExit(f"wrk saw errors on {url}: {data}")
+    return data
+
+
+def main():
+    build = Path(sys.argv[1]).resolve()
+    smoke = "--smoke" in sys.argv
+    out_file = (Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv
+                else build / "bench" / "runtimes.md")
+    models = build / "models"
+    present = [m for m in ("fraud", "cancel_risk") if (models / m).is_dir()]
+    if not present:
+        print("runtimes: built without the torchscript and python runtimes; nothing to measure")
+        return
+    seconds, reps = (1, 1) if smoke else (5, 3)
+    work = build / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    bodies = {}
+    for m in present:
+        cases = [json.loads(l) for l in (models / m / "1" / "selftest.jsonl").read_text().splitlines()]
+        one = work / f"{m}_one.json"
+        one.write_text(json.dumps({"model_id": m, "features": cases[1]["features"]}))
+        batch = work / f"{m}_batch100.json"
+        batch.write_text(json.dumps({"model_id": m, "instances": [cases[i % len(cases)]["features"]
+                                                                  for i in range(100)]}))
+        bodies[m] = {"1 row": one, "100-row batch": batch}
+
+    procs = []
+    try:
+        fl_port, gu_port = free_port(), free_port()
+        procs.append(subprocess.Popen(
+            [str(build / "forklift"), "serve", "--model-repository", str(models), "--host",
+             "127.0.0.1", "--port", str(fl_port), "--admin-port", "0", "--state-file", "none"],
+            stdout=subprocess.DEVNULL, stderr=open(work / "runtimes-servers.log", "a")))
+        procs.append(subprocess.Popen(
+            ["/usr/bin/python3", "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{gu_port}",
+             "--chdir", str(HERE), "--log-level", "warning", "flask_runtimes:app"],
+            env={**os.environ, "FORKLIFT_MODELS": str(models)},
+            stdout=subprocess.DEVNULL, stderr=open(work / "runtimes-servers.log", "a")))
+        urls = {"forklift": f"http://127.0.0.1:{fl_port}/infer",
+                "flask": f"http://127.0.0.1:{gu_port}/infer"}
+        for m in present:
+            for url in urls.values():
+                wait_for(url, bodies[m]["1 row"].read_bytes())
+        rows = []
+        for m in present:
+            for case, body in bodies[m].items():
+                runs = {name: [] for name in urls}
+                for _ in range(reps):
+                    for name, url in urls.items():
+                        runs[name].append(wrk(url, body, seconds))
+                med = {name: sorted(r, key=lambda d: d["rps"])[len(r) // 2] for name, r in runs.items()}
+                rows.append((m, case, med["forklift"], med["flask"]))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+
+    runtime = {"fraud": "torchscript", "cancel_risk": "python (scikit-learn)"}
+    lines = ["| model (runtime) | request | forklift req/s | p99 | Flask+Gunicorn req/s | p99 | ratio |",
+             "|---|---|---|---|---|---|---|"]
+    for m, case, fl, gu in rows:
+        lines.append(f"| {m} ({runtime[m]}) | {case} | {fl['rps']:,.0f} | {fl['p99_us'] / 1000:.2f} ms "
+                     f"| {gu['rps']:,.0f} | {gu['p99_us'] / 1000:.2f} ms | {fl['rps'] / gu['rps']:.1f}x |")
+    text = (f"wrk -t1 -c8, {seconds} s per run, median of {reps} alternating runs, same machine "
+            "for load generator and servers.\n\n" + "\n".join(lines) + "\n")
+    out_file.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -74,9 +74,18 @@ def main():
                                                                   for i in range(100)]}))
         bodies[m] = {"1 row": one, "100-row batch": batch}
 
+    # The python runtime again with two worker processes (runtime_options.processes), so that
+    # Python code runs on both cores like Gunicorn's two workers.
+    multi = work / "models-processes"
+    if "cancel_risk" in present:
+        import shutil
+        shutil.rmtree(multi, ignore_errors=True)
+        shutil.copytree(models / "cancel_risk", multi / "cancel_risk")
+        manifest = multi / "cancel_risk" / "1" / "model.yaml"
+        manifest.write_text(manifest.read_text() + "runtime_options: {processes: 2}\n")
     procs = []
     try:
-        fl_port, gu_port = free_port(), free_port()
+        fl_port, gu_port, fl2_port = free_port(), free_port(), free_port()
         procs.append(subprocess.Popen(
             [str(build / "forklift"), "serve", "--model-repository", str(models), "--host",
              "127.0.0.1", "--port", str(fl_port), "--admin-port", "0", "--state-file", "none"],
@@ -86,31 +95,42 @@ def main():
              "--chdir", str(HERE), "--log-level", "warning", "flask_runtimes:app"],
             env={**os.environ, "FORKLIFT_MODELS": str(models)},
             stdout=subprocess.DEVNULL, stderr=open(work / "runtimes-servers.log", "a")))
+        if "cancel_risk" in present:
+            procs.append(subprocess.Popen(
+                [str(build / "forklift"), "serve", "--model-repository", str(multi), "--host",
+                 "127.0.0.1", "--port", str(fl2_port), "--admin-port", "0", "--state-file", "none"],
+                stdout=subprocess.DEVNULL, stderr=open(work / "runtimes-servers.log", "a")))
         urls = {"forklift": f"http://127.0.0.1:{fl_port}/infer",
                 "flask": f"http://127.0.0.1:{gu_port}/infer"}
         for m in present:
             for url in urls.values():
                 wait_for(url, bodies[m]["1 row"].read_bytes())
+        cases = [(m, m, case, body, urls) for m in present for case, body in bodies[m].items()]
+        if "cancel_risk" in present:
+            multi_urls = {"forklift": f"http://127.0.0.1:{fl2_port}/infer", "flask": urls["flask"]}
+            wait_for(multi_urls["forklift"], bodies["cancel_risk"]["1 row"].read_bytes())
+            cases += [("cancel_risk", "cancel_risk/2p", case, body, multi_urls)
+                      for case, body in bodies["cancel_risk"].items()]
         rows = []
-        for m in present:
-            for case, body in bodies[m].items():
-                runs = {name: [] for name in urls}
-                for _ in range(reps):
-                    for name, url in urls.items():
-                        runs[name].append(wrk(url, body, seconds))
-                med = {name: sorted(r, key=lambda d: d["rps"])[len(r) // 2] for name, r in runs.items()}
-                rows.append((m, case, med["forklift"], med["flask"]))
+        for m, label, case, body, targets in cases:
+            runs = {name: [] for name in targets}
+            for _ in range(reps):
+                for name, url in targets.items():
+                    runs[name].append(wrk(url, body, seconds))
+            med = {name: sorted(r, key=lambda d: d["rps"])[len(r) // 2] for name, r in runs.items()}
+            rows.append((label, case, med["forklift"], med["flask"]))
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait()
 
-    runtime = {"fraud": "torchscript", "cancel_risk": "python (scikit-learn)"}
+    runtime = {"fraud": "torchscript", "cancel_risk": "python, in process",
+               "cancel_risk/2p": "python, 2 worker processes"}
     lines = ["| model (runtime) | request | forklift req/s | p99 | Flask+Gunicorn req/s | p99 | ratio |",
              "|---|---|---|---|---|---|---|"]
     for m, case, fl, gu in rows:
-        lines.append(f"| {m} ({runtime[m]}) | {case} | {fl['rps']:,.0f} | {fl['p99_us'] / 1000:.2f} ms "
+        lines.append(f"| {m.split('/')[0]} ({runtime[m]}) | {case} | {fl['rps']:,.0f} | {fl['p99_us'] / 1000:.2f} ms "
                      f"| {gu['rps']:,.0f} | {gu['p99_us'] / 1000:.2f} ms | {fl['rps'] / gu['rps']:.1f}x |")
     text = (f"wrk -t1 -c8, {seconds} s per run, median of {reps} alternating runs, same machine "
             "for load generator and servers.\n\n" + "\n".join(lines) + "\n")

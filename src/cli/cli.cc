@@ -9,10 +9,15 @@
 #include "cli/serve_command.h"
 #include "forklift/server.h"
 #include "observability/log.h"
+#include "runtimes/runtime_registry.h"
 
 namespace forklift {
 
 int run_cli(int argc, char** argv) {
+  // Worker processes are this same binary; they are not a command anyone types.
+  if (argc >= 2 && std::string_view(argv[1]) == "runtime-worker") {
+    return run_runtime_worker(argc - 2, argv + 2);
+  }
   CLI::App app{"forklift: a fast model-serving platform"};
   app.require_subcommand(1);
 

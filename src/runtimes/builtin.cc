@@ -1,3 +1,5 @@
+#include <string_view>
+
 #include "runtimes/runtime_registry.h"
 
 namespace forklift {
@@ -8,6 +10,7 @@ void register_torchscript_runtime();
 #endif
 #ifdef FORKLIFT_HAS_PYTHON
 void register_python_runtime();
+int run_python_worker(int argc, char** argv);
 #endif
 
 void register_builtin_runtimes() {
@@ -22,6 +25,16 @@ void register_builtin_runtimes() {
     return true;
   }();
   (void)done;
+}
+
+int run_runtime_worker(int argc, char** argv) {
+#ifdef FORKLIFT_HAS_PYTHON
+  if (argc >= 1 && std::string_view(argv[0]) == "python")
+    return run_python_worker(argc - 1, argv + 1);
+#endif
+  (void)argc;
+  (void)argv;
+  return 2;
 }
 
 }  // namespace forklift

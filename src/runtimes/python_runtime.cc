@@ -20,14 +20,25 @@
 #include <pybind11/embed.h>
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <condition_variable>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/thread_priority.h"
+#include "core/manifest.h"
 #include "runtimes/runtime_registry.h"
+#include "runtimes/worker_protocol.h"
 
 namespace py = pybind11;
 
@@ -182,7 +193,7 @@ class PythonModel final : public Model {
   Schema schema_;
 };
 
-Result<std::unique_ptr<Model>> load_python(const LoadContext& ctx) {
+Result<std::unique_ptr<Model>> load_in_process(const LoadContext& ctx) {
   const std::filesystem::path code = ctx.version_dir / ctx.option("module", "model.py");
   std::error_code ec;
   if (!std::filesystem::is_regular_file(code, ec)) {
@@ -211,7 +222,184 @@ Result<std::unique_ptr<Model>> load_python(const LoadContext& ctx) {
   }
 }
 
+// --- Worker processes: `runtime_options: {processes: N}` -------------------------------------
+
+// One worker process: this same executable started as `runtime-worker python ...`, talking over
+// a socket pair. Each has its own interpreter, so N of them run Python on N cores.
+struct WorkerProcess {
+  pid_t pid = -1;
+  int fd = -1;
+  ~WorkerProcess() { stop(); }
+  void stop() {
+    if (fd >= 0) ::close(fd);  // the worker sees EOF and exits
+    fd = -1;
+    if (pid <= 0) return;
+    for (int i = 0; i < 200; ++i) {  // up to 2 s to exit on its own
+      if (::waitpid(pid, nullptr, WNOHANG) == pid) {
+        pid = -1;
+        return;
+      }
+      ::usleep(10000);
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    pid = -1;
+  }
+};
+
+Result<std::unique_ptr<WorkerProcess>> spawn_worker(const LoadContext& ctx,
+                                                    const OutputSpec& output) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    return Unavailable(std::string("socketpair: ") + std::strerror(errno));
+  }
+  auto worker = std::make_unique<WorkerProcess>();
+  worker->fd = fds[0];
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 3);  // dup2 clears close-on-exec on fd 3
+  const std::string version = std::to_string(ctx.version);
+  const std::string dir = ctx.version_dir.string();
+  std::vector<std::string> args = {"forklift", "runtime-worker", "python",
+                                   dir,        ctx.model_id,     version};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  if (rc != 0) return Unavailable(std::string("cannot start a worker process: ") + strerror(rc));
+  worker->pid = pid;
+  // The worker answers once it has loaded the model: an empty success, or why it could not.
+  std::string ready;
+  if (!worker::read_frame(worker->fd, ready)) {
+    return FailedPrecondition("the worker process exited while loading the model");
+  }
+  std::vector<Value> none;
+  if (Status s = worker::decode_response(ready, output, 0, none); !s.ok()) {
+    return FailedPrecondition(s.message());
+  }
+  return worker;
+}
+
+class ProcessPoolModel final : public Model {
+ public:
+  ProcessPoolModel(LoadContext ctx, const Schema& schema) : ctx_(std::move(ctx)), schema_(schema) {}
+
+  Status start(std::size_t processes) {
+    for (std::size_t i = 0; i < processes; ++i) {
+      auto w = spawn_worker(ctx_, schema_.output);
+      if (!w.ok()) return w.status();
+      idle_.push_back(std::move(w).value());
+    }
+    alive_ = processes;
+    return Status::Ok();
+  }
+
+  Status predict(const Batch& batch, std::vector<Value>& outputs) const override {
+    std::unique_ptr<WorkerProcess> w;
+    {
+      std::unique_lock lock(mu_);
+      free_.wait(lock, [&] { return !idle_.empty() || alive_ == 0; });
+      if (idle_.empty()) return Unavailable("every worker process of this model has died");
+      w = std::move(idle_.back());
+      idle_.pop_back();
+    }
+    std::string answer;
+    Status status;
+    if (worker::write_frame(w->fd, worker::encode_request(batch)) &&
+        worker::read_frame(w->fd, answer)) {
+      status = worker::decode_response(answer, schema_.output, batch.rows(), outputs);
+    } else {
+      // The process died (a crash in an extension, the OOM killer): replace it.
+      w->stop();
+      auto fresh = spawn_worker(ctx_, schema_.output);
+      status = Internal(
+          "its worker process died during the call" +
+          std::string(fresh.ok() ? " (restarted)"
+                                 : " and could not be restarted: " + fresh.status().message()));
+      w = fresh.ok() ? std::move(fresh).value() : nullptr;
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (w) {
+        idle_.push_back(std::move(w));
+      } else {
+        --alive_;
+      }
+    }
+    free_.notify_one();
+    return status;
+  }
+
+ private:
+  LoadContext ctx_;
+  Schema schema_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable free_;
+  mutable std::vector<std::unique_ptr<WorkerProcess>> idle_;  // guarded by mu_
+  mutable std::size_t alive_ = 0;                             // guarded by mu_
+};
+
+Result<std::unique_ptr<Model>> load_python(const LoadContext& ctx) {
+  const std::string option = ctx.option("processes", "1");
+  long processes = 0;
+  try {
+    processes = std::stol(option);
+  } catch (const std::exception&) {
+  }
+  if (processes < 1 || processes > 256) {
+    return InvalidArgument("runtime_options.processes must be 1 to 256, not '" + option + "'");
+  }
+  if (processes == 1) return load_in_process(ctx);
+  const std::filesystem::path code = ctx.version_dir / ctx.option("module", "model.py");
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(code, ec)) {
+    return FailedPrecondition(code.string() + ": missing (the python runtime calls load() and " +
+                              "predict() from it)");
+  }
+  LoadContext copy = ctx;
+  copy.schema = nullptr;  // the worker reads model.yaml itself
+  auto pool = std::make_unique<ProcessPoolModel>(std::move(copy), *ctx.schema);
+  if (Status s = pool->start(static_cast<std::size_t>(processes)); !s.ok()) {
+    return FailedPrecondition(code.string() + ": " + s.message());
+  }
+  return std::unique_ptr<Model>(std::move(pool));
+}
+
 }  // namespace
+
+int run_python_worker(int argc, char** argv) {
+  // argv: version_dir model_id version; the socket to the server is fd 3.
+  if (argc != 3) return 2;
+  constexpr int kFd = 3;
+  // Started by the idle-priority loader thread, whose scheduling policy it inherits; it serves.
+  restore_this_thread_priority();
+  const std::filesystem::path dir = argv[0];
+  auto manifest = parse_manifest(dir / "model.yaml");
+  std::vector<Value> none;
+  if (!manifest.ok()) {
+    worker::write_frame(kFd, worker::encode_response({}, manifest.status(), none));
+    return 1;
+  }
+  LoadContext ctx{argv[1],           std::stoll(argv[2]),      dir, dir / manifest->artifact,
+                  &manifest->schema, manifest->runtime_options};
+  auto model = load_in_process(ctx);
+  worker::write_frame(kFd, worker::encode_response(manifest->schema.output, model.status(), none));
+  if (!model.ok()) return 1;
+  std::string request;
+  while (worker::read_frame(kFd, request)) {
+    Batch batch(manifest->schema);
+    std::vector<Value> outputs;
+    Status s = worker::decode_request(request, batch);
+    if (s.ok()) s = (*model)->predict(batch, outputs);
+    if (!worker::write_frame(kFd, worker::encode_response(manifest->schema.output, s, outputs))) {
+      break;
+    }
+  }
+  return 0;  // the server closed the socket: unloaded or stopping
+}
 
 void register_python_runtime() {
   register_runtime(RuntimeInfo{"python", "python", load_python});

@@ -16,4 +16,8 @@ std::vector<std::string> runtime_names();
 // Registers the runtimes that ship inside forklift (xgboost, ...). Idempotent.
 void register_builtin_runtimes();
 
+// `forklift runtime-worker RUNTIME ...`: the body of a runtime's worker process (the python
+// runtime's `processes` option starts them; nobody else should). Returns the exit code.
+int run_runtime_worker(int argc, char** argv);
+
 }  // namespace forklift

@@ -1,6 +1,7 @@
 """The optional runtimes over real HTTP: TorchScript (`fraud`) and Python (`cancel_risk`), one row,
 batches, the v2 protocol, and a predict() that fails."""
 import math
+import subprocess
 import time
 
 import pytest
@@ -90,3 +91,42 @@ def test_a_failing_or_hanging_python_predict_fails_that_request_only(repo_copy):
         assert 'forklift_predict_timeouts_total{model_id="cancel_risk",version="1"} 1' in metrics
     finally:
         assert s.stop() == 0
+
+
+@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+def test_python_worker_processes_answer_and_survive_a_crash(repo_copy):
+    code = repo_copy / "cancel_risk" / "1" / "model.py"
+    code.write_text(code.read_text().replace(
+        "def predict(model, features):\n",
+        "def predict(model, features):\n"
+        "    import os, signal\n"
+        "    if (features['surge_multiplier'] == 97).any():\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)  # a crash inside an extension, say\n"
+        "    if (features['surge_multiplier'] == 99).any():\n"
+        "        raise RuntimeError('bikes are not rides')\n"))
+    manifest = repo_copy / "cancel_risk" / "1" / "model.yaml"
+    manifest.write_text(manifest.read_text() + "runtime_options: {processes: 2}\n")
+    s = Server(repo_copy)
+    try:
+        check_every_case(s, "cancel_risk")
+        features = selftest_cases("cancel_risk", 1)[1]["features"]
+        r = s.post("/infer", {"model_id": "cancel_risk",
+                              "features": {**features, "surge_multiplier": 99}})
+        assert r.status_code == 500 and "RuntimeError: bikes are not rides" in r.json()["error"]
+        # A worker that dies fails only the call it was in; it is replaced.
+        r = s.post("/infer", {"model_id": "cancel_risk",
+                              "features": {**features, "surge_multiplier": 97}})
+        assert r.status_code == 500 and "worker process died" in r.json()["error"]
+        assert "restarted" in r.json()["error"]
+        for _ in range(10):
+            assert s.post("/infer", {"model_id": "cancel_risk",
+                                     "features": features}).status_code == 200
+        workers = subprocess.run(["pgrep", "-f", f"runtime-worker python {repo_copy}"],
+                                 capture_output=True, text=True).stdout.split()
+        assert len(workers) == 2, workers
+    finally:
+        assert s.stop() == 0
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", f"runtime-worker python {repo_copy}"],
+                          capture_output=True, text=True).stdout.split()
+    assert left == []  # the workers left with the server

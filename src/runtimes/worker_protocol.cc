@@ -1,0 +1,206 @@
+#include "runtimes/worker_protocol.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+
+namespace forklift::worker {
+namespace {
+
+template <class T>
+void put(std::string& out, T v) {
+  char bytes[sizeof(T)];
+  std::memcpy(bytes, &v, sizeof(T));
+  out.append(bytes, sizeof(T));
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  template <class T>
+  bool get(T& v) {
+    if (in_.size() < sizeof(T)) return false;
+    std::memcpy(&v, in_.data(), sizeof(T));
+    in_.remove_prefix(sizeof(T));
+    return true;
+  }
+  bool bytes(std::size_t n, std::string& v) {
+    if (in_.size() < n) return false;
+    v.assign(in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool done() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+};
+
+void put_value(std::string& out, ValueType type, std::size_t length, const Value& v) {
+  switch (type) {
+    case ValueType::kFloat:
+      put<double>(out, std::get<double>(v));
+      break;
+    case ValueType::kInt:
+      put<std::int64_t>(out, std::get<std::int64_t>(v));
+      break;
+    case ValueType::kBool:
+      put<std::uint8_t>(out, std::get<bool>(v) ? 1 : 0);
+      break;
+    case ValueType::kString: {
+      const auto& s = std::get<std::string>(v);
+      put<std::uint32_t>(out, static_cast<std::uint32_t>(s.size()));
+      out += s;
+      break;
+    }
+    case ValueType::kFloatVector: {
+      const auto& vec = std::get<std::vector<float>>(v);
+      for (std::size_t i = 0; i < length; ++i) put<float>(out, vec[i]);
+      break;
+    }
+  }
+}
+
+bool get_value(Reader& in, ValueType type, std::size_t length, Value& v) {
+  switch (type) {
+    case ValueType::kFloat: {
+      double d = 0;
+      if (!in.get(d)) return false;
+      v = d;
+      return true;
+    }
+    case ValueType::kInt: {
+      std::int64_t i = 0;
+      if (!in.get(i)) return false;
+      v = i;
+      return true;
+    }
+    case ValueType::kBool: {
+      std::uint8_t b = 0;
+      if (!in.get(b)) return false;
+      v = b != 0;
+      return true;
+    }
+    case ValueType::kString: {
+      std::uint32_t n = 0;
+      std::string s;
+      if (!in.get(n) || !in.bytes(n, s)) return false;
+      v = std::move(s);
+      return true;
+    }
+    case ValueType::kFloatVector: {
+      std::vector<float> vec(length);
+      for (auto& f : vec) {
+        if (!in.get(f)) return false;
+      }
+      v = std::move(vec);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string encode_request(const Batch& batch) {
+  std::string out;
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(batch.rows()));
+  const Schema& schema = batch.schema();
+  for (std::size_t r = 0; r < batch.rows(); ++r) {
+    const RowView row = batch.row(r);
+    for (std::size_t f = 0; f < row.size(); ++f) {
+      put_value(out, schema.features[f].type, schema.features[f].length, row[f]);
+    }
+  }
+  return out;
+}
+
+Status decode_request(std::string_view message, Batch& batch) {
+  Reader in(message);
+  std::uint32_t rows = 0;
+  if (!in.get(rows)) return InvalidArgument("truncated request");
+  const Schema& schema = batch.schema();
+  batch.reserve_rows(rows);
+  for (std::uint32_t r = 0; r < rows; ++r) {
+    auto row = batch.add_row();
+    for (std::size_t f = 0; f < row.size(); ++f) {
+      if (!get_value(in, schema.features[f].type, schema.features[f].length, row[f])) {
+        return InvalidArgument("truncated request");
+      }
+    }
+  }
+  return in.done() ? Status::Ok() : InvalidArgument("trailing bytes in request");
+}
+
+std::string encode_response(const OutputSpec& output, const Status& status,
+                            const std::vector<Value>& outputs) {
+  std::string out;
+  if (!status.ok()) {
+    put<std::uint8_t>(out, 1);
+    put<std::uint32_t>(out, static_cast<std::uint32_t>(status.message().size()));
+    out += status.message();
+    return out;
+  }
+  put<std::uint8_t>(out, 0);
+  for (const Value& v : outputs) put_value(out, output.type, output.length, v);
+  return out;
+}
+
+Status decode_response(std::string_view message, const OutputSpec& output, std::size_t rows,
+                       std::vector<Value>& outputs) {
+  Reader in(message);
+  std::uint8_t kind = 0;
+  if (!in.get(kind)) return Internal("empty answer from the worker process");
+  if (kind == 1) {
+    std::uint32_t n = 0;
+    std::string why;
+    if (!in.get(n) || !in.bytes(n, why)) return Internal("truncated error from the worker process");
+    return Internal(why);
+  }
+  for (std::size_t r = 0; r < rows; ++r) {
+    Value v;
+    if (!get_value(in, output.type, output.length, v)) {
+      return Internal("truncated answer from the worker process");
+    }
+    outputs.push_back(std::move(v));
+  }
+  return in.done() ? Status::Ok() : Internal("trailing bytes in the worker's answer");
+}
+
+bool write_frame(int fd, const std::string& payload) {
+  std::string frame;
+  put<std::uint32_t>(frame, static_cast<std::uint32_t>(payload.size()));
+  frame += payload;
+  std::size_t sent = 0;
+  while (sent < frame.size()) {
+    const ssize_t n = ::send(fd, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool read_frame(int fd, std::string& payload) {
+  const auto read_all = [fd](char* into, std::size_t size) {
+    std::size_t got = 0;
+    while (got < size) {
+      const ssize_t n = ::read(fd, into + got, size - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      got += static_cast<std::size_t>(n);
+    }
+    return true;
+  };
+  std::uint32_t size = 0;
+  char header[sizeof size];
+  if (!read_all(header, sizeof header)) return false;
+  std::memcpy(&size, header, sizeof size);
+  payload.resize(size);
+  return size == 0 || read_all(payload.data(), size);
+}
+
+}  // namespace forklift::worker

@@ -8,6 +8,7 @@ packages=(
   g++ cmake ninja-build pkg-config clang-format
   # libraries (see docs/explanation/dependencies.md for why each one)
   libboost-dev libsimdjson-dev libyaml-cpp-dev libcli11-dev libxgboost-dev libpq-dev
+  libkainjow-mustache-dev
   # optional runtimes (the build turns each off, with a message, when its library is missing)
   libtorch-dev python3-dev pybind11-dev
   # tests and benchmarks

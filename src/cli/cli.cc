@@ -3,8 +3,10 @@
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 
 #include "cli/admin_commands.h"
+#include "cli/new_command.h"
 #include "cli/selftest_command.h"
 #include "cli/serve_command.h"
 #include "forklift/server.h"
@@ -105,6 +107,27 @@ int run_cli(int argc, char** argv) {
       ->check(CLI::ExistingDirectory);
   selftest_cmd->add_option("--model", model_id, "Only this model id");
 
+  forklift::NewOptions new_options;
+  auto* new_cmd = app.add_subcommand(
+      "new", "Write a new model-service repository (asks a few questions; flags answer them)");
+  new_cmd->add_option("directory", new_options.directory, "Where to write it")
+      ->capture_default_str();
+  const auto answer = [&](const char* flag, std::optional<std::string>& into, const char* what) {
+    new_cmd->add_option_function<std::string>(
+        flag, [&into](const std::string& v) { into = v; }, what);
+  };
+  answer("--name", new_options.answers.name, "Service name (a DNS-1123 label)");
+  answer("--team", new_options.answers.team, "Owning GitHub team, e.g. @my-org/pricing");
+  answer("--oncall", new_options.answers.oncall, "On-call contact");
+  answer("--runtime", new_options.answers.runtime, "Runtime of the first model: cpp or python");
+  answer("--port", new_options.answers.port, "Port the service listens on");
+  answer("--registry", new_options.answers.registry, "Container registry");
+  answer("--region", new_options.answers.region, "Cloud region");
+  new_cmd->add_flag("--yes,-y", new_options.yes, "Take the defaults for every unanswered question");
+  new_cmd->add_flag("--force", new_options.force, "Write into a non-empty directory");
+  new_cmd->add_option("--templates", new_options.templates,
+                      "Service templates directory (default: the installed ones)");
+
   app.add_subcommand("version", "Print the version")->callback([] { std::puts("forklift 0.1.0"); });
 
   // Control-plane commands: one call each to a server's admin API.
@@ -163,6 +186,7 @@ int run_cli(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (serve_cmd->parsed()) return forklift::run_serve(serve);
+  if (new_cmd->parsed()) return forklift::run_new(new_options, std::cin, std::cout, std::cerr);
   if (selftest_cmd->parsed()) {
     forklift::log::set_min_level(forklift::log::Level::kWarn);
     return forklift::run_selftest(repository, model_id);

@@ -1,0 +1,168 @@
+"""`forklift new` end to end: generate a service repository with the installed forklift, run the
+repository's own test and serve commands against that installation, send a real /infer, render
+its Kubernetes manifests with kubectl kustomize, check its Terraform with terraform fmt, and
+parse every YAML and JSON file it wrote."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+SOURCE = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("FORKLIFT_BUILD_DIR", SOURCE / "build"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def prefix(tmp_path_factory):
+    """forklift installed the way a team gets it: cmake --install into a prefix."""
+    where = tmp_path_factory.mktemp("prefix")
+    subprocess.run(["cmake", "--install", str(BUILD), "--prefix", str(where)], check=True,
+                   capture_output=True)
+    assert (where / "share" / "forklift" / "templates" / "service" / "common").is_dir()
+    return where
+
+
+def new(prefix, *args, stdin=None):
+    return subprocess.run([str(prefix / "bin" / "forklift"), "new", *args], input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def runtimes():
+    out = ["cpp"]
+    if (BUILD / "models" / "cancel_risk").is_dir():  # built with the python runtime
+        out.append("python")
+    return out
+
+
+@pytest.mark.parametrize("runtime", runtimes())
+def test_a_generated_service_tests_serves_and_deploys(prefix, tmp_path, runtime):
+    repo = tmp_path / "svc"
+    name = f"ride-score-{runtime}"
+    port = free_port()
+    r = new(prefix, str(repo), "--yes", "--name", name, "--team", "@lyft/pricing",
+            "--runtime", runtime, "--port", str(port))
+    assert r.returncode == 0, r.stderr
+    assert f"for {name} ({runtime} runtime)" in r.stdout
+    written = [line.strip() for line in r.stdout.splitlines() if line.startswith("  ")]
+    for must in ["README.md", "CODEOWNERS", "Dockerfile", ".github/workflows/ci.yaml",
+                 "deploy/envoy/envoy.yaml", "deploy/terraform/main.tf", "scripts/test.sh",
+                 "scripts/serve.sh", f"models/{name}/1/model.yaml", f"models/{name}/1/selftest.jsonl",
+                 "docs/tutorials/first-prediction.md", "docs/how-to/publish-a-new-version.md",
+                 "docs/reference/service.md", "docs/explanation/how-it-runs.md",
+                 "deploy/k8s/base/kustomization.yaml",
+                 "deploy/k8s/overlays/staging/kustomization.yaml",
+                 "deploy/k8s/overlays/production/kustomization.yaml"]:
+        assert must in written and (repo / must).is_file(), must
+    assert (repo / "CODEOWNERS").read_text().strip().endswith("* @lyft/pricing")
+    for path in repo.rglob("*"):  # nothing left unrendered (GitHub's ${{ }} aside)
+        if path.is_file() and path.name != "ci.yaml":
+            assert "{{" not in path.read_text(), path
+
+    # Every YAML and JSON file parses.
+    for path in repo.rglob("*"):
+        if path.suffix in (".yaml", ".yml"):
+            list(yaml.safe_load_all(path.read_text()))
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".jsonl":
+            for line in path.read_text().splitlines():
+                json.loads(line)
+    workflow = yaml.safe_load((repo / ".github/workflows/ci.yaml").read_text())
+    assert list(workflow["jobs"]) == ["test", "image", "deploy-staging", "deploy-production"]
+    assert "${{ secrets.REGISTRY_PASSWORD }}" in (repo / ".github/workflows/ci.yaml").read_text()
+
+    env = {**os.environ, "FORKLIFT_PREFIX": str(prefix)}
+    # Its own test command, against the installed forklift.
+    r = subprocess.run([str(repo / "scripts" / "test.sh")], capture_output=True, text=True,
+                       env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "100% tests passed" in r.stdout
+
+    # Its own serve command, and a real prediction.
+    admin_port = free_port()
+    server = subprocess.Popen([str(repo / "scripts" / "serve.sh"), "--state-file", "none",
+                               "--host", "127.0.0.1"],
+                              env={**env, "PORT": str(port), "ADMIN_PORT": str(admin_port)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    try:
+        body = (repo / "models" / name / "1" / "example-request.json").read_text()
+        answer = None
+        for _ in range(300):
+            try:
+                answer = requests.post(f"http://127.0.0.1:{port}/infer", data=body, timeout=2)
+                if answer.status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        assert answer is not None and answer.status_code == 200, server.stdout
+        assert answer.json()["model_id"] == name and answer.json()["version"] == 1
+        assert abs(answer.json()["output"] - 8.7) < 1e-9
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        assert server.wait(30) == 0
+
+    # Kubernetes manifests render, per environment.
+    if shutil.which("kubectl"):
+        for env_name, min_replicas in (("staging", 1), ("production", 3)):
+            r = subprocess.run(["kubectl", "kustomize", str(repo / "deploy/k8s/overlays" / env_name)],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            docs = {d["kind"]: d for d in yaml.safe_load_all(r.stdout)}
+            assert set(docs) == {"Deployment", "Service", "HorizontalPodAutoscaler",
+                                 "PodDisruptionBudget"}
+            assert all(d["metadata"]["namespace"] == f"{name}-{env_name}" for d in docs.values())
+            assert docs["HorizontalPodAutoscaler"]["spec"]["minReplicas"] == min_replicas
+            pod = docs["Deployment"]["spec"]["template"]
+            assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+            container = pod["spec"]["containers"][0]
+            assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert container["resources"]["limits"] and container["resources"]["requests"]
+    if shutil.which("terraform"):
+        r = subprocess.run(["terraform", "fmt", "-check", "-recursive",
+                            str(repo / "deploy" / "terraform")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_questions_are_asked_and_checked_on_the_spot(prefix, tmp_path):
+    answers = "Bad_Name\nscore\n\n\nxgboost\ncpp\n80\n9000\n\n\n"
+    r = new(prefix, str(tmp_path / "svc"), stdin=answers)
+    assert r.returncode == 0, r.stderr
+    assert "DNS-1123 label" in r.stdout          # Bad_Name, asked again
+    assert "cannot be generated yet" in r.stdout  # xgboost, asked again
+    assert "1024 to 65534" in r.stdout            # 80, asked again
+    assert "@my-org/score-owners" in (tmp_path / "svc" / "CODEOWNERS").read_text()
+    assert "9000" in (tmp_path / "svc" / "README.md").read_text()
+
+
+def test_bad_flags_and_non_empty_directories_are_refused(prefix, tmp_path):
+    r = new(prefix, str(tmp_path / "a"), "--yes", "--name", "-bad")
+    assert r.returncode == 2 and "DNS-1123" in r.stderr
+    r = new(prefix, str(tmp_path / "a"), "--yes", "--port", "70000")
+    assert r.returncode == 2 and "--port" in r.stderr
+    occupied = tmp_path / "b"
+    occupied.mkdir()
+    (occupied / "notes.txt").write_text("mine")
+    r = new(prefix, str(occupied), "--yes")
+    assert r.returncode == 1 and "not empty" in r.stderr and "--force" in r.stderr
+    assert sorted(p.name for p in occupied.iterdir()) == ["notes.txt"]
+    r = new(prefix, str(occupied), "--yes", "--force")
+    assert r.returncode == 0 and (occupied / "notes.txt").read_text() == "mine"
+    # Without a terminal and without --yes, a missing answer is an error, not a hang.
+    r = new(prefix, str(tmp_path / "c"), stdin="")
+    assert r.returncode == 2 and "--yes" in r.stderr

@@ -32,7 +32,8 @@ std::vector<Question> questions(const ServiceAnswers& given) {
        &ServiceAnswers::team},
       {"oncall", "On-call contact (e-mail or pager handle)", name + "-oncall@example.com",
        &ServiceAnswers::oncall},
-      {"runtime", "Runtime of the first model (cpp or python)", "cpp", &ServiceAnswers::runtime},
+      {"runtime", "Runtime of the first model (cpp, python, xgboost or torchscript)", "cpp",
+       &ServiceAnswers::runtime},
       {"port", "Port the service listens on", "8080", &ServiceAnswers::port},
       {"registry", "Container registry", "registry.example.com/ml", &ServiceAnswers::registry},
       {"region", "Cloud region", "us-east-1", &ServiceAnswers::region},
@@ -100,11 +101,15 @@ Status validate_answer(const std::string& question, const std::string& value) {
       return InvalidArgument("an on-call contact is an e-mail address or handle, without spaces");
     }
   } else if (question == "runtime") {
-    if (value == "xgboost" || value == "torchscript") {
-      return InvalidArgument("'" + value +
-                             "' services cannot be generated yet; choose cpp or python");
+    if (value == "torchscript" && FORKLIFT_TEMPLATE_HAS_TORCH == 0) {
+      return InvalidArgument("this forklift was built without the torchscript runtime");
     }
-    if (value != "cpp" && value != "python") return InvalidArgument("choose cpp or python");
+    if (value == "python" && FORKLIFT_TEMPLATE_HAS_PYTHON == 0) {
+      return InvalidArgument("this forklift was built without the python runtime");
+    }
+    if (value != "cpp" && value != "python" && value != "xgboost" && value != "torchscript") {
+      return InvalidArgument("choose cpp, python, xgboost or torchscript");
+    }
   } else if (question == "port") {
     if (!matches("[0-9]{1,5}") || std::stoi(value) < 1024 || std::stoi(value) > 65534) {
       return InvalidArgument("a port is a number from 1024 to 65534");
@@ -192,6 +197,9 @@ int run_new(const NewOptions& options, std::istream& in, std::ostream& out, std:
   values.set("forklift_version", FORKLIFT_VERSION);
   values.set("is_cpp", *answers.runtime == "cpp");
   values.set("is_python", *answers.runtime == "python");
+  values.set("is_xgboost", *answers.runtime == "xgboost");
+  values.set("is_torchscript", *answers.runtime == "torchscript");
+  values.set("is_trained", *answers.runtime == "xgboost" || *answers.runtime == "torchscript");
   values.set("forklift_has_torch", FORKLIFT_TEMPLATE_HAS_TORCH != 0);
   values.set("forklift_has_python", FORKLIFT_TEMPLATE_HAS_PYTHON != 0);
 

@@ -16,7 +16,7 @@ struct ServiceAnswers {
   std::optional<std::string> name;      // DNS-1123 label
   std::optional<std::string> team;      // GitHub team, e.g. @lyft/pricing
   std::optional<std::string> oncall;    // e-mail or pager handle
-  std::optional<std::string> runtime;   // cpp | python
+  std::optional<std::string> runtime;   // cpp | python | xgboost | torchscript
   std::optional<std::string> port;      // 1024-65534
   std::optional<std::string> registry;  // container registry host[/path]
   std::optional<std::string> region;    // cloud region, e.g. us-east-1

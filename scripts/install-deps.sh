@@ -19,23 +19,36 @@ packages=(
   python3-torch python3-sklearn
   # the replica tests start their own PostgreSQL server
   postgresql
+  # the web UI's browser tests (driven by playwright-core from npm, below)
+  chromium
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
-fi
+# Node.js and npm for the browser tests: Debian's, unless the machine already has them.
+command -v npm >/dev/null || missing+=(nodejs npm)
 
 sudo=""
-if [ "$(id -u)" != 0 ]; then
-  command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo" >&2; exit 1; }
-  sudo="sudo"
+if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+else
+  if [ -n "$sudo" ] && ! command -v sudo >/dev/null; then
+    echo "install-deps: run as root or install sudo" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q
-$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# npm packages, exactly as tests/ui/package-lock.json records them (playwright-core; it drives
+# Debian's chromium and downloads no browser).
+ui_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/ui"
+if [ ! -d "$ui_tests/node_modules/playwright-core" ]; then
+  echo "install-deps: npm ci in tests/ui"
+  npm ci --prefix "$ui_tests" --no-audit --no-fund --loglevel=error
+fi

@@ -2,6 +2,13 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+
 #include "api/route_util.h"
 #include "common/json_writer.h"
 #include "core/repository.h"
@@ -136,6 +143,44 @@ void AdminRouter::handle(const HttpRequest& req, HttpResponse& res) const {
   }
 }
 
+void AdminRouter::serve_ui(std::string_view path, HttpResponse& res) const {
+  if (ui_dir_.empty()) return res.json(404, json::error_body("this server has no web UI"));
+  if (path == "/ui") {
+    res.status = 301;
+    res.headers.emplace_back("Location", "/ui/");
+    return;
+  }
+  std::string_view file = path.substr(4);  // after "/ui/"
+  if (file.empty()) file = "index.html";
+  // Only plain relative names: no "..", no hidden files, nothing but [A-Za-z0-9._/-].
+  const bool plain = file.find("..") == std::string_view::npos && file.front() != '.' &&
+                     file.front() != '/' && std::all_of(file.begin(), file.end(), [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+                              c == '-' || c == '/';
+                     });
+  std::ifstream in;
+  if (plain) in.open(ui_dir_ / std::string(file), std::ios::binary);
+  if (!plain || !in) return res.json(404, json::error_body("no such file in the web UI"));
+  std::stringstream content;
+  content << in.rdbuf();
+  static const std::map<std::string, std::string, std::less<>> kTypes = {
+      {".html", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".json", "application/json"}};
+  const auto ext = std::filesystem::path(std::string(file)).extension().string();
+  const auto type = kTypes.find(ext);
+  res.status = 200;
+  res.content_type = type == kTypes.end() ? "application/octet-stream" : type->second;
+  res.body = content.str();
+  res.headers.emplace_back("Cache-Control", "no-cache");
+  res.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  res.headers.emplace_back("Content-Security-Policy",
+                           "default-src 'self'; style-src 'self'; img-src 'self' data:");
+}
+
 void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
   std::string_view path = req.target.substr(0, req.target.find('?'));
   const bool get = req.method == "GET";
@@ -154,6 +199,27 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
   if (path == "/healthz") {
     if (!get) return method_not_allowed(res, "GET");
     return res.json(200, "{\"live\":true}");
+  }
+  if (path == "/admin/login") {
+    // The UI checks a token before it keeps it: reaching here means the token is right.
+    if (req.method != "POST") return method_not_allowed(res, "POST");
+    std::string out = "{\"ok\":true,\"actor\":";
+    json::append_string(out, actor);
+    return res.json(200, out + "}");
+  }
+  if (path == "/admin/timeseries") {
+    if (!get) return method_not_allowed(res, "GET");
+    if (ctx_.timeseries == nullptr) return res.json(200, "{\"interval_seconds\":1,\"models\":{}}");
+    std::size_t seconds = 600;
+    if (const auto q = req.target.find("seconds="); q != std::string_view::npos) {
+      seconds = std::min<std::size_t>(
+          600, std::strtoul(std::string(req.target.substr(q + 8)).c_str(), nullptr, 10));
+    }
+    return res.json(200, ctx_.timeseries->to_json(seconds));
+  }
+  if (path == "/ui" || path.starts_with("/ui/")) {
+    if (!get) return method_not_allowed(res, "GET");
+    return serve_ui(path, res);
   }
   if (path == "/admin/models") {
     if (!get) return method_not_allowed(res, "GET");
@@ -196,6 +262,32 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
       }
       std::string out;
       append_model(out, it->second);
+      // What shadowing has shown so far (the UI's shadow agreement).
+      out.pop_back();
+      out += ",\"shadow_comparisons\":[";
+      bool first = true;
+      for (const auto& [key, s] : ctx_.metrics->shadows()) {
+        if (std::get<0>(key) != id) continue;
+        if (!first) out.push_back(',');
+        first = false;
+        out += "{\"primary_version\":";
+        json::append_int(out, std::get<1>(key));
+        out += ",\"shadow_version\":";
+        json::append_int(out, std::get<2>(key));
+        const std::pair<const char*, std::uint64_t> fields[] = {
+            {"agree", s->agree.load(std::memory_order_relaxed)},
+            {"disagree", s->disagree.load(std::memory_order_relaxed)},
+            {"errors", s->errors.load(std::memory_order_relaxed)},
+            {"dropped", s->dropped.load(std::memory_order_relaxed)}};
+        for (const auto& [name, n] : fields) {
+          out += ",\"";
+          out += name;
+          out += "\":";
+          json::append_int(out, static_cast<std::int64_t>(n));
+        }
+        out.push_back('}');
+      }
+      out += "]}";
       return res.json(200, std::move(out));
     }
     if (rest == "deployment") {

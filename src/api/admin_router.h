@@ -6,6 +6,7 @@
 // by default.
 #pragma once
 
+#include <filesystem>
 #include <string>
 
 #include "api/handlers.h"
@@ -15,7 +16,9 @@ namespace forklift {
 
 class AdminRouter final : public RequestHandler {
  public:
-  AdminRouter(ApiContext ctx, std::string token) : ctx_(ctx), token_(std::move(token)) {}
+  // `ui_dir`: the web UI's files, served under /ui/ (empty: no UI).
+  AdminRouter(ApiContext ctx, std::string token, std::filesystem::path ui_dir = {})
+      : ctx_(ctx), token_(std::move(token)), ui_dir_(std::move(ui_dir)) {}
 
   void handle(const HttpRequest& req, HttpResponse& res) const override;
 
@@ -23,8 +26,11 @@ class AdminRouter final : public RequestHandler {
   void route(const HttpRequest& req, HttpResponse& res) const;
   bool authorized(const HttpRequest& req) const;
 
+  void serve_ui(std::string_view path, HttpResponse& res) const;
+
   ApiContext ctx_;
   std::string token_;
+  std::filesystem::path ui_dir_;
 };
 
 // Compares in time that depends only on the lengths, not on where the inputs differ.

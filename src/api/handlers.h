@@ -10,6 +10,7 @@
 #include "api/http_types.h"
 #include "core/model_registry.h"
 #include "core/shadow_runner.h"
+#include "observability/timeseries.h"
 
 namespace forklift {
 
@@ -20,6 +21,7 @@ struct ApiContext {
   double log_requests = 0;          // fraction of requests written to the log (0: none, 1: all)
   ShadowRunner* shadows = nullptr;  // null: shadows configured in deployments are not run
   EventLog* events = nullptr;       // null: no prediction events
+  const TimeSeries* timeseries = nullptr;  // null: no /admin/timeseries (the UI's charts)
 };
 
 // POST /infer: forklift's own request shape (DESIGN.md, "The contract").

@@ -72,6 +72,9 @@ int run_cli(int argc, char** argv) {
   serve_cmd->add_option("--state-file", serve.state_file,
                         "Where deployments are kept (default <repository>/.forklift-state.json; "
                         "'none' keeps them in memory only)");
+  serve_cmd->add_option("--ui-dir", serve.ui_dir,
+                        "The web UI's files, served at /ui/ on the admin listener (default: the "
+                        "installed ones; 'none' turns the UI off)");
   serve_cmd
       ->add_option("--state-postgres", serve.state_postgres,
                    "PostgreSQL connection string (or URI): deployments shared by every replica "

@@ -105,6 +105,51 @@ class StateFollower {
   std::thread thread_;  // last: starts after the members it uses
 };
 
+// Samples the metrics into the in-memory time series once a second (the UI's charts).
+class Sampler {
+ public:
+  explicit Sampler(TimeSeries& series) : series_(series), thread_([this] { run(); }) {}
+  ~Sampler() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    auto next = std::chrono::system_clock::now();
+    std::unique_lock lock(mu_);
+    for (;;) {
+      next += std::chrono::seconds(1);
+      if (cv_.wait_until(lock, next, [&] { return stop_; })) return;
+      series_.sample(
+          std::chrono::duration_cast<std::chrono::seconds>(next.time_since_epoch()).count());
+    }
+  }
+
+  TimeSeries& series_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+std::filesystem::path find_ui(const std::string& given) {
+  if (given == "none") return {};
+  if (!given.empty()) return given;
+  if (const char* env = std::getenv("FORKLIFT_UI_DIR")) return env;
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto installed = exe.parent_path().parent_path() / "share/forklift/ui";
+    if (std::filesystem::is_directory(installed, ec)) return installed;
+  }
+  return FORKLIFT_SOURCE_UI;  // running from a build directory
+}
+
 // The admin token: from `file` if given (first line, surrounding whitespace trimmed), else from
 // $FORKLIFT_ADMIN_TOKEN, else empty. Never logged.
 Result<std::string> read_admin_token(const std::string& file) {
@@ -181,9 +226,11 @@ int run_serve(const ServeOptions& options) {
         std::make_unique<EventLog>(EventLogOptions{options.events_sample, 65536}, std::move(sinks));
   }
   ShadowRunner shadows(metrics, options.shadow_queue, events.get());
-  const ApiContext ctx{&registry, &metrics, options.log_requests, &shadows, events.get()};
+  TimeSeries timeseries(metrics);
+  const ApiContext ctx{&registry, &metrics,     options.log_requests,
+                       &shadows,  events.get(), &timeseries};
   Router router(ctx);
-  AdminRouter admin_router(ctx, std::move(token).value());
+  AdminRouter admin_router(ctx, std::move(token).value(), find_ui(options.ui_dir));
   HttpServer server(options.server, router);
   HttpServer admin(options.admin, admin_router);
   if (Status s = server.start(); !s.ok()) {
@@ -201,6 +248,7 @@ int run_serve(const ServeOptions& options) {
                           {"model_repository", options.model_repository}});
   {
     RepositoryLoader loader(registry, options.poll_seconds);
+    Sampler sampler(timeseries);
     std::optional<StateFollower> follower;
     if (store->shared()) follower.emplace(registry, *store);
     int sig = 0;

@@ -24,6 +24,7 @@ struct ServeOptions {
   double events_sample = 1.0;
   std::size_t events_max_file_mb = 64;
   std::size_t events_max_files = 10;
+  std::string ui_dir;  // the web UI's files (default: installed, else the source tree); "none"
   std::string events_postgres;  // a libpq connection string: events also go to a table
   std::size_t events_postgres_max_pending = 100000;
 };

@@ -45,6 +45,12 @@ void Histogram::observe(double value) {
   sum_.fetch_add(value, std::memory_order_relaxed);
 }
 
+std::vector<std::uint64_t> Histogram::bucket_counts() const {
+  std::vector<std::uint64_t> out(bounds_.size() + 1);
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = buckets_[i].load(std::memory_order_relaxed);
+  return out;
+}
+
 void Histogram::render(std::string& out, const std::string& name, const std::string& labels) const {
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i <= bounds_.size(); ++i) {
@@ -95,6 +101,19 @@ std::shared_ptr<ShadowMetrics> MetricsRegistry::shadow(const std::string& model_
   auto& slot = shadows_[{model_id, primary, shadow}];
   if (!slot) slot = std::make_shared<ShadowMetrics>();
   return slot;
+}
+
+std::vector<std::pair<std::pair<std::string, std::int64_t>, std::shared_ptr<VersionMetrics>>>
+MetricsRegistry::versions() const {
+  std::lock_guard lock(mu_);
+  return {versions_.begin(), versions_.end()};
+}
+
+std::vector<
+    std::pair<std::tuple<std::string, std::int64_t, std::int64_t>, std::shared_ptr<ShadowMetrics>>>
+MetricsRegistry::shadows() const {
+  std::lock_guard lock(mu_);
+  return {shadows_.begin(), shadows_.end()};
 }
 
 void MetricsRegistry::count_http_response(unsigned status) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 namespace forklift {
 
@@ -21,6 +22,9 @@ class Histogram {
   explicit Histogram(std::span<const double> bounds);
 
   void observe(double value);
+  // The count in each bucket (not cumulative), the last one +Inf.
+  std::vector<std::uint64_t> bucket_counts() const;
+  std::span<const double> bounds() const { return bounds_; }
   // Appends the _bucket, _sum and _count lines for `name` with `labels` ("a=\"b\",...").
   void render(std::string& out, const std::string& name, const std::string& labels) const;
 
@@ -78,6 +82,13 @@ class MetricsRegistry {
 
   // Renders request counters, latency histograms and HTTP responses in the text format.
   void render(std::string& out) const;
+  // Every version's metrics so far (for the time series).
+  std::vector<std::pair<std::pair<std::string, std::int64_t>, std::shared_ptr<VersionMetrics>>>
+  versions() const;
+  // Every shadow pair's comparison so far, keyed by (model id, primary, shadow).
+  std::vector<std::pair<std::tuple<std::string, std::int64_t, std::int64_t>,
+                        std::shared_ptr<ShadowMetrics>>>
+  shadows() const;
 
  private:
   mutable std::mutex mu_;

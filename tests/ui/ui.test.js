@@ -1,0 +1,160 @@
+// End-to-end tests of forklift's web UI in Debian's Chromium, driven by playwright-core (no
+// browser download). Starts the real `forklift serve` on free ports, drives the page like a user,
+// and checks the server's answers. Screenshots of each page go to $FORKLIFT_UI_SCREENSHOTS.
+//
+//   FORKLIFT_BIN=build/forklift FORKLIFT_MODELS=build/models node tests/ui/ui.test.js
+"use strict";
+
+const { chromium } = require("playwright-core");
+const { spawn } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+const os = require("node:os");
+const assert = require("node:assert/strict");
+
+const TOKEN = "ui-test-token-0123456789abcdef";
+const BIN = process.env.FORKLIFT_BIN;
+const MODELS = process.env.FORKLIFT_MODELS;
+const SHOTS = process.env.FORKLIFT_UI_SCREENSHOTS || path.join(os.tmpdir(), "forklift-ui-screenshots");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+function startServer(repository) {
+  const proc = spawn(BIN, ["serve", "--model-repository", repository, "--host", "127.0.0.1",
+                           "--port", "0", "--admin-port", "0", "--state-file", "none"],
+                     { env: { ...process.env, FORKLIFT_ADMIN_TOKEN: TOKEN }, stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    const ports = {};
+    let buffered = "";
+    const timer = setTimeout(() => reject(new Error("forklift did not start")), 30000);
+    proc.stdout.on("data", (chunk) => {
+      buffered += chunk;
+      let nl;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        let event;
+        try { event = JSON.parse(line); } catch (e) { continue; }
+        if (event.event === "admin_listening") ports.admin = event.port;
+        if (event.event === "listening") ports.data = event.port;
+        if (event.event === "repository_loaded") {
+          clearTimeout(timer);
+          resolve({ proc, data: `http://127.0.0.1:${ports.data}`, admin: `http://127.0.0.1:${ports.admin}` });
+        }
+      }
+    });
+    proc.on("exit", (code) => reject(new Error(`forklift exited with ${code}`)));
+  });
+}
+
+async function infer(server, body) {
+  const res = await fetch(`${server.data}/infer`, { method: "POST", body: JSON.stringify(body) });
+  const text = await res.text();
+  assert.equal(res.status, 200, text);
+  return JSON.parse(text);
+}
+
+const etaFeatures = () => JSON.parse(fs.readFileSync(path.join(MODELS, "eta", "2", "selftest.jsonl"), "utf8")
+  .split("\n")[0]).features;
+
+async function main() {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const repository = fs.mkdtempSync(path.join(os.tmpdir(), "forklift-ui-"));
+  fs.cpSync(MODELS, repository, { recursive: true });
+  const server = await startServer(repository);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const results = [];
+  const test = async (name, fn) => {
+    try {
+      await fn();
+      results.push(`ok   ${name}`);
+    } catch (e) {
+      results.push(`FAIL ${name}: ${e.stack || e}`);
+    }
+  };
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.on("dialog", (dialog) => dialog.accept());  // the confirmations
+
+    await test("the models page lists the example models", async () => {
+      await page.goto(`${server.admin}/ui/`);
+      await page.waitForSelector("#models-table tbody tr[data-model='eta']");
+      const ids = await page.$$eval("#models-table tbody tr", (rows) => rows.map((r) => r.dataset.model));
+      const expected = fs.readdirSync(MODELS).filter((d) => fs.statSync(path.join(MODELS, d)).isDirectory()).sort();
+      assert.deepEqual(ids, expected);
+      const eta = await page.textContent("#models-table tr[data-model='eta']");
+      assert.match(eta, /v2 ready/);
+      assert.match(eta, /24\/24/);
+      await page.screenshot({ path: path.join(SHOTS, "models.png"), fullPage: true });
+    });
+
+    await test("a wrong token is refused with a message", async () => {
+      await page.fill("#token", "not-the-token");
+      await page.click("#sign-in");
+      await page.waitForSelector("#message.error");
+      assert.match(await page.textContent("#message"), /Sign-in refused: missing or wrong admin token/);
+      assert.equal(await page.isVisible("#sign-out"), false);
+      assert.equal(page.url().includes("not-the-token"), false);
+    });
+
+    await test("a promote clicked in the UI changes what /infer answers", async () => {
+      assert.equal((await infer(server, { model_id: "eta", features: etaFeatures() })).version, 2);
+      await page.fill("#token", TOKEN);
+      await page.press("#token", "Enter");  // the keyboard works
+      await page.waitForSelector("#sign-out:visible");
+      await page.goto(`${server.admin}/ui/#/models/eta`);
+      await page.waitForSelector("#versions-table button[data-action='promote-1']:not([disabled])");
+      await page.click("button[data-action='promote-1']");
+      await page.waitForSelector("#message.ok");
+      assert.match(await page.textContent("#message"), /Done: Send all of eta's traffic to version 1/);
+      assert.equal((await infer(server, { model_id: "eta", features: etaFeatures() })).version, 1);
+      await page.waitForFunction(() => document.querySelector("main").textContent.includes("Traffic: v1: 1"));
+      assert.equal(page.url().includes(TOKEN), false);
+    });
+
+    await test("charts render with data after some load", async () => {
+      const features = etaFeatures();
+      for (let i = 0; i < 150; ++i) await infer(server, { model_id: "eta", features });
+      await page.waitForFunction(() => {
+        const svg = document.querySelector("figure[data-chart='Requests per second'] svg");
+        return svg && /rps [1-9]/.test(svg.getAttribute("aria-label")) ||
+               [...document.querySelectorAll("figure[data-chart='Requests per second'] polyline")]
+                 .some((l) => l.getAttribute("points").split(" ").some((p) => Number(p.split(",")[1]) < 120));
+      }, null, { timeout: 10000 });
+      const lines = await page.$$eval("svg.chart polyline", (ls) => ls.map((l) => l.getAttribute("points").split(" ").length));
+      assert.ok(lines.length >= 4 && lines.every((n) => n >= 2), JSON.stringify(lines));
+      await page.screenshot({ path: path.join(SHOTS, "model-detail.png"), fullPage: true });
+    });
+
+    await test("the audit log shows the promote", async () => {
+      await page.click("#nav-audit");
+      await page.waitForSelector("#audit-table tbody tr td");
+      const first = await page.textContent("#audit-table tbody tr");
+      assert.match(first, /eta/);
+      assert.match(first, /promote/);
+      await page.screenshot({ path: path.join(SHOTS, "audit.png"), fullPage: true });
+    });
+
+    await test("a server that goes away is said so, and the page comes back", async () => {
+      await page.click("#nav-models");
+      server.proc.kill("SIGTERM");
+      await new Promise((r) => server.proc.once("exit", r));
+      await page.waitForSelector("#connection:visible", { timeout: 10000 });
+      assert.match(await page.textContent("#connection"), /not answering/);
+      assert.ok(await page.isVisible("#models-table"));  // the last data stays
+      await page.screenshot({ path: path.join(SHOTS, "server-down.png"), fullPage: true });
+    });
+  } finally {
+    await browser.close();
+    if (server.proc.exitCode === null) server.proc.kill("SIGTERM");
+    fs.rmSync(repository, { recursive: true, force: true });
+  }
+  console.log(results.join("\n"));
+  console.log(`screenshots: ${SHOTS}`);
+  if (results.some((r) => r.startsWith("FAIL"))) process.exit(1);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,310 @@
+// forklift's web UI: models, a model's detail with live charts and actions, and the audit log.
+// It talks to the admin API of the server that serves it (same origin). The admin token is kept
+// in this tab's sessionStorage and sent only in the Authorization header: never in a URL.
+"use strict";
+
+const POLL_MS = 2000;
+const state = { models: [], series: {}, audit: [], online: true, timer: null };
+
+const $ = (id) => document.getElementById(id);
+const token = () => sessionStorage.getItem("forklift-token") || "";
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function show(message, kind = "error") {
+  const box = $("message");
+  box.textContent = message;
+  box.className = kind;
+  box.hidden = !message;
+}
+
+async function api(method, path, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (method !== "GET" && token()) headers.Authorization = "Bearer " + token();
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new Error("the forklift server is not answering");
+  }
+  const text = await res.text();
+  let data = {};
+  try { data = text ? JSON.parse(text) : {}; } catch (e) { data = { error: text }; }
+  if (!res.ok) throw new Error(data.error || `HTTP ${res.status}`);
+  return data;
+}
+
+// --- Data ------------------------------------------------------------------------------------
+
+async function refresh() {
+  try {
+    const [models, series] = await Promise.all([api("GET", "/admin/models"),
+                                                api("GET", "/admin/timeseries?seconds=300")]);
+    state.models = models.models;
+    state.series = series.models;
+    setOnline(true);
+  } catch (e) {
+    setOnline(false);
+  }
+  render();
+}
+
+function setOnline(online) {
+  state.online = online;
+  const box = $("connection");
+  box.hidden = online;
+  if (!online) {
+    box.textContent = `The forklift server is not answering. Showing the last data; retrying every ${POLL_MS / 1000} s.`;
+  }
+}
+
+function summary(model) {
+  // The last 10 seconds of the model's series.
+  const points = (state.series[model] || []).slice(-10);
+  const requests = points.reduce((s, p) => s + p.rps, 0);
+  const errors = points.reduce((s, p) => s + p.errors, 0);
+  const busy = points.filter((p) => p.rps > 0);
+  const weighted = (key) => busy.length === 0 ? null
+    : busy.reduce((s, p) => s + p[key] * p.rps, 0) / busy.reduce((s, p) => s + p.rps, 0);
+  return { rps: points.length ? requests / points.length : 0,
+           errorRate: requests ? errors / requests : 0,
+           p50: weighted("p50_ms"), p99: busy.length ? Math.max(...busy.map((p) => p.p99_ms)) : null };
+}
+
+const ms = (v) => v === null ? "–" : `${v.toFixed(v < 10 ? 2 : 1)} ms`;
+const pct = (v) => `${(100 * v).toFixed(v && v < 0.01 ? 2 : 1)}%`;
+
+function describeDeployment(d) {
+  const routes = d.routes.length === 0 ? "policy (newest version)"
+    : d.routes.map((r) => `v${r.version}: ${r.weight}`).join(", ");
+  const shadows = d.shadows.map((s) => `v${s.version} at ${Math.round(s.sample_rate * 100)}%`).join(", ");
+  return { routes, shadows: shadows || "none" };
+}
+
+// --- Pages -----------------------------------------------------------------------------------
+
+function render() {
+  const route = location.hash.replace(/^#\/?/, "") || "models";
+  for (const [id, prefix] of [["nav-models", "models"], ["nav-audit", "audit"]]) {
+    if (route.startsWith(prefix)) $(id).setAttribute("aria-current", "page");
+    else $(id).removeAttribute("aria-current");
+  }
+  const page = $("page");
+  if (route === "audit") return renderAudit(page);
+  const detail = route.match(/^models\/(.+)$/);
+  if (detail) return renderModel(page, decodeURIComponent(detail[1]));
+  renderModels(page);
+}
+
+function renderModels(page) {
+  const rows = state.models.map((m) => {
+    const s = summary(m.model_id);
+    const d = describeDeployment(m.deployment);
+    const tests = m.versions.filter((v) => v.selftest)
+      .map((v) => `v${v.version}: ${v.selftest.passed}/${v.selftest.cases}`).join(", ");
+    return el("tr", { "data-model": m.model_id },
+      el("td", {}, el("a", { href: `#/models/${encodeURIComponent(m.model_id)}` }, m.model_id)),
+      el("td", {}, m.versions.map((v) => el("span", { class: `badge ${v.state}`, title: v.message || v.state },
+                                          `v${v.version} ${v.state}`))),
+      el("td", {}, tests || "–"),
+      el("td", {}, m.unloaded ? "unloaded" : d.routes),
+      el("td", {}, d.shadows),
+      el("td", { class: "num" }, s.rps.toFixed(1)),
+      el("td", { class: "num" }, pct(s.errorRate)),
+      el("td", { class: "num" }, ms(s.p50)),
+      el("td", { class: "num" }, ms(s.p99)));
+  });
+  page.replaceChildren(
+    el("h2", {}, "Models"),
+    el("table", { id: "models-table" },
+      el("thead", {}, el("tr", {}, ["Model", "Versions", "Self-tests", "Traffic", "Shadows", "Requests/s",
+                                    "Errors", "p50", "p99"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 9 }, "No models yet.")))),
+    el("p", { class: "muted" }, "Rates and latencies over the last 10 seconds; refreshed every 2 seconds."));
+}
+
+function chart(title, points, keys, unit) {
+  const width = 600, height = 150, pad = 28;
+  const values = points.flatMap((p) => keys.map((k) => p[k]));
+  const max = Math.max(1e-9, ...values);
+  const x = (i) => pad + (i / Math.max(1, points.length - 1)) * (width - pad - 4);
+  const y = (v) => height - 16 - (v / max) * (height - 26);
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("role", "img");
+  const last = points.length ? keys.map((k) => `${k} ${points[points.length - 1][k].toFixed(2)}`).join(", ") : "no data";
+  svg.setAttribute("aria-label", `${title}: ${last}`);
+  const axis = document.createElementNS(ns, "text");
+  axis.setAttribute("x", 2); axis.setAttribute("y", 16);
+  axis.textContent = `${max.toFixed(max < 10 ? 2 : 0)} ${unit}`;
+  svg.append(axis);
+  keys.forEach((k, n) => {
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("class", `line${n + 1}`);
+    line.setAttribute("fill", "none");
+    line.setAttribute("stroke-width", "2");
+    line.setAttribute("points", points.map((p, i) => `${x(i).toFixed(1)},${y(p[k]).toFixed(1)}`).join(" "));
+    svg.append(line);
+  });
+  return el("figure", { "data-chart": title }, el("figcaption", {}, `${title} (last ${points.length} s)`), svg);
+}
+
+function renderModel(page, id) {
+  const m = state.models.find((x) => x.model_id === id);
+  if (!m) {
+    page.replaceChildren(el("h2", {}, id), el("p", {}, state.online ? "No such model." : "Waiting for the server…"));
+    return;
+  }
+  const points = state.series[id] || [];
+  const d = describeDeployment(m.deployment);
+  const signedIn = Boolean(token());
+  const act = (label, confirmText, method, path, body, attrs = {}) =>
+    el("button", { type: "button", disabled: !signedIn, title: signedIn ? confirmText : "Sign in with the admin token first",
+                   onclick: () => perform(confirmText, method, path, body), ...attrs }, label);
+  const versions = m.versions.map((v) => {
+    const serving = m.serving.includes(v.version);
+    const shadowing = m.deployment.shadows.some((s) => s.version === v.version);
+    const failures = v.selftest && v.selftest.failures.length
+      ? el("ul", {}, v.selftest.failures.map((f) => el("li", {}, typeof f === "string" ? f : JSON.stringify(f)))) : null;
+    return el("tr", { "data-version": v.version },
+      el("td", {}, `v${v.version}`),
+      el("td", {}, el("span", { class: `badge ${v.state}` }, v.state), v.message ? el("div", { class: "muted" }, v.message) : null),
+      el("td", {}, v.selftest ? `${v.selftest.passed}/${v.selftest.cases} passed` : "–", failures),
+      el("td", { class: "num" }, v.load_seconds ? `${v.load_seconds.toFixed(2)} s` : "–"),
+      el("td", {},
+        act(`Promote v${v.version}`, `Send all of ${id}'s traffic to version ${v.version}?`, "POST",
+            `/admin/models/${encodeURIComponent(id)}/promote`, { version: v.version }, { "data-action": `promote-${v.version}` }),
+        " ",
+        shadowing
+          ? act(`Stop shadow`, `Stop shadowing ${id} with version ${v.version}?`, "PUT",
+                `/admin/models/${encodeURIComponent(id)}/deployment`,
+                { routes: m.deployment.routes, shadows: m.deployment.shadows.filter((s) => s.version !== v.version) })
+          : act(`Shadow`, `Copy 10% of ${id}'s requests to version ${v.version} and compare?`, "PUT",
+                `/admin/models/${encodeURIComponent(id)}/deployment`,
+                { routes: m.deployment.routes, shadows: [...m.deployment.shadows, { version: v.version, sample_rate: 0.1 }] },
+                { disabled: !signedIn || (serving && m.deployment.routes.some((r) => r.version === v.version)) })));
+  });
+  const comparisons = (m.shadow_comparisons || []).map((c) => {
+    const rows = c.agree + c.disagree;
+    return el("tr", {}, el("td", {}, `v${c.primary_version} vs v${c.shadow_version}`),
+      el("td", { class: "num" }, rows ? pct(c.agree / rows) : "–"),
+      el("td", { class: "num" }, rows), el("td", { class: "num" }, c.errors), el("td", { class: "num" }, c.dropped));
+  });
+  const splitInput = el("input", { id: "split", "aria-label": "Traffic split, e.g. 1=90, 2=10",
+                                   placeholder: "1=90, 2=10", size: 20 });
+  page.replaceChildren(
+    el("h2", {}, `Model ${id}`),
+    el("p", {}, `Traffic: ${m.unloaded ? "unloaded" : d.routes}. Shadows: ${d.shadows}.`),
+    el("div", { class: "charts" },
+      chart("Requests per second", points, ["rps"], "req/s"),
+      chart("Latency p50 and p99", points, ["p50_ms", "p99_ms"], "ms"),
+      chart("Errors per second", points, ["errors"], "err/s")),
+    el("h2", {}, "Versions"),
+    el("table", { id: "versions-table" },
+      el("thead", {}, el("tr", {}, ["Version", "State", "Self-tests", "Load", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, versions)),
+    el("div", { class: "inline" },
+      act("Roll back", `Return ${id} to the deployment before the last change?`, "POST",
+          `/admin/models/${encodeURIComponent(id)}/rollback`, undefined, { "data-action": "rollback", disabled: !signedIn || !m.can_roll_back }),
+      " ",
+      m.unloaded
+        ? act("Load", `Load ${id} again (loads and self-tests its versions)?`, "POST", `/v2/repository/models/${encodeURIComponent(id)}/load`, undefined)
+        : act("Unload", `Unload every version of ${id}? It stops answering until loaded again.`, "POST",
+              `/v2/repository/models/${encodeURIComponent(id)}/unload`, undefined)),
+    el("form", { class: "inline", onsubmit: (e) => {
+        e.preventDefault();
+        const routes = [];
+        for (const part of splitInput.value.split(",").map((s) => s.trim()).filter(Boolean)) {
+          const match = part.match(/^v?(\d+)\s*=\s*(\d+)$/);
+          if (!match) return show(`"${part}" is not VERSION=WEIGHT (for example 1=90, 2=10).`);
+          routes.push({ version: Number(match[1]), weight: Number(match[2]) });
+        }
+        if (!routes.length) return show("Give at least one VERSION=WEIGHT.");
+        perform(`Split ${id}'s traffic as ${routes.map((r) => `v${r.version} ${r.weight}`).join(", ")}?`, "PUT",
+                `/admin/models/${encodeURIComponent(id)}/deployment`, { routes, shadows: m.deployment.shadows });
+      } },
+      el("label", { for: "split" }, "A/B split"), splitInput,
+      el("button", { type: "submit", disabled: !signedIn }, "Set split")),
+    el("h2", {}, "Shadow agreement"),
+    comparisons.length
+      ? el("table", {}, el("thead", {}, el("tr", {}, ["Pair", "Agreement", "Rows compared", "Shadow errors", "Dropped"].map((h) => el("th", { scope: "col" }, h)))),
+          el("tbody", {}, comparisons))
+      : el("p", { class: "muted" }, "No shadow has compared anything yet."));
+}
+
+async function perform(question, method, path, body) {
+  if (!window.confirm(question)) return;
+  try {
+    await api(method, path, body);
+    show("Done: " + question.replace(/\?$/, "."), "ok");
+  } catch (e) {
+    show(`Not done: ${e.message}`);
+  }
+  await refresh();
+}
+
+async function renderAudit(page) {
+  try {
+    state.audit = (await api("GET", "/admin/audit")).entries;
+  } catch (e) { /* keep the last entries; the banner says the server is away */ }
+  page.replaceChildren(
+    el("h2", {}, "Audit log"),
+    el("table", { id: "audit-table" },
+      el("thead", {}, el("tr", {}, ["Time (UTC)", "Who", "Model", "Action", "Before", "After"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, state.audit.length ? [...state.audit].reverse().map((a) =>
+        el("tr", {}, el("td", {}, a.time), el("td", {}, a.actor), el("td", {}, a.model_id), el("td", {}, a.action),
+           el("td", {}, a.before), el("td", {}, a.after)))
+        : el("tr", {}, el("td", { colspan: 6 }, "No changes yet.")))));
+}
+
+// --- Sign in ---------------------------------------------------------------------------------
+
+function renderLogin() {
+  const signedIn = Boolean(token());
+  $("token").hidden = signedIn;
+  document.querySelector("label[for='token']").hidden = signedIn;
+  $("sign-in").hidden = signedIn;
+  $("sign-out").hidden = !signedIn;
+  $("who").textContent = signedIn ? "Signed in: changes allowed" : "";
+}
+
+$("login").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const value = $("token").value.trim();
+  if (!value) return show("Type the admin token first.");
+  sessionStorage.setItem("forklift-token", value);
+  try {
+    await api("POST", "/admin/login");
+    $("token").value = "";
+    show("Signed in.", "ok");
+  } catch (err) {
+    sessionStorage.removeItem("forklift-token");
+    show(`Sign-in refused: ${err.message}`);
+  }
+  renderLogin();
+  render();
+});
+$("sign-out").addEventListener("click", () => {
+  sessionStorage.removeItem("forklift-token");
+  renderLogin();
+  render();
+});
+
+window.addEventListener("hashchange", () => { show(""); render(); $("page").focus(); });
+renderLogin();
+refresh();
+state.timer = setInterval(refresh, POLL_MS);

@@ -39,12 +39,15 @@ class RepositoryLoader {
 
  private:
   void run() {
-    // Loading and self-testing yield the CPU to the serving threads.
-    lower_this_thread_priority(10);
+    // The first load runs at normal priority: the server is not ready yet, so there is no
+    // traffic to protect, and at idle priority any other busy process on the machine would
+    // starve it (measured: servers that never became ready beside two busy loops).
     registry_.sync();
     const auto snap = registry_.snapshot();
     log::info("repository_loaded", {{"models", static_cast<std::int64_t>(snap->models.size())},
                                     {"ready", snap->ready()}});
+    // Later loads and self-tests yield the CPU to the serving threads.
+    lower_this_thread_priority(10);
     // Tick often enough to free retired versions soon after their last request; rescan the
     // repository every poll_seconds.
     const auto tick = std::chrono::milliseconds(200);

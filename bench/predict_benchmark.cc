@@ -39,6 +39,30 @@ void BM_EtaPredict(benchmark::State& state) {
 }
 BENCHMARK(BM_EtaPredict)->Arg(1)->Arg(100)->Arg(1000);
 
+// The same model and rows through forklift's own tree runtime (src/runtimes/tree): the same
+// Model interface, so the two lines compare like for like.
+void BM_EtaPredictNativeTree(benchmark::State& state) {
+  auto eta = load_eta();
+  const auto dir = std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta" / "2";
+  forklift::LoadContext ctx{"eta", 2, dir, dir / "model.json", &eta->manifest.schema, {}};
+  auto model = forklift::find_runtime("tree")->loader(ctx);
+  if (!model.ok()) throw std::runtime_error(model.status().message());
+  forklift::Batch batch(eta->manifest.schema);
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<double> dist(0, 30);
+  for (long r = 0; r < state.range(0); ++r) {
+    for (auto& v : batch.add_row()) v = dist(rng);
+  }
+  std::vector<forklift::Value> out;
+  for (auto _ : state) {
+    out.clear();
+    auto s = (*model)->predict(batch, out);
+    benchmark::DoNotOptimize(s);
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_EtaPredictNativeTree)->Arg(1)->Arg(100)->Arg(1000);
+
 // Parsing and validating one /infer body's features into a Batch: the server's JSON cost.
 void BM_EtaParseFeatures(benchmark::State& state) {
   auto model = load_eta();

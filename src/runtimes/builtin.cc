@@ -5,6 +5,7 @@
 namespace forklift {
 
 void register_xgboost_runtime();
+void register_tree_runtime();
 #ifdef FORKLIFT_HAS_TORCHSCRIPT
 void register_torchscript_runtime();
 #endif
@@ -16,6 +17,7 @@ int run_python_worker(int argc, char** argv);
 void register_builtin_runtimes() {
   static const bool done = [] {
     register_xgboost_runtime();
+    register_tree_runtime();
 #ifdef FORKLIFT_HAS_TORCHSCRIPT
     register_torchscript_runtime();
 #endif

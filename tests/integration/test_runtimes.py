@@ -130,3 +130,18 @@ def test_python_worker_processes_answer_and_survive_a_crash(repo_copy):
     left = subprocess.run(["pgrep", "-f", f"runtime-worker python {repo_copy}"],
                           capture_output=True, text=True).stdout.split()
     assert left == []  # the workers left with the server
+
+
+def test_the_native_tree_runtime_serves_eta_like_xgboost(repo_copy):
+    for manifest in (repo_copy / "eta").glob("*/model.yaml"):
+        manifest.write_text(manifest.read_text().replace("runtime: xgboost", "runtime: tree"))
+    s = Server(repo_copy)
+    try:
+        assert s.get("/v2/models/eta").json()["platform"] == "forklift_tree"
+        cases = selftest_cases("eta", 2)
+        r = s.post("/infer", {"model_id": "eta", "instances": [c["features"] for c in cases]})
+        assert r.status_code == 200, r.text
+        for got, case in zip(r.json()["outputs"], cases):
+            assert math.isclose(got, case["expected"], rel_tol=1e-5), case["name"]
+    finally:
+        assert s.stop() == 0

@@ -1,0 +1,139 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "runtimes/load_direct.h"
+#include "runtimes/tree/forest.h"
+#include "test_util.h"
+
+namespace forklift {
+namespace {
+
+using testing::load_direct;
+using testing::TempDir;
+using testing::write_file;
+
+const std::filesystem::path kEta = std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta";
+
+// eta's version directory with model.yaml switched to `runtime`.
+std::filesystem::path eta_as(const TempDir& tmp, int version, const std::string& runtime) {
+  const auto dir = tmp.path() / runtime / std::to_string(version);
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(kEta / std::to_string(version) / "model.json", dir / "model.json");
+  std::ifstream in(kEta / std::to_string(version) / "model.yaml");
+  std::string yaml((std::istreambuf_iterator<char>(in)), {});
+  yaml.replace(yaml.find("runtime: xgboost"), 16, "runtime: " + runtime);
+  write_file(dir / "model.yaml", yaml);
+  return dir;
+}
+
+TEST(TreeRuntime, EqualsXGBoostOnThousandsOfRowsWithMissingValues) {
+  TempDir tmp;
+  for (int version : {1, 2}) {
+    auto native = load_direct(eta_as(tmp, version, "tree"));
+    auto reference = load_direct(eta_as(tmp, version, "xgboost"));
+    ASSERT_TRUE(native.loaded()) << native.status.message();
+    ASSERT_TRUE(reference.loaded()) << reference.status.message();
+    const Schema& schema = native.manifest->schema;
+    std::mt19937 rng(version);
+    std::uniform_real_distribution<double> value(-5, 60);
+    std::uniform_real_distribution<double> coin(0, 1);
+    Batch batch(schema);
+    for (int r = 0; r < 3000; ++r) {
+      auto row = batch.add_row();
+      for (auto& v : row) {
+        // Missing anywhere (the runtimes do not check allow_missing; the request parser does),
+        // and some values exactly on round numbers near thresholds.
+        const double c = coin(rng);
+        v = c < 0.08 ? std::nan("") : c < 0.15 ? std::round(value(rng)) : value(rng);
+      }
+    }
+    std::vector<Value> got, want;
+    ASSERT_TRUE(native.model->predict(batch, got).ok());
+    ASSERT_TRUE(reference.model->predict(batch, want).ok());
+    ASSERT_EQ(got.size(), want.size());
+    int mismatches = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const double a = std::get<double>(got[i]), b = std::get<double>(want[i]);
+      if (std::abs(a - b) > 1e-5 * std::max(1.0, std::abs(b))) {
+        if (++mismatches < 5) ADD_FAILURE() << "row " << i << ": " << a << " vs XGBoost " << b;
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << "version " << version;
+  }
+}
+
+// Two trees worked out by hand: f0 < 1 goes left (missing: left); f1 < 0.5 goes left (missing:
+// right). binary:logistic with base_score 0.5 (margin 0).
+constexpr const char* kSmall = R"({"learner": {
+  "learner_model_param": {"base_score": "5E-1", "num_feature": "2", "num_class": "0",
+                          "num_target": "1"},
+  "objective": {"name": "binary:logistic"},
+  "gradient_booster": {"name": "gbtree", "model": {"trees": [
+    {"left_children": [1, -1, -1], "right_children": [2, -1, -1], "split_indices": [0, 0, 0],
+     "split_conditions": [1.0, -0.5, 0.75], "default_left": [1, 0, 0], "split_type": [0, 0, 0]},
+    {"left_children": [1, -1, 3, -1, -1], "right_children": [2, -1, 4, -1, -1],
+     "split_indices": [1, 0, 0, 0, 0], "split_conditions": [0.5, 0.25, 2.0, 1.0, -1.0],
+     "default_left": [0, 0, 1, 0, 0], "split_type": [0, 0, 0, 0, 0]}]}}}})";
+
+double sigmoid(double m) {
+  return 1 / (1 + std::exp(-m));
+}
+
+TEST(TreeForest, FollowsThresholdsAndDefaultDirectionsWorkedOutByHand) {
+  auto forest = tree::parse_xgboost_json(kSmall, "small");
+  ASSERT_TRUE(forest.ok()) << forest.status().message();
+  const float nan = std::nanf("");
+  const auto p = [&](float f0, float f1) {
+    const float row[2] = {f0, f1};
+    return forest->predict(row);
+  };
+  // Tree 1: f0 < 1 -> -0.5, else 0.75. Tree 2: f1 < 0.5 -> 0.25; else f0 < 2 -> 1.0, else -1.0.
+  EXPECT_DOUBLE_EQ(p(0, 0), sigmoid(-0.5 + 0.25));
+  EXPECT_DOUBLE_EQ(p(1, 0), sigmoid(0.75 + 0.25));  // 1 is not < 1: right
+  EXPECT_DOUBLE_EQ(p(1.5, 1), sigmoid(0.75 + 1.0));
+  EXPECT_DOUBLE_EQ(p(3, 1), sigmoid(0.75 - 1.0));
+  EXPECT_DOUBLE_EQ(p(nan, 0), sigmoid(-0.5 + 0.25));  // missing f0: left in tree 1
+  EXPECT_DOUBLE_EQ(p(nan, 1), sigmoid(-0.5 + 1.0));   // ... and left (to 1.0) in tree 2
+  EXPECT_DOUBLE_EQ(p(5, nan), sigmoid(0.75 - 1.0));   // missing f1: right in tree 2
+}
+
+TEST(TreeForest, RefusesWhatItCannotEvaluateByName) {
+  const auto refused = [](std::string json, const std::string& from, const std::string& to,
+                          const std::string& message) {
+    json.replace(json.find(from), from.size(), to);
+    auto f = tree::parse_xgboost_json(json, "m.json");
+    ASSERT_FALSE(f.ok()) << from;
+    EXPECT_NE(f.status().message().find(message), std::string::npos) << f.status().message();
+  };
+  refused(kSmall, "binary:logistic", "multi:softprob", "objective 'multi:softprob'");
+  refused(kSmall, R"("num_class": "0")", R"("num_class": "3")", "several outputs");
+  refused(kSmall, R"("split_type": [0, 0, 0])", R"("split_type": [1, 0, 0])", "categorical");
+  refused(kSmall, R"("name": "gbtree")", R"("name": "dart")", "only gbtree");
+  refused(kSmall, R"("split_indices": [0, 0, 0])", R"("split_indices": [7, 0, 0])",
+          "splits on feature 7 of 2");
+  refused(kSmall, R"("right_children": [2, -1, -1])", R"("right_children": [9, -1, -1])",
+          "broken child index");
+  refused(kSmall, R"("left_children": [1, -1, -1])", R"("left_children": [1, -1])",
+          "different lengths");
+  EXPECT_FALSE(tree::parse_xgboost_json("{\"learner\": [", "m.json").ok());
+  EXPECT_FALSE(tree::parse_xgboost_json("{}", "m.json").ok());
+}
+
+TEST(TreeRuntime, ChecksTheManifestAgainstTheModel) {
+  TempDir tmp;
+  const auto dir = eta_as(tmp, 2, "tree");
+  std::ifstream in(dir / "model.yaml");
+  std::string yaml((std::istreambuf_iterator<char>(in)), {});
+  const auto cut = yaml.find("  - {name: road_closures");
+  ASSERT_NE(cut, std::string::npos);
+  write_file(dir / "model.yaml", yaml.substr(0, cut) + yaml.substr(yaml.find('\n', cut) + 1));
+  auto loaded = load_direct(dir);
+  ASSERT_FALSE(loaded.loaded());
+  EXPECT_NE(loaded.status.message().find("expects 16 feature columns"), std::string::npos)
+      << loaded.status.message();
+}
+
+}  // namespace
+}  // namespace forklift

@@ -27,7 +27,7 @@ done
 out=${out:-$build/bench/results.md}
 work="$build/bench"
 mkdir -p "$work"
-for tool in wrk gunicorn; do
+for tool in wrk gunicorn nginx; do
   command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing; run scripts/install-deps.sh" >&2; exit 2; }
 done
 /usr/bin/python3 "$here/make_bodies.py" "$build/models" "$work"
@@ -89,9 +89,55 @@ run_case() {  # label body_file connections
 for c in "${conns[@]}"; do run_case one "$work/eta_one.json" "$c"; done
 run_case batch100 "$work/eta_batch100.json" 8
 
-/usr/bin/python3 - "$out" "$duration" "$reps" "$raw" <<'PY'
+# Ceilings, at 8 connections, alternating as above: nginx answering a fixed 200 (the HTTP
+# ceiling for this client and body), forklift with a model that costs nothing (its own
+# overhead), and eta through forklift's native tree runtime and through XGBoost.
+ceil_repo="$work/ceiling-models"
+rm -rf "$ceil_repo"
+mkdir -p "$ceil_repo/noop/1" "$ceil_repo/eta_tree"
+printf 'runtime: constant\nartifact: value.txt\nfeatures:\n  - {name: x, type: float}\noutput: {name: y, type: float}\n' \
+  > "$ceil_repo/noop/1/model.yaml"
+echo 0 > "$ceil_repo/noop/1/value.txt"
+echo '{"features": {"x": 1}, "expected": 0}' > "$ceil_repo/noop/1/selftest.jsonl"
+cp -r "$build/models/eta/2" "$ceil_repo/eta_tree/1"
+sed -i 's/runtime: xgboost/runtime: tree/' "$ceil_repo/eta_tree/1/model.yaml"
+echo '{"model_id": "noop", "features": {"x": 1}}' > "$work/noop_one.json"
+sed 's/"model_id": *"eta"/"model_id": "eta_tree"/' "$work/eta_one.json" > "$work/eta_tree_one.json"
+fl2_port=$(free_port)
+"$build/forklift" serve --model-repository "$ceil_repo" --host 127.0.0.1 --port "$fl2_port" \
+  --admin-port 0 --state-file none > "$work/forklift-ceilings.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$fl2_port/readyz"
+ng_port=$(free_port)
+ng_dir="$work/nginx"
+mkdir -p "$ng_dir"
+{
+  echo "daemon off; worker_processes $(nproc); pid $ng_dir/nginx.pid; error_log $ng_dir/error.log;"
+  [ "$(id -u)" = 0 ] && echo "user root;"
+  echo "events { worker_connections 4096; }"
+  echo "http { access_log off; keepalive_requests 1000000;"
+  for t in client_body proxy fastcgi uwsgi scgi; do echo "  ${t}_temp_path $ng_dir/$t;"; done
+  echo "  server { listen 127.0.0.1:$ng_port; location / { default_type application/json;"
+  echo "    return 200 '{\"model_id\":\"noop\",\"version\":1,\"output\":0,\"request_id\":\"0123456789abcdef-00000001\"}'; } } }"
+} > "$ng_dir/nginx.conf"
+nginx -c "$ng_dir/nginx.conf" -p "$ng_dir" > "$ng_dir/stdout.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$ng_port/"
+ceilings="$work/ceilings.txt"
+: > "$ceilings"
+for _ in $(seq 1 "$reps"); do
+  for target in "nginx $ng_port noop_one" "forklift-noop $fl2_port noop_one" \
+                "forklift-tree $fl2_port eta_tree_one" "forklift-xgboost $fl_port eta_one"; do
+    read -r name port body <<< "$target"
+    read -r rps p50 p99 p999 n err < <(measure "http://127.0.0.1:$port/infer" "$work/$body.json" 8)
+    check_errors "$name" "$err"
+    echo "$name $rps $p50 $p99 $p999" >> "$ceilings"
+  done
+done
+
+/usr/bin/python3 - "$out" "$duration" "$reps" "$raw" "$ceilings" <<'PY'
 import collections, datetime, statistics, subprocess, sys
-out, duration, reps, raw = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+out, duration, reps, raw, ceilings = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 runs = collections.defaultdict(list)
 order = []
@@ -115,6 +161,22 @@ for c, body in order:
     lines.append(f"| {c} | {label} | {med(f, 0):,.0f} | {ms(med(f, 1))} | {ms(med(f, 2))} | "
                  f"{ms(med(f, 3))} | {med(b, 0):,.0f} | {ms(med(b, 1))} | {ms(med(b, 2))} | "
                  f"{ms(med(b, 3))} | {med(f, 0) / med(b, 0):.1f}x |")
+ceil = collections.defaultdict(list)
+for line in open(ceilings):
+    name, *nums = line.split()
+    ceil[name].append([float(x) for x in nums])
+nginx_rps = med(ceil["nginx"], 0)
+lines += ["", "Ceilings at 8 connections, same client, alternating, medians:", "",
+          "| server | model | req/s | p50 ms | p99 ms | p99.9 ms | of nginx's req/s |",
+          "|---|---|---:|---:|---:|---:|---:|"]
+labels = {"nginx": ("nginx, fixed 200", "none"), "forklift-noop": ("forklift", "no-op (constant)"),
+          "forklift-tree": ("forklift", "eta, native tree runtime"),
+          "forklift-xgboost": ("forklift", "eta, xgboost runtime")}
+for name in ("nginx", "forklift-noop", "forklift-tree", "forklift-xgboost"):
+    r = ceil[name]
+    server, model = labels[name]
+    lines.append(f"| {server} | {model} | {med(r, 0):,.0f} | {ms(med(r, 1))} | {ms(med(r, 2))} | "
+                 f"{ms(med(r, 3))} | {100 * med(r, 0) / nginx_rps:.0f}% |")
 text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)

@@ -6,6 +6,7 @@ namespace forklift {
 
 void register_xgboost_runtime();
 void register_tree_runtime();
+void register_constant_runtime();
 #ifdef FORKLIFT_HAS_TORCHSCRIPT
 void register_torchscript_runtime();
 #endif
@@ -18,6 +19,7 @@ void register_builtin_runtimes() {
   static const bool done = [] {
     register_xgboost_runtime();
     register_tree_runtime();
+    register_constant_runtime();
 #ifdef FORKLIFT_HAS_TORCHSCRIPT
     register_torchscript_runtime();
 #endif

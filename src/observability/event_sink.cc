@@ -24,16 +24,34 @@ FileEventSink::FileEventSink(std::filesystem::path directory, std::size_t max_fi
                              std::size_t max_files, Key)
     : directory_(std::move(directory)), max_file_bytes_(max_file_bytes), max_files_(max_files) {}
 
-void FileEventSink::write(std::string_view lines, std::size_t count) {
-  rotate_if_needed(lines.size());
-  file_.write(lines.data(), static_cast<std::streamsize>(lines.size()));
-  if (!file_) {
-    dropped_.fetch_add(count, std::memory_order_relaxed);
-    file_.close();  // the next write starts a new file
-    return;
+void FileEventSink::write(std::string_view lines, std::size_t /*count*/) {
+  // Whole lines only, as many as fit in the current file; a chunk larger than max_file_bytes
+  // is spread over several files (a single longer line gets a file of its own).
+  while (!lines.empty()) {
+    const std::size_t room = file_.is_open() && file_bytes_ < max_file_bytes_
+                                 ? max_file_bytes_ - file_bytes_
+                                 : max_file_bytes_;
+    std::size_t take = 0;
+    for (std::size_t nl; take < lines.size() &&
+                         (nl = lines.find('\n', take)) != std::string_view::npos &&
+                         (nl + 1 <= room || take == 0);) {
+      take = nl + 1;
+      if (take > room) break;  // one line longer than a whole file
+    }
+    if (take == 0) take = lines.size();  // no newline at all: write what there is
+    const std::string_view part = lines.substr(0, take);
+    lines.remove_prefix(take);
+    const auto part_lines = static_cast<std::uint64_t>(std::count(part.begin(), part.end(), '\n'));
+    rotate_if_needed(part.size());
+    file_.write(part.data(), static_cast<std::streamsize>(part.size()));
+    if (!file_) {
+      dropped_.fetch_add(part_lines, std::memory_order_relaxed);
+      file_.close();  // the next write starts a new file
+      continue;
+    }
+    file_bytes_ += part.size();
+    written_.fetch_add(part_lines, std::memory_order_relaxed);
   }
-  file_bytes_ += lines.size();
-  written_.fetch_add(count, std::memory_order_relaxed);
 }
 
 void FileEventSink::flush(bool /*final*/) {

@@ -16,20 +16,15 @@
 #include <string>
 #include <vector>
 
+#include "runtimes/dense_rows.h"
 #include "runtimes/runtime_registry.h"
 
 namespace forklift {
 namespace {
 
 Result<std::size_t> column_count(const Schema& schema) {
-  std::size_t cols = 0;
-  for (const auto& f : schema.features) {
-    if (f.type == ValueType::kString) {
-      return InvalidArgument("the torchscript runtime cannot take string feature '" + f.name +
-                             "'; encode it as a number");
-    }
-    cols += f.length;
-  }
+  Result<std::size_t> cols = dense_columns(schema, "torchscript");
+  if (!cols.ok()) return cols;
   if (schema.output.type != ValueType::kFloat && schema.output.type != ValueType::kFloatVector) {
     return InvalidArgument(
         "the torchscript runtime produces floats; output.type must be float or float_vector");
@@ -56,7 +51,7 @@ class TorchScriptModel final : public Model {
     float* cell = matrix.data();
     for (std::size_t r = 0; r < rows; ++r) {
       const RowView row = batch.row(r);
-      for (std::size_t i = 0; i < row.size(); ++i) cell = write_feature(row[i], cell);
+      cell = write_dense_row(row, cell);
     }
     return run(matrix.data(), rows, outputs);
   }
@@ -110,19 +105,6 @@ class TorchScriptModel final : public Model {
     std::string s = "[";
     for (std::int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
     return s + "]";
-  }
-
-  static float* write_feature(const Value& v, float* cell) {
-    if (const auto* d = std::get_if<double>(&v)) {
-      *cell++ = static_cast<float>(*d);
-    } else if (const auto* i = std::get_if<std::int64_t>(&v)) {
-      *cell++ = static_cast<float>(*i);
-    } else if (const auto* b = std::get_if<bool>(&v)) {
-      *cell++ = *b ? 1.0f : 0.0f;
-    } else if (const auto* vec = std::get_if<std::vector<float>>(&v)) {
-      for (float f : *vec) *cell++ = f;
-    }
-    return cell;
   }
 
   torch::jit::Module module_;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "runtimes/dense_rows.h"
 #include "runtimes/runtime_registry.h"
 
 namespace forklift {
@@ -51,16 +52,10 @@ Status xgb_error(const LoadContext& ctx, const std::string& what) {
   return FailedPrecondition(ctx.artifact.string() + ": " + what + ": " + last_error());
 }
 
-// Number of float columns a row becomes: one per scalar feature, `length` per vector.
+// Number of float columns a row becomes (dense_rows.h), if the output is one XGBoost can make.
 Result<std::size_t> column_count(const Schema& schema) {
-  std::size_t cols = 0;
-  for (const auto& f : schema.features) {
-    if (f.type == ValueType::kString) {
-      return InvalidArgument("the xgboost runtime cannot take string feature '" + f.name +
-                             "'; encode it as a number");
-    }
-    cols += f.length;
-  }
+  Result<std::size_t> cols = dense_columns(schema, "xgboost");
+  if (!cols.ok()) return cols;
   if (schema.output.type != ValueType::kFloat && schema.output.type != ValueType::kFloatVector) {
     return InvalidArgument(
         "the xgboost runtime produces floats; output.type must be float or "
@@ -82,7 +77,7 @@ class XGBoostModel final : public Model {
     float* cell = matrix.data();
     for (std::size_t r = 0; r < rows; ++r) {
       const RowView row = batch.row(r);
-      for (std::size_t i = 0; i < row.size(); ++i) cell = write_feature(row[i], cell);
+      cell = write_dense_row(row, cell);
     }
     return run(matrix.data(), rows, outputs);
   }
@@ -122,19 +117,6 @@ class XGBoostModel final : public Model {
   }
 
  private:
-  static float* write_feature(const Value& v, float* cell) {
-    if (const auto* d = std::get_if<double>(&v)) {
-      *cell++ = static_cast<float>(*d);  // NaN stays NaN: XGBoost's "missing"
-    } else if (const auto* i = std::get_if<std::int64_t>(&v)) {
-      *cell++ = static_cast<float>(*i);
-    } else if (const auto* b = std::get_if<bool>(&v)) {
-      *cell++ = *b ? 1.0f : 0.0f;
-    } else if (const auto* vec = std::get_if<std::vector<float>>(&v)) {
-      for (float f : *vec) *cell++ = f;
-    }
-    return cell;
-  }
-
   BoosterPtr booster_;
   Schema schema_;
   std::size_t cols_;

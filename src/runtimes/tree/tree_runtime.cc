@@ -4,6 +4,7 @@
 #include <memory>
 #include <vector>
 
+#include "runtimes/dense_rows.h"
 #include "runtimes/runtime_registry.h"
 #include "runtimes/tree/forest.h"
 
@@ -18,20 +19,7 @@ class TreeModel final : public Model {
     thread_local std::vector<float> row;
     row.resize(forest_.num_features);
     for (std::size_t r = 0; r < batch.rows(); ++r) {
-      const RowView values = batch.row(r);
-      float* cell = row.data();
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        const Value& v = values[i];
-        if (const auto* d = std::get_if<double>(&v)) {
-          *cell++ = static_cast<float>(*d);
-        } else if (const auto* n = std::get_if<std::int64_t>(&v)) {
-          *cell++ = static_cast<float>(*n);
-        } else if (const auto* b = std::get_if<bool>(&v)) {
-          *cell++ = *b ? 1.0f : 0.0f;
-        } else if (const auto* vec = std::get_if<std::vector<float>>(&v)) {
-          for (float f : *vec) *cell++ = f;
-        }
-      }
+      write_dense_row(batch.row(r), row.data());
       outputs.emplace_back(forest_.predict(row.data()));
     }
     return Status::Ok();
@@ -42,24 +30,18 @@ class TreeModel final : public Model {
 };
 
 Result<std::unique_ptr<Model>> load_tree(const LoadContext& ctx) {
-  std::size_t cols = 0;
-  for (const auto& f : ctx.schema->features) {
-    if (f.type == ValueType::kString) {
-      return InvalidArgument("the tree runtime cannot take string feature '" + f.name +
-                             "'; encode it as a number");
-    }
-    cols += f.length;
-  }
+  Result<std::size_t> cols = dense_columns(*ctx.schema, "tree");
+  if (!cols.ok()) return cols.status();
   if (ctx.schema->output.type != ValueType::kFloat) {
     return InvalidArgument(
         "the tree runtime produces one float per row; output.type must be float");
   }
   auto forest = tree::load_xgboost_json(ctx.artifact);
   if (!forest.ok()) return forest.status();
-  if (forest->num_features != cols) {
+  if (forest->num_features != *cols) {
     return FailedPrecondition(
         ctx.artifact.string() + ": the model expects " + std::to_string(forest->num_features) +
-        " feature columns but model.yaml's features make " + std::to_string(cols));
+        " feature columns but model.yaml's features make " + std::to_string(*cols));
   }
   return std::unique_ptr<Model>(std::make_unique<TreeModel>(std::move(forest).value()));
 }

@@ -181,4 +181,5 @@ text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)
 PY
+/usr/bin/python3 "$here/plot.py" "$raw" "$ceilings" "${out%.md}.png"
 echo "bench: table written to $out (raw runs in $raw)"

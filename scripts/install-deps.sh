@@ -14,7 +14,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-xgboost python3-numpy python3-yaml python3-jsonschema python3-requests
-  python3-pytest python3-flask gunicorn wrk curl nginx
+  python3-pytest python3-flask gunicorn wrk curl nginx python3-matplotlib
   # the optional runtimes' example models are trained at build time
   python3-torch python3-sklearn
   # the replica tests start their own PostgreSQL server

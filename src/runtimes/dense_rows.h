@@ -42,4 +42,14 @@ inline float* write_dense_row(const RowView& row, float* cell) {
   return cell;
 }
 
+// The whole batch as one row-major [rows, cols] matrix, in a buffer this thread reuses: valid
+// until the thread's next call.
+inline float* dense_matrix(const Batch& batch, std::size_t cols) {
+  thread_local std::vector<float> matrix;
+  matrix.resize(batch.rows() * cols);
+  float* cell = matrix.data();
+  for (std::size_t r = 0; r < batch.rows(); ++r) cell = write_dense_row(batch.row(r), cell);
+  return matrix.data();
+}
+
 }  // namespace forklift

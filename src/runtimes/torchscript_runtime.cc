@@ -45,15 +45,7 @@ class TorchScriptModel final : public Model {
       : module_(std::move(module)), schema_(schema), cols_(cols), threads_(threads) {}
 
   Status predict(const Batch& batch, std::vector<Value>& outputs) const override {
-    const std::size_t rows = batch.rows();
-    thread_local std::vector<float> matrix;
-    matrix.resize(rows * cols_);
-    float* cell = matrix.data();
-    for (std::size_t r = 0; r < rows; ++r) {
-      const RowView row = batch.row(r);
-      cell = write_dense_row(row, cell);
-    }
-    return run(matrix.data(), rows, outputs);
+    return run(dense_matrix(batch, cols_), batch.rows(), outputs);
   }
 
   Status run(float* data, std::size_t rows, std::vector<Value>& outputs) const {

@@ -70,16 +70,7 @@ class XGBoostModel final : public Model {
       : booster_(std::move(booster)), schema_(schema), cols_(cols) {}
 
   Status predict(const Batch& batch, std::vector<Value>& outputs) const override {
-    const std::size_t rows = batch.rows();
-    // Reused per thread: the dense matrix for one request.
-    thread_local std::vector<float> matrix;
-    matrix.resize(rows * cols_);
-    float* cell = matrix.data();
-    for (std::size_t r = 0; r < rows; ++r) {
-      const RowView row = batch.row(r);
-      cell = write_dense_row(row, cell);
-    }
-    return run(matrix.data(), rows, outputs);
+    return run(dense_matrix(batch, cols_), batch.rows(), outputs);
   }
 
   // Predicts `rows` rows of raw floats; used at load to check the output shape.

@@ -16,11 +16,10 @@ class TreeModel final : public Model {
   explicit TreeModel(tree::Forest forest) : forest_(std::move(forest)) {}
 
   Status predict(const Batch& batch, std::vector<Value>& outputs) const override {
-    thread_local std::vector<float> row;
-    row.resize(forest_.num_features);
+    const std::size_t cols = forest_.num_features;
+    const float* matrix = dense_matrix(batch, cols);
     for (std::size_t r = 0; r < batch.rows(); ++r) {
-      write_dense_row(batch.row(r), row.data());
-      outputs.emplace_back(forest_.predict(row.data()));
+      outputs.emplace_back(forest_.predict(matrix + r * cols));
     }
     return Status::Ok();
   }

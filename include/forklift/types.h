@@ -77,6 +77,10 @@ class Batch {
   // Appends a row of default values and returns it for filling.
   std::span<Value> add_row();
   void reserve_rows(std::size_t n) { values_.reserve(n * width()); }
+  // Appends copies of `other`'s rows; `other` must have the same schema.
+  void append_rows(const Batch& other) {
+    values_.insert(values_.end(), other.values_.begin(), other.values_.end());
+  }
 
  private:
   const Schema* schema_;

@@ -29,29 +29,32 @@ void respond_error(HttpResponse& res, const Status& status) {
   res.json(http_status(status), json::error_body(status.message()));
 }
 
+Status prediction_failure(const LoadedModel& model, const Status& status) {
+  if (status.code() == StatusCode::kDeadlineExceeded) {
+    if (model.metrics) model.metrics->timeouts.fetch_add(1, std::memory_order_relaxed);
+    return DeadlineExceeded("model '" + model.model_id + "' version " +
+                            std::to_string(model.version) + ": " + status.message());
+  }
+  if (status.code() == StatusCode::kUnavailable) return status;  // the version is unloading
+  return Internal("model '" + model.model_id + "' version " + std::to_string(model.version) +
+                  " failed to predict: " + status.message());
+}
+
 Status predict_guarded(const LoadedModel& model, const Batch& batch, std::vector<Value>& outputs) {
-  const auto failed = [&](const std::string& why) {
-    return Internal("model '" + model.model_id + "' version " + std::to_string(model.version) +
-                    " failed to predict: " + why);
-  };
   try {
     outputs.reserve(batch.rows());
     Status s = model.model->predict(batch, outputs);
-    if (s.code() == StatusCode::kDeadlineExceeded) {
-      if (model.metrics) model.metrics->timeouts.fetch_add(1, std::memory_order_relaxed);
-      return DeadlineExceeded("model '" + model.model_id + "' version " +
-                              std::to_string(model.version) + ": " + s.message());
-    }
-    if (!s.ok()) return failed(s.message());
+    if (!s.ok()) return prediction_failure(model, s);
     if (outputs.size() != batch.rows()) {
-      return failed("returned " + std::to_string(outputs.size()) + " outputs for " +
-                    std::to_string(batch.rows()) + " rows");
+      return prediction_failure(
+          model, Internal("returned " + std::to_string(outputs.size()) + " outputs for " +
+                          std::to_string(batch.rows()) + " rows"));
     }
     return Status::Ok();
   } catch (const std::exception& e) {
-    return failed(e.what());
+    return prediction_failure(model, Internal(e.what()));
   } catch (...) {
-    return failed("unknown exception");
+    return prediction_failure(model, Internal("unknown exception"));
   }
 }
 

@@ -39,6 +39,8 @@ void handle_v2_server_metadata(HttpResponse& res);
 
 // Calls the runtime, turning an exception into a Status naming the model.
 Status predict_guarded(const LoadedModel& model, const Batch& batch, std::vector<Value>& outputs);
+// The error for a failed prediction, naming the model (a timeout is counted and stays a 504).
+Status prediction_failure(const LoadedModel& model, const Status& status);
 
 // Records the outcome of a request that reached a version, and notes the version in `res`.
 void record_outcome(const LoadedModel& model, const Status& status,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -12,6 +13,24 @@
 
 namespace forklift {
 
+struct HttpResponse;
+
+// Code that fills a deferred response; it runs on the connection's own event loop.
+using FillResponse = std::function<void(HttpResponse&)>;
+// Finishes a deferred request: call exactly once, from any thread, with the code that fills it.
+using ResumeResponse = std::function<void(FillResponse)>;
+
+// Offered by a transport that can answer a request later (the data-plane listener), so that a
+// handler waiting for a batching queue does not hold up the event loop's other connections.
+class ResponseDeferral {
+ public:
+  // The handler answers later: it must not touch the response again until its fill code runs.
+  virtual ResumeResponse defer() = 0;
+
+ protected:
+  ~ResponseDeferral() = default;
+};
+
 struct HttpRequest {
   std::string_view method;         // "GET", "POST", ...
   std::string_view target;         // path and query, e.g. "/v2/models/eta/infer"
@@ -19,6 +38,7 @@ struct HttpRequest {
   std::string_view request_id;     // the client's x-request-id, if any
   std::string_view authorization;  // the Authorization header, for the admin API
   std::string_view actor;          // x-forklift-actor: who is making a control-plane change
+  ResponseDeferral* deferral = nullptr;  // null: the handler must answer before it returns
 };
 
 struct HttpResponse {

@@ -109,6 +109,29 @@ void write_answer(const LoadedModel& model, const std::vector<Value>& outputs, b
   out.push_back('}');
 }
 
+// A request waiting in its version's batching queue, and what it needs to be answered after.
+struct QueuedInfer {
+  ApiContext ctx;
+  std::shared_ptr<const RegistrySnapshot> snapshot;
+  std::shared_ptr<const LoadedModel> model;
+  Batch batch;
+  bool many = false;    // "instances": answer with "outputs"
+  bool routed = false;  // no version asked: the deployment chose, so shadows apply
+  std::chrono::steady_clock::time_point start;
+  Status status;
+  std::vector<Value> outputs;
+};
+
+// On the connection's loop, once the batching thread has predicted the request.
+void answer_queued(QueuedInfer& q, HttpResponse& res) {
+  record_outcome(*q.model, q.status, q.start, res);
+  if (!q.status.ok()) return respond_error(res, q.status);
+  res.status = 200;
+  write_answer(*q.model, q.outputs, q.many, res.request_id, res.body);
+  after_prediction(q.ctx, *q.snapshot, q.model, std::move(q.batch), q.outputs, res.request_id,
+                   q.start, q.routed);
+}
+
 }  // namespace
 
 void handle_infer(const ApiContext& ctx, const HttpRequest& req, HttpResponse& res) {
@@ -124,8 +147,27 @@ void handle_infer(const ApiContext& ctx, const HttpRequest& req, HttpResponse& r
   const LoadedModel& model = **resolved;
 
   Batch batch(model.manifest.schema);
-  std::vector<Value> outputs;
   Status status = parse_payload(doc, env, batch);
+  if (status.ok() && model.batcher != nullptr && req.deferral != nullptr) {
+    // Queued for a batched runtime call; this loop serves other connections meanwhile.
+    auto q = std::make_shared<QueuedInfer>(QueuedInfer{ctx,
+                                                       snapshot,
+                                                       *resolved,
+                                                       std::move(batch),
+                                                       env.has_instances,
+                                                       !env.version,
+                                                       start,
+                                                       Status::Ok(),
+                                                       {}});
+    model.batcher->submit(
+        q->batch, [q, resume = req.deferral->defer()](Status s, std::vector<Value> outputs) {
+          q->status = s.ok() ? std::move(s) : prediction_failure(*q->model, s);
+          q->outputs = std::move(outputs);
+          resume([q](HttpResponse& answer) { answer_queued(*q, answer); });
+        });
+    return;
+  }
+  std::vector<Value> outputs;
   if (status.ok()) status = predict_guarded(model, batch, outputs);
   record_outcome(model, status, start, res);
   if (!status.ok()) return respond_error(res, status);

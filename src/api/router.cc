@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 
 #include "api/route_util.h"
 #include "common/json_writer.h"
@@ -72,33 +74,61 @@ void render_model_gauges(const RegistrySnapshot& snap, std::string& out) {
 
 }  // namespace
 
-namespace {}  // namespace
+// Hands a handler's deferral on, so that a deferred response is accounted once it is filled.
+class Router::AccountingDeferral final : public ResponseDeferral {
+ public:
+  AccountingDeferral(ResponseDeferral* inner, const Router& router, const RequestLine& line)
+      : inner_(inner), router_(router), line_(line) {}
+
+  ResumeResponse defer() override {
+    deferred = true;
+    return [resume = inner_->defer(), &router = router_, line = line_](FillResponse fill) {
+      resume([fill = std::move(fill), &router, line](HttpResponse& res) {
+        fill(res);
+        router.account(line, res);
+      });
+    };
+  }
+
+  bool deferred = false;
+
+ private:
+  ResponseDeferral* inner_;
+  const Router& router_;
+  RequestLine line_;
+};
 
 void Router::handle(const HttpRequest& req, HttpResponse& res) const {
   // Timed only for the request log, which is off by default; the handlers time themselves.
-  const bool logging = ctx_.log_requests > 0;
-  const auto start =
-      logging ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  const RequestLine line{req.method, req.target,
+                         ctx_.log_requests > 0 ? std::chrono::steady_clock::now()
+                                               : std::chrono::steady_clock::time_point{}};
+  std::optional<AccountingDeferral> deferral;
+  HttpRequest routed = req;
+  if (req.deferral != nullptr) routed.deferral = &deferral.emplace(req.deferral, *this, line);
   try {
-    route(req, res);
+    route(routed, res);
   } catch (const std::exception& e) {
     log::error("request_failed", {{"target", req.target}, {"reason", e.what()}});
     res = HttpResponse{};
     res.json(500, json::error_body(std::string("internal error: ") + e.what()));
   }
+  if (!deferral || !deferral->deferred) account(line, res);
+}
+
+void Router::account(const RequestLine& line, const HttpResponse& res) const {
   ctx_.metrics->count_http_response(res.status);
-  if (logging && sampled(ctx_.log_requests)) {
-    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::steady_clock::now() - start)
-                            .count();
-    log::info("request", {{"request_id", res.request_id},
-                          {"method", req.method},
-                          {"path", req.target.substr(0, req.target.find('?'))},
-                          {"status", static_cast<std::int64_t>(res.status)},
-                          {"model_id", res.model_id},
-                          {"version", res.model_version},
-                          {"duration_us", static_cast<std::int64_t>(micros)}});
-  }
+  if (ctx_.log_requests <= 0 || !sampled(ctx_.log_requests)) return;
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now() - line.start)
+                          .count();
+  log::info("request", {{"request_id", res.request_id},
+                        {"method", line.method},
+                        {"path", line.target.substr(0, line.target.find('?'))},
+                        {"status", static_cast<std::int64_t>(res.status)},
+                        {"model_id", res.model_id},
+                        {"version", res.model_version},
+                        {"duration_us", static_cast<std::int64_t>(micros)}});
 }
 
 void Router::metrics(HttpResponse& res) const {

@@ -1,6 +1,9 @@
 // Maps method and path to a handler: the data plane's routes, health and metrics.
 #pragma once
 
+#include <chrono>
+#include <string_view>
+
 #include "api/handlers.h"
 #include "api/http_types.h"
 
@@ -14,7 +17,17 @@ class Router final : public RequestHandler {
   void handle(const HttpRequest& req, HttpResponse& res) const override;
 
  private:
+  // What the request log needs of a request; its views stay valid until the answer is sent.
+  struct RequestLine {
+    std::string_view method;
+    std::string_view target;
+    std::chrono::steady_clock::time_point start;  // set only when requests are logged
+  };
+  class AccountingDeferral;
+
   void route(const HttpRequest& req, HttpResponse& res) const;
+  // Counts the response by status and writes the sampled request log line.
+  void account(const RequestLine& line, const HttpResponse& res) const;
   void metrics(HttpResponse& res) const;
   void readiness(HttpResponse& res, bool v2) const;
 

@@ -133,11 +133,45 @@ VersionPolicy parse_policy(const YAML::Node& v) {
   return policy;
 }
 
+// An integer field of `node` within [lo, hi]; `fallback` when absent.
+long long bounded_int(const YAML::Node& node, const std::string& key, const std::string& at,
+                      long long lo, long long hi, long long fallback) {
+  const YAML::Node v = node[key];
+  if (!v) return fallback;
+  long long n = lo - 1;
+  try {
+    n = v.as<long long>();
+  } catch (const YAML::Exception&) {
+  }
+  if (n < lo || n > hi) {
+    fail(at + key, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+  }
+  return n;
+}
+
+Manifest::Batching parse_batching(const YAML::Node& b) {
+  const std::string at = "dynamic_batching.";
+  if (!b.IsMap()) fail("dynamic_batching", "must be a map {max_batch_size, max_queue_delay_us}");
+  for (const auto& kv : b) {
+    const std::string key = kv.first.as<std::string>();
+    if (key != "max_batch_size" && key != "max_queue_delay_us" && key != "threads") {
+      fail(at + key, "is not a known field (max_batch_size, max_queue_delay_us, threads)");
+    }
+  }
+  if (!b["max_batch_size"]) fail(at + "max_batch_size", "is required");
+  Manifest::Batching out;
+  out.max_batch_size =
+      static_cast<std::size_t>(bounded_int(b, "max_batch_size", at, 1, 1'000'000, 0));
+  out.max_queue_delay_us = bounded_int(b, "max_queue_delay_us", at, 0, 1'000'000, 0);
+  out.threads = static_cast<std::size_t>(bounded_int(b, "threads", at, 1, 64, 1));
+  return out;
+}
+
 Manifest parse_root(const YAML::Node& root) {
   if (!root.IsMap()) fail("(top level)", "must be a map");
-  static const std::set<std::string> kKnown = {"runtime",         "artifact",     "description",
-                                               "version_policy",  "features",     "output",
-                                               "runtime_options", "new_versions", "timeout_ms"};
+  static const std::set<std::string> kKnown = {
+      "runtime", "artifact",        "description",  "version_policy", "features",
+      "output",  "runtime_options", "new_versions", "timeout_ms",     "dynamic_batching"};
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
     if (!kKnown.contains(key)) fail(key, "is not a known field");
@@ -165,6 +199,7 @@ Manifest parse_root(const YAML::Node& root) {
     if (ms < 0 || ms > 3'600'000) fail("timeout_ms", "must be 0 (none) to 3600000 milliseconds");
     m.timeout_ms = ms;
   }
+  if (const YAML::Node b = root["dynamic_batching"]) m.batching = parse_batching(b);
   if (const YAML::Node opts = root["runtime_options"]) {
     if (!opts.IsMap()) fail("runtime_options", "must be a map of names to scalar values");
     for (const auto& kv : opts) {

@@ -32,6 +32,14 @@ struct Manifest {
   // A prediction still running after this long is answered with an error (504) and counted;
   // 0: no limit. Each call then runs on a worker thread of the version (see core/deadline_model.h).
   std::int64_t timeout_ms = 0;
+  // Dynamic batching (model.yaml's `dynamic_batching`): concurrent requests to one version are
+  // predicted together, up to `max_batch_size` rows per runtime call, a request waiting at most
+  // `max_queue_delay_us` for others to join. max_batch_size 0: off (see core/batching_model.h).
+  struct Batching {
+    std::size_t max_batch_size = 0;
+    std::int64_t max_queue_delay_us = 0;
+    std::size_t threads = 1;  // runtime calls of this version that may run at once
+  } batching;
 };
 
 // Parses <version dir>/model.yaml. Errors name the file and the field at fault.

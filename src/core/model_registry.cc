@@ -149,6 +149,7 @@ bool ModelRegistry::try_load(ModelState& model, std::int64_t version) {
     return false;
   }
   outcome.loaded->metrics = metrics_.version(model.model_id, version);
+  if (outcome.loaded->batcher) outcome.loaded->batcher->set_metrics(outcome.loaded->metrics);
   status.state = VersionState::kReady;
   status.message.clear();
   model.serving[version] = std::move(outcome.loaded);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include "core/batching_model.h"
 #include "core/deadline_model.h"
 #include "runtimes/runtime_registry.h"
 
@@ -65,12 +66,22 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
                                   loaded->manifest.schema,
                                   std::chrono::milliseconds(loaded->manifest.timeout_ms), workers);
   }
-
   SelfTestReport report =
       run_selftests(*loaded->model, loaded->manifest.schema, version_dir / "selftest.jsonl");
   outcome.selftest = report;
   if (!report.ok()) return finish(FailedPrecondition("self-tests failed: " + report.summary()));
   loaded->selftest = std::move(report);
+  // Batching is added after the self-tests: run one at a time, each would wait out the queue
+  // delay. (The batching layer itself does not change a prediction; its tests prove that.)
+  if (const Manifest::Batching& b = loaded->manifest.batching; b.max_batch_size > 0) {
+    auto batcher = std::make_unique<BatchingModel>(
+        std::shared_ptr<const Model>(std::move(loaded->model)),
+        BatchingOptions{b.max_batch_size, std::chrono::microseconds(b.max_queue_delay_us),
+                        b.threads});
+    loaded->batcher = batcher.get();
+    loaded->model = std::move(batcher);
+  }
+
   outcome.loaded = std::move(loaded);
   return finish(Status::Ok());
 }

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "core/batching_model.h"
 #include "core/manifest.h"
 #include "core/selftest.h"
 #include "forklift/runtime.h"
@@ -24,6 +25,9 @@ struct LoadedModel {
   Manifest manifest;
   std::string platform;
   std::unique_ptr<Model> model;
+  // `model` itself when the version batches requests (model.yaml's dynamic_batching), else null:
+  // the /infer route then queues without blocking its event loop.
+  const BatchingModel* batcher = nullptr;
   SelfTestReport selftest;
   double load_seconds = 0;  // manifest + artifact + self-tests
   std::shared_ptr<VersionMetrics> metrics;

@@ -147,6 +147,25 @@ void MetricsRegistry::render(std::string& out) const {
     append_number(out, m->timeouts.load(std::memory_order_relaxed));
     out.push_back('\n');
   }
+  const std::pair<const char*, Histogram BatchMetrics::*> batch_series[] = {
+      {"forklift_batch_rows", &BatchMetrics::rows},
+      {"forklift_batch_requests", &BatchMetrics::requests},
+      {"forklift_batch_queue_seconds", &BatchMetrics::queue_seconds}};
+  const char* batch_help[] = {"Rows per runtime call under dynamic batching.",
+                              "Requests per runtime call under dynamic batching.",
+                              "Time a request waited in the batching queue."};
+  for (std::size_t i = 0; i < std::size(batch_series); ++i) {
+    const auto& [name, member] = batch_series[i];
+    out += std::string("# HELP ") + name + " " + batch_help[i] + "\n";
+    out += std::string("# TYPE ") + name + " histogram\n";
+    for (const auto& [key, m] : versions_) {
+      const Histogram& h = m->batching.*member;
+      if (h.count() == 0) continue;
+      h.render(out, name,
+               "model_id=\"" + prometheus_label(key.first) + "\",version=\"" +
+                   std::to_string(key.second) + "\"");
+    }
+  }
   out += "# HELP forklift_request_duration_seconds Time from parsed request to written answer.\n";
   out += "# TYPE forklift_request_duration_seconds histogram\n";
   for (const auto& [key, m] : versions_) {

@@ -24,6 +24,7 @@ class Histogram {
   void observe(double value);
   // The count in each bucket (not cumulative), the last one +Inf.
   std::vector<std::uint64_t> bucket_counts() const;
+  std::uint64_t count() const { return count_.load(std::memory_order_relaxed); }
   std::span<const double> bounds() const { return bounds_; }
   // Appends the _bucket, _sum and _count lines for `name` with `labels` ("a=\"b\",...").
   void render(std::string& out, const std::string& name, const std::string& labels) const;
@@ -47,6 +48,17 @@ class LatencyHistogram : public Histogram {
 
 enum class Outcome { kOk, kClientError, kServerError };
 
+// Rows or requests per runtime call under dynamic batching: 1 to 1024, then +Inf.
+inline constexpr std::array<double, 11> kBatchSizeBounds = {1,  2,   4,   8,   16,  32,
+                                                            64, 128, 256, 512, 1024};
+
+// What dynamic batching has done for one version (core/batching_model.h).
+struct BatchMetrics {
+  Histogram rows{kBatchSizeBounds};         // rows per runtime call
+  Histogram requests{kBatchSizeBounds};     // requests per runtime call
+  Histogram queue_seconds{kLatencyBounds};  // time from queued to the start of its runtime call
+};
+
 // What serving one version has done so far. Outlives the version's unload so counters never reset.
 struct VersionMetrics {
   void record(Outcome outcome, double seconds);
@@ -56,6 +68,7 @@ struct VersionMetrics {
   std::atomic<std::uint64_t> server_error{0};
   std::atomic<std::uint64_t> timeouts{0};  // predictions past the model's timeout_ms
   LatencyHistogram latency;
+  BatchMetrics batching;  // rendered only for versions that batch
 };
 
 // Differences between a shadow's and the primary's outputs: 1e-6 to 1e3.

@@ -83,7 +83,7 @@ struct HttpServer::Impl {
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session final : public std::enable_shared_from_this<Session>, public ResponseDeferral {
  public:
   Session(tcp::socket socket, Worker& worker, const ServerOptions& options,
           const RequestHandler& handler)
@@ -149,12 +149,36 @@ class Session : public std::enable_shared_from_this<Session> {
     if (auto actor = req.find("x-forklift-actor"); actor != req.end()) {
       request.actor = to_std(actor->value());
     }
+    request.deferral = this;
     const auto rid = req.find("x-request-id");
-    HttpResponse response;
-    response.request_id =
+    response_.emplace();
+    response_->request_id =
         request_id_for(rid == req.end() ? std::string_view() : to_std(rid->value()));
-    handler_.handle(request, response);
-    send(std::move(response), req.keep_alive() && !worker_.draining, req.version());
+    deferred_ = false;
+    handler_.handle(request, *response_);
+    if (deferred_) return;  // finished later by the function defer() handed out
+    finish();
+  }
+
+  ResumeResponse defer() override {
+    deferred_ = true;
+    deadline_ = Clock::now() + options_.read_timeout;
+    // The guard keeps the loop running (a draining server waits for this answer).
+    return [self = shared_from_this(),
+            work = asio::make_work_guard(worker_.ioc)](FillResponse fill) mutable {
+      asio::post(self->worker_.ioc, [self, fill = std::move(fill)] {
+        fill(*self->response_);
+        self->finish();
+      });
+      work.reset();
+    };
+  }
+
+  // Sends the response to the request the parser holds.
+  void finish() {
+    const auto& req = parser_->get();
+    send(std::move(*response_), req.keep_alive() && !worker_.draining, req.version());
+    response_.reset();
   }
 
   void reply_error(unsigned status, const std::string& message) {
@@ -207,6 +231,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> res_;
+  std::optional<HttpResponse> response_;  // the answer being prepared
+  bool deferred_ = false;                 // the handler will finish it later
   Worker& worker_;
   const ServerOptions& options_;
   const RequestHandler& handler_;

@@ -99,7 +99,27 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"version_policy: all", "version_policy: newest", "'newest' is not a policy"},
         BadCase{"description: test", "descripton: test", "'descripton' is not a known field"},
         BadCase{"description: test", "new_versions: later", "must be promote or hold"},
-        BadCase{"features:", "features: [\nfoo", "not valid YAML"}));
+        BadCase{"features:", "features: [\nfoo", "not valid YAML"},
+        BadCase{"description: test", "dynamic_batching: {max_queue_delay_us: 5}",
+                "'dynamic_batching.max_batch_size' is required"},
+        BadCase{"description: test", "dynamic_batching: {max_batch_size: 0}",
+                "'dynamic_batching.max_batch_size' must be an integer from 1"},
+        BadCase{"description: test", "dynamic_batching: {max_batch_size: 8, delay: 5}",
+                "'dynamic_batching.delay' is not a known field"},
+        BadCase{"description: test", "dynamic_batching: {max_batch_size: 8, threads: many}",
+                "'dynamic_batching.threads' must be an integer"}));
+
+TEST(Manifest, DynamicBatchingIsOffUnlessAsked) {
+  auto off = parse(kValid);
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off->batching.max_batch_size, 0u);
+  auto on = parse(replace(kValid, "description: test",
+                          "dynamic_batching: {max_batch_size: 64, max_queue_delay_us: 200}"));
+  ASSERT_TRUE(on.ok()) << on.status().message();
+  EXPECT_EQ(on->batching.max_batch_size, 64u);
+  EXPECT_EQ(on->batching.max_queue_delay_us, 200);
+  EXPECT_EQ(on->batching.threads, 1u);
+}
 
 TEST(Manifest, MissingFileIsNotFound) {
   auto m = parse_manifest("/nonexistent/model.yaml");

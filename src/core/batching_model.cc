@@ -1,0 +1,196 @@
+#include "core/batching_model.h"
+
+#include <condition_variable>
+#include <deque>
+#include <iterator>
+#include <mutex>
+#include <thread>
+
+#include "common/thread_priority.h"
+
+namespace forklift {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Request {
+  const Batch* batch;
+  BatchDone done;
+  Clock::time_point queued;
+};
+
+}  // namespace
+
+struct BatchingModel::State {
+  State(std::shared_ptr<const Model> m, BatchingOptions o) : inner(std::move(m)), options(o) {}
+
+  const std::shared_ptr<const Model> inner;
+  const BatchingOptions options;
+  std::mutex mu;
+  std::condition_variable arrived;
+  std::deque<Request> queue;  // guarded by mu, as are the fields below
+  std::size_t queued_rows = 0;
+  bool stop = false;
+  std::shared_ptr<VersionMetrics> metrics;
+  std::vector<std::thread> threads;
+};
+
+namespace {
+
+using State = BatchingModel::State;
+
+// One runtime call for the requests in `taken` (`rows` rows in all), then each request's share.
+void execute(const State& s, std::vector<Request>& taken, std::size_t rows,
+             VersionMetrics* metrics) {
+  const auto started = Clock::now();
+  if (metrics) {
+    metrics->batching.rows.observe(static_cast<double>(rows));
+    metrics->batching.requests.observe(static_cast<double>(taken.size()));
+    for (const Request& r : taken) {
+      metrics->batching.queue_seconds.observe(
+          std::chrono::duration<double>(started - r.queued).count());
+    }
+  }
+  std::vector<Value> outputs;
+  outputs.reserve(rows);
+  Status status;
+  try {
+    if (taken.size() == 1) {
+      status = s.inner->predict(*taken.front().batch, outputs);
+    } else {
+      Batch combined(taken.front().batch->schema());
+      combined.reserve_rows(rows);
+      for (const Request& r : taken) combined.append_rows(*r.batch);
+      status = s.inner->predict(combined, outputs);
+    }
+  } catch (const std::exception& e) {
+    status = Internal(e.what());
+  } catch (...) {
+    status = Internal("unknown exception");
+  }
+  if (status.ok() && outputs.size() != rows) {
+    status = Internal("returned " + std::to_string(outputs.size()) + " outputs for " +
+                      std::to_string(rows) + " rows");
+  }
+  std::size_t offset = 0;
+  for (Request& r : taken) {
+    const std::size_t n = r.batch->rows();
+    std::vector<Value> mine;
+    if (status.ok()) {
+      const auto first = outputs.begin() + static_cast<std::ptrdiff_t>(offset);
+      mine.assign(std::make_move_iterator(first),
+                  std::make_move_iterator(first + static_cast<std::ptrdiff_t>(n)));
+    }
+    offset += n;
+    r.done(status, std::move(mine));
+  }
+}
+
+void run(const std::shared_ptr<State>& state) {
+  // Started by the (possibly idle-priority) loader, these threads answer requests.
+  restore_this_thread_priority();
+  State& s = *state;
+  const std::size_t max_rows = s.options.max_batch_size;
+  std::vector<Request> taken;
+  std::unique_lock lock(s.mu);
+  for (;;) {
+    s.arrived.wait(lock, [&] { return s.stop || !s.queue.empty(); });
+    if (s.stop) break;
+    // Give others until the oldest request's delay is up to join it, unless the batch is full.
+    const auto deadline = s.queue.front().queued + s.options.max_queue_delay;
+    while (!s.stop && !s.queue.empty() && s.queued_rows < max_rows) {
+      if (s.arrived.wait_until(lock, deadline) == std::cv_status::timeout) break;
+    }
+    if (s.queue.empty()) continue;  // another thread took them
+    std::size_t rows = 0;
+    while (!s.queue.empty()) {
+      const std::size_t n = s.queue.front().batch->rows();
+      if (!taken.empty() && rows + n > max_rows) break;
+      rows += n;
+      taken.push_back(std::move(s.queue.front()));
+      s.queue.pop_front();
+    }
+    s.queued_rows -= rows;
+    const std::shared_ptr<VersionMetrics> metrics = s.metrics;
+    lock.unlock();
+    execute(s, taken, rows, metrics.get());
+    taken.clear();  // before taking the lock: a callback's captures may be heavy to destroy
+    lock.lock();
+  }
+  // Stopping: whatever is still queued is refused (its callers hold the version, so normally
+  // nothing is).
+  std::deque<Request> left = std::move(s.queue);
+  s.queue.clear();
+  lock.unlock();
+  for (Request& r : left) r.done(Unavailable("the model version is being unloaded"), {});
+}
+
+}  // namespace
+
+BatchingModel::BatchingModel(std::shared_ptr<const Model> inner, BatchingOptions options)
+    : state_(std::make_shared<State>(std::move(inner), options)) {
+  for (std::size_t i = 0; i < std::max<std::size_t>(options.threads, 1); ++i) {
+    state_->threads.emplace_back([state = state_] { run(state); });
+  }
+}
+
+BatchingModel::~BatchingModel() {
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(state_->mu);
+    state_->stop = true;
+    threads = std::move(state_->threads);
+  }
+  state_->arrived.notify_all();
+  for (std::thread& t : threads) {
+    // The last reference to a version may be dropped by a callback on one of its own batching
+    // threads; that thread cannot join itself, and finishes on its own (it holds the state).
+    if (t.get_id() == std::this_thread::get_id()) {
+      t.detach();
+    } else {
+      t.join();
+    }
+  }
+}
+
+void BatchingModel::submit(const Batch& batch, BatchDone done) const {
+  {
+    std::lock_guard lock(state_->mu);
+    if (!state_->stop) {
+      state_->queue.push_back(Request{&batch, std::move(done), Clock::now()});
+      state_->queued_rows += batch.rows();
+      state_->arrived.notify_one();
+      return;
+    }
+  }
+  done(Unavailable("the model version is being unloaded"), {});
+}
+
+Status BatchingModel::predict(const Batch& batch, std::vector<Value>& outputs) const {
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Status status;
+    std::vector<Value> outputs;
+  } wait;
+  submit(batch, [&wait](Status status, std::vector<Value> out) {
+    std::lock_guard lock(wait.mu);
+    wait.status = std::move(status);
+    wait.outputs = std::move(out);
+    wait.done = true;
+    wait.cv.notify_one();  // under the lock: `wait` lives until the waiter has seen `done`
+  });
+  std::unique_lock lock(wait.mu);
+  wait.cv.wait(lock, [&] { return wait.done; });
+  if (!wait.status.ok()) return wait.status;
+  for (Value& v : wait.outputs) outputs.push_back(std::move(v));
+  return Status::Ok();
+}
+
+void BatchingModel::set_metrics(std::shared_ptr<VersionMetrics> metrics) const {
+  std::lock_guard lock(state_->mu);
+  state_->metrics = std::move(metrics);
+}
+
+}  // namespace forklift

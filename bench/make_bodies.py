@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the request bodies the benchmark sends: one eta row, and a batch of 100 rows."""
+"""Writes the request bodies the benchmark sends: one eta row, and batches of 100 and 1,000 rows."""
 import json
 import sys
 from pathlib import Path
@@ -11,3 +11,5 @@ out.mkdir(parents=True, exist_ok=True)
 (out / "eta_one.json").write_text(json.dumps({"model_id": "eta", "features": rows[0]}))
 batch = [rows[i % len(rows)] for i in range(100)]
 (out / "eta_batch100.json").write_text(json.dumps({"model_id": "eta", "instances": batch}))
+batch = [rows[i % len(rows)] for i in range(1000)]
+(out / "eta_batch1000.json").write_text(json.dumps({"model_id": "eta", "instances": batch}))

@@ -2,7 +2,9 @@
 // and for a batch, so the HTTP benchmark can be read against it.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "core/features_json.h"
@@ -77,6 +79,60 @@ void BM_EtaParseFeatures(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_EtaParseFeatures);
+
+// Parsing a whole /infer body of many rows ({"model_id": "eta", "instances": [...]}) into a
+// Batch, as the server does: the body is the file in $FORKLIFT_BENCH_BODY (bench/run.sh passes
+// the 1,000-row body it also sends over HTTP).
+void BM_EtaParseInstances(benchmark::State& state) {
+  const char* path = std::getenv("FORKLIFT_BENCH_BODY");
+  if (path == nullptr) return state.SkipWithError("FORKLIFT_BENCH_BODY is not set");
+  auto model = load_eta();
+  std::ifstream in(path);
+  const std::string body((std::istreambuf_iterator<char>(in)), {});
+  simdjson::padded_string padded(body);
+  simdjson::ondemand::parser parser;
+  std::size_t rows = 0;
+  for (auto _ : state) {
+    forklift::Batch batch(model->manifest.schema);
+    auto doc = parser.iterate(padded);
+    auto status = forklift::parse_instances(doc["instances"].value(), batch);
+    if (!status.ok()) return state.SkipWithError(status.message().c_str());
+    rows = batch.rows();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(rows));
+}
+BENCHMARK(BM_EtaParseInstances);
+
+// Predicting the rows of that same body (parsed once, outside the timing), so that the HTTP
+// benchmark's 1,000-row request can be set against parse + predict of exactly its rows.
+void BM_EtaPredictBody(benchmark::State& state) {
+  const char* path = std::getenv("FORKLIFT_BENCH_BODY");
+  if (path == nullptr) return state.SkipWithError("FORKLIFT_BENCH_BODY is not set");
+  auto eta = load_eta();
+  std::ifstream in(path);
+  const std::string body((std::istreambuf_iterator<char>(in)), {});
+  simdjson::padded_string padded(body);
+  simdjson::ondemand::parser parser;
+  forklift::Batch batch(eta->manifest.schema);
+  auto doc = parser.iterate(padded);
+  if (!forklift::parse_instances(doc["instances"].value(), batch).ok()) {
+    return state.SkipWithError("cannot parse the body");
+  }
+  const auto dir = std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta" / "2";
+  forklift::LoadContext ctx{"eta", 2, dir, dir / "model.json", &eta->manifest.schema, {}};
+  auto native = forklift::find_runtime("tree")->loader(ctx);
+  if (!native.ok()) return state.SkipWithError(native.status().message().c_str());
+  const forklift::Model& model = state.range(0) == 0 ? *eta->model : **native;
+  state.SetLabel(state.range(0) == 0 ? "xgboost" : "tree");
+  std::vector<forklift::Value> out;
+  for (auto _ : state) {
+    out.clear();
+    auto s = model.predict(batch, out);
+    benchmark::DoNotOptimize(s);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch.rows()));
+}
+BENCHMARK(BM_EtaPredictBody)->Arg(0)->Arg(1);
 
 }  // namespace
 

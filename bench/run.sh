@@ -94,15 +94,24 @@ run_case batch100 "$work/eta_batch100.json" 8
 # overhead), and eta through forklift's native tree runtime and through XGBoost.
 ceil_repo="$work/ceiling-models"
 rm -rf "$ceil_repo"
-mkdir -p "$ceil_repo/noop/1" "$ceil_repo/eta_tree"
+mkdir -p "$ceil_repo/noop/1" "$ceil_repo/eta_tree" "$ceil_repo/eta_plain" "$ceil_repo/eta_batched"
 printf 'runtime: constant\nartifact: value.txt\nfeatures:\n  - {name: x, type: float}\noutput: {name: y, type: float}\n' \
   > "$ceil_repo/noop/1/model.yaml"
 echo 0 > "$ceil_repo/noop/1/value.txt"
 echo '{"features": {"x": 1}, "expected": 0}' > "$ceil_repo/noop/1/selftest.jsonl"
 cp -r "$build/models/eta/2" "$ceil_repo/eta_tree/1"
 sed -i 's/runtime: xgboost/runtime: tree/' "$ceil_repo/eta_tree/1/model.yaml"
+# eta through XGBoost twice more, without and with dynamic batching (64 rows, no queue delay).
+cp -r "$build/models/eta/2" "$ceil_repo/eta_plain/1"
+cp -r "$build/models/eta/2" "$ceil_repo/eta_batched/1"
+printf 'dynamic_batching: {max_batch_size: 64, max_queue_delay_us: 0}\n' \
+  >> "$ceil_repo/eta_batched/1/model.yaml"
 echo '{"model_id": "noop", "features": {"x": 1}}' > "$work/noop_one.json"
-sed 's/"model_id": *"eta"/"model_id": "eta_tree"/' "$work/eta_one.json" > "$work/eta_tree_one.json"
+for m in eta_tree eta_plain eta_batched; do
+  sed "s/\"model_id\": *\"eta\"/\"model_id\": \"$m\"/" "$work/eta_one.json" > "$work/${m}_one.json"
+done
+sed 's/"model_id": *"eta"/"model_id": "eta_tree"/' "$work/eta_batch1000.json" \
+  > "$work/eta_tree_batch1000.json"
 fl2_port=$(free_port)
 "$build/forklift" serve --model-repository "$ceil_repo" --host 127.0.0.1 --port "$fl2_port" \
   --admin-port 0 --state-file none > "$work/forklift-ceilings.log" 2>&1 &
@@ -135,9 +144,43 @@ for _ in $(seq 1 "$reps"); do
   done
 done
 
-/usr/bin/python3 - "$out" "$duration" "$reps" "$raw" "$ceilings" <<'PY'
-import collections, datetime, statistics, subprocess, sys
-out, duration, reps, raw, ceilings = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+# Dynamic batching: eta through XGBoost without and with it, same server, alternating.
+batching="$work/batching.txt"
+: > "$batching"
+if [ "$smoke" = 1 ]; then batch_conns=(8); else batch_conns=(8 64); fi
+for c in "${batch_conns[@]}"; do
+  for _ in $(seq 1 "$reps"); do
+    for m in eta_plain eta_batched; do
+      read -r rps p50 p99 p999 n err < <(measure "http://127.0.0.1:$fl2_port/infer" "$work/${m}_one.json" "$c")
+      check_errors "$m c=$c" "$err"
+      echo "$c $m $rps $p50 $p99 $p999" >> "$batching"
+    done
+  done
+done
+
+# A 1,000-row request on one connection against its cost in process: parsing the same body and
+# predicting the same rows (bench/predict_benchmark.cc, FORKLIFT_BENCH_BODY), in the same run.
+large="$work/large.txt"
+: > "$large"
+for _ in $(seq 1 "$reps"); do
+  for target in "xgboost $fl_port eta_batch1000" "tree $fl2_port eta_tree_batch1000"; do
+    read -r name port body <<< "$target"
+    read -r rps p50 p99 p999 n err < <(measure "http://127.0.0.1:$port/infer" "$work/$body.json" 1)
+    check_errors "1000 rows $name" "$err"
+    echo "$name $rps $p50 $p99 $p999" >> "$large"
+  done
+done
+min_time=1
+[ "$smoke" = 1 ] && min_time=0.05
+FORKLIFT_BENCH_BODY="$work/eta_batch1000.json" "$build/predict_benchmark" \
+  --benchmark_filter='BM_EtaParseInstances|BM_EtaPredictBody|BM_EtaPredict/1$|BM_EtaPredict/1000$' \
+  --benchmark_repetitions="$reps" --benchmark_min_time="$min_time" \
+  --benchmark_format=json > "$work/inprocess.json" 2> "$work/inprocess.log"
+
+/usr/bin/python3 - "$out" "$duration" "$reps" "$raw" "$ceilings" "$batching" "$large" \
+  "$work/inprocess.json" <<'PY'
+import collections, datetime, json, statistics, subprocess, sys
+out, duration, reps, raw, ceilings, batching, large, inprocess = sys.argv[1:9]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 runs = collections.defaultdict(list)
 order = []
@@ -177,6 +220,47 @@ for name in ("nginx", "forklift-noop", "forklift-tree", "forklift-xgboost"):
     server, model = labels[name]
     lines.append(f"| {server} | {model} | {med(r, 0):,.0f} | {ms(med(r, 1))} | {ms(med(r, 2))} | "
                  f"{ms(med(r, 3))} | {100 * med(r, 0) / nginx_rps:.0f}% |")
+batch = collections.defaultdict(list)
+batch_conns = []
+for line in open(batching):
+    c, name, *nums = line.split()
+    if c not in batch_conns:
+        batch_conns.append(c)
+    batch[(c, name)].append([float(x) for x in nums])
+lines += ["", "Dynamic batching: eta through the xgboost runtime, one row per request, same server, "
+          "alternating, medians:", "",
+          "| connections | batching | req/s | p50 ms | p99 ms | p99.9 ms | gain |",
+          "|---:|---|---:|---:|---:|---:|---:|"]
+for c in batch_conns:
+    plain, batched = batch[(c, "eta_plain")], batch[(c, "eta_batched")]
+    for label, r in (("off", plain), ("max_batch_size 64, delay 0", batched)):
+        gain = f"{med(r, 0) / med(plain, 0):.2f}x"
+        lines.append(f"| {c} | {label} | {med(r, 0):,.0f} | {ms(med(r, 1))} | {ms(med(r, 2))} | "
+                     f"{ms(med(r, 3))} | {gain} |")
+bench = collections.defaultdict(list)
+for b in json.load(open(inprocess))["benchmarks"]:
+    if b.get("run_type") == "iteration" and not b.get("error_occurred"):
+        bench[b["name"].split("/repeats")[0]].append(b["real_time"] / 1e3)  # µs
+inproc = {k: statistics.median(v) for k, v in bench.items()}
+parse_us = inproc.get("BM_EtaParseInstances", float("nan"))
+big = collections.defaultdict(list)
+for line in open(large):
+    name, *nums = line.split()
+    big[name].append([float(x) for x in nums])
+lines += ["", "A 1,000-row request on one connection against its cost in process (the same body "
+          "parsed, the same rows predicted; medians):", "",
+          "| runtime | HTTP p50 ms | in process: parse ms | predict ms | parse + predict ms | "
+          "HTTP / in process |", "|---|---:|---:|---:|---:|---:|"]
+for name, arg in (("xgboost", 0), ("tree", 1)):
+    predict_us = inproc.get(f"BM_EtaPredictBody/{arg}", float("nan"))
+    p50 = med(big[name], 1)
+    lines.append(f"| {name} | {ms(p50)} | {ms(parse_us)} | {ms(predict_us)} | "
+                 f"{ms(parse_us + predict_us)} | {p50 / (parse_us + predict_us):.2f}x |")
+one = inproc.get("BM_EtaPredict/1", float("nan"))
+thousand = inproc.get("BM_EtaPredict/1000", float("nan"))
+lines += ["", f"XGBoost C API in process (forklift's xgboost runtime, random rows): one row "
+          f"{one:.1f} µs ({1e6 / one:,.0f} predictions/s); 1,000 rows {thousand / 1000:.2f} ms "
+          f"({1e9 / thousand:,.0f} rows/s)."]
 text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)

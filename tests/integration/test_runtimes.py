@@ -145,3 +145,32 @@ def test_the_native_tree_runtime_serves_eta_like_xgboost(repo_copy):
             assert math.isclose(got, case["expected"], rel_tol=1e-5), case["name"]
     finally:
         assert s.stop() == 0
+
+
+def test_tree_runtime_serves_a_lightgbm_model_file(tmp_path):
+    """LightGBM's own model file (tests/data/lightgbm) served by the tree runtime: its self-tests
+    are the predictions LightGBM's test suite asserts for it, run at load, then over HTTP."""
+    import json
+    import shutil
+    from pathlib import Path
+    source = Path(__file__).resolve().parents[1] / "data" / "lightgbm"
+    version = tmp_path / "repo" / "na_rule" / "1"
+    version.mkdir(parents=True)
+    shutil.copy(source / "missing_value_handle_na.txt", version / "model.txt")
+    (version / "model.yaml").write_text(
+        "runtime: tree\nartifact: model.txt\n"
+        "features:\n  - {name: x, type: float, allow_missing: true}\n"
+        "output: {name: y, type: float}\n")
+    xs = [0, 1, 2, 3, 4, 5, 6, 7, None]
+    ys = [1, 1, 1, 1, 0, 0, 0, 0, 1]
+    (version / "selftest.jsonl").write_text("".join(
+        json.dumps({"name": f"x={x}", "features": {"x": x}, "expected": y}) + "\n"
+        for x, y in zip(xs, ys)))
+    s = Server(tmp_path / "repo")
+    try:
+        assert s.get("/v2/models/na_rule").json()["platform"] == "forklift_tree"
+        r = s.post("/infer", {"model_id": "na_rule", "instances": [{"x": x} for x in xs]})
+        assert r.status_code == 200, r.text
+        assert all(math.isclose(g, y, abs_tol=1e-7) for g, y in zip(r.json()["outputs"], ys))
+    finally:
+        assert s.stop() == 0

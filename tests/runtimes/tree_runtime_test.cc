@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
 #include <cmath>
 #include <random>
@@ -109,7 +110,8 @@ TEST(TreeForest, RefusesWhatItCannotEvaluateByName) {
   };
   refused(kSmall, "binary:logistic", "multi:softprob", "objective 'multi:softprob'");
   refused(kSmall, R"("num_class": "0")", R"("num_class": "3")", "several outputs");
-  refused(kSmall, R"("split_type": [0, 0, 0])", R"("split_type": [1, 0, 0])", "categorical");
+  refused(kSmall, R"("split_type": [0, 0, 0])", R"("split_type": [1, 0, 0])",
+          "categorical splits but no complete category lists");
   refused(kSmall, R"("name": "gbtree")", R"("name": "dart")", "only gbtree");
   refused(kSmall, R"("split_indices": [0, 0, 0])", R"("split_indices": [7, 0, 0])",
           "splits on feature 7 of 2");
@@ -119,6 +121,35 @@ TEST(TreeForest, RefusesWhatItCannotEvaluateByName) {
           "different lengths");
   EXPECT_FALSE(tree::parse_xgboost_json("{\"learner\": [", "m.json").ok());
   EXPECT_FALSE(tree::parse_xgboost_json("{}", "m.json").ok());
+}
+
+// XGBoost models with categorical splits (scripts/make_tree_test_models.py), against XGBoost's own
+// predictions on rows with missing, negative, fractional, unseen and huge categories.
+TEST(TreeForest, EqualsXGBoostOnCategoricalSplits) {
+  const std::filesystem::path dir(FORKLIFT_TEST_MODELS);
+  for (const std::string name : {"xgb_categorical_reg", "xgb_categorical_binary"}) {
+    auto forest = tree::load_forest(dir / (name + ".json"));
+    ASSERT_TRUE(forest.ok()) << forest.status().message();
+    EXPECT_TRUE(forest->has_special_nodes);
+    simdjson::dom::parser parser;
+    simdjson::dom::element cases;
+    ASSERT_FALSE(parser.load((dir / (name + ".cases.json")).string()).get(cases));
+    simdjson::dom::array rows = cases["rows"], predictions = cases["predictions"];
+    ASSERT_EQ(rows.size(), predictions.size());
+    ASSERT_GE(rows.size(), 1000u);
+    int mismatches = 0;
+    auto want = predictions.begin();
+    for (simdjson::dom::array row : rows) {
+      std::vector<float> x;
+      for (auto v : row) x.push_back(v.is_null() ? NAN : static_cast<float>(double(v)));
+      const double got = forest->predict(x.data()), expected = double(*want);
+      ++want;
+      if (std::abs(got - expected) > 1e-5 * std::max(1.0, std::abs(expected))) {
+        if (++mismatches < 5) ADD_FAILURE() << name << ": " << got << " vs XGBoost " << expected;
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << name;
+  }
 }
 
 TEST(TreeRuntime, ChecksTheManifestAgainstTheModel) {

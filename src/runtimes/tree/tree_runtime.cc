@@ -1,6 +1,6 @@
 // The built-in `tree` runtime: tree ensembles evaluated by forklift itself (forest.h), from an
-// XGBoost JSON model file. Features become columns as for the xgboost runtime (a bool 0/1, a
-// float_vector `length` columns, a missing value NaN); the output is one float per row.
+// XGBoost JSON or LightGBM text model file. Features become columns as for the xgboost runtime (a
+// bool 0/1, a float_vector `length` columns, a missing value NaN); the output is one float per row.
 #include <memory>
 #include <vector>
 
@@ -35,7 +35,7 @@ Result<std::unique_ptr<Model>> load_tree(const LoadContext& ctx) {
     return InvalidArgument(
         "the tree runtime produces one float per row; output.type must be float");
   }
-  auto forest = tree::load_xgboost_json(ctx.artifact);
+  auto forest = tree::load_forest(ctx.artifact);
   if (!forest.ok()) return forest.status();
   if (forest->num_features != *cols) {
     return FailedPrecondition(

@@ -42,11 +42,13 @@ def main():
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
-    names = ["nginx", "forklift-noop", "forklift-tree", "forklift-xgboost"]
-    labels = ["nginx\nfixed 200", "forklift\nno-op", "forklift\neta, native", "forklift\neta, xgboost"]
+    names = ["nginx", "forklift-noop", "forklift-tree", "forklift-tree-1t", "forklift-xgboost"]
+    labels = ["nginx\nfixed 200", "forklift\nno-op", "forklift\neta, native", "eta, native\n1 thread",
+              "forklift\neta, xgboost"]
     values = [statistics.median(ceil[n]) for n in names]
-    bars = right.bar(labels, values, color=["#5b6570", "#0b5cad", "#1a7f37", "#9a6700"])
+    bars = right.bar(labels, values, color=["#5b6570", "#0b5cad", "#1a7f37", "#2da44e", "#9a6700"])
     right.bar_label(bars, [f"{v:,.0f}" for v in values], fontsize=8)
+    right.tick_params(axis="x", labelsize=8)
     right.set_title("ceilings at 8 connections: requests/s")
     right.grid(axis="y", alpha=0.3)
     fig.tight_layout()

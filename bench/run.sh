@@ -117,6 +117,13 @@ fl2_port=$(free_port)
   --admin-port 0 --state-file none > "$work/forklift-ceilings.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$fl2_port/readyz"
+# The same models with one serving thread: on this 2-core machine the load generator needs the
+# other core, and a second serving thread only time-slices with it (longer tails, same req/s).
+fl3_port=$(free_port)
+"$build/forklift" serve --model-repository "$ceil_repo" --host 127.0.0.1 --port "$fl3_port" \
+  --admin-port 0 --state-file none --threads 1 > "$work/forklift-one-thread.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$fl3_port/readyz"
 ng_port=$(free_port)
 ng_dir="$work/nginx"
 mkdir -p "$ng_dir"
@@ -136,7 +143,8 @@ ceilings="$work/ceilings.txt"
 : > "$ceilings"
 for _ in $(seq 1 "$reps"); do
   for target in "nginx $ng_port noop_one" "forklift-noop $fl2_port noop_one" \
-                "forklift-tree $fl2_port eta_tree_one" "forklift-xgboost $fl_port eta_one"; do
+                "forklift-tree $fl2_port eta_tree_one" "forklift-tree-1t $fl3_port eta_tree_one" \
+                "forklift-xgboost $fl_port eta_one"; do
     read -r name port body <<< "$target"
     read -r rps p50 p99 p999 n err < <(measure "http://127.0.0.1:$port/infer" "$work/$body.json" 8)
     check_errors "$name" "$err"
@@ -214,12 +222,17 @@ lines += ["", "Ceilings at 8 connections, same client, alternating, medians:", "
           "|---|---|---:|---:|---:|---:|---:|"]
 labels = {"nginx": ("nginx, fixed 200", "none"), "forklift-noop": ("forklift", "no-op (constant)"),
           "forklift-tree": ("forklift", "eta, native tree runtime"),
+          "forklift-tree-1t": ("forklift --threads 1", "eta, native tree runtime"),
           "forklift-xgboost": ("forklift", "eta, xgboost runtime")}
-for name in ("nginx", "forklift-noop", "forklift-tree", "forklift-xgboost"):
+flask8 = med(runs[("8", "one", "flask")], 0)
+lines[-2] = lines[-2].replace("| of nginx's req/s |", "| of nginx's req/s | vs Flask+Gunicorn (8 conns) |")
+lines[-1] = lines[-1] + "---:|"
+for name in ("nginx", "forklift-noop", "forklift-tree", "forklift-tree-1t", "forklift-xgboost"):
     r = ceil[name]
     server, model = labels[name]
     lines.append(f"| {server} | {model} | {med(r, 0):,.0f} | {ms(med(r, 1))} | {ms(med(r, 2))} | "
-                 f"{ms(med(r, 3))} | {100 * med(r, 0) / nginx_rps:.0f}% |")
+                 f"{ms(med(r, 3))} | {100 * med(r, 0) / nginx_rps:.0f}% | "
+                 f"{med(r, 0) / flask8:.1f}x |")
 batch = collections.defaultdict(list)
 batch_conns = []
 for line in open(batching):

@@ -1,5 +1,6 @@
 #include "core/features_json.h"
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -160,23 +161,37 @@ Status parse_feature_object(simdjson::ondemand::value value, const Schema& schem
     return InvalidArgument("features must be an object of name: value, got " + json_type_name(t));
   }
   if (value.get_object().get(obj)) return InvalidArgument("malformed JSON");
-  // Small fixed-size bitmap of seen features; schemas are short, and this avoids an allocation.
-  std::vector<bool> seen(schema.features.size(), false);
+  // Which features were seen: a bitmap on the stack for schemas of up to 256 features (no
+  // allocation per row), a vector beyond.
+  const std::size_t width = schema.features.size();
+  std::array<std::uint64_t, 4> small{};
+  std::vector<std::uint64_t> large;
+  std::uint64_t* seen_words = small.data();
+  if (width > 256) {
+    large.assign((width + 63) / 64, 0);
+    seen_words = large.data();
+  }
   std::size_t count = 0;
   for (auto field : obj) {
     std::string_view key;
     if (field.unescaped_key().get(key)) return InvalidArgument("malformed JSON in features");
-    const std::ptrdiff_t idx = schema.index_of(key);
+    // Clients usually send features in the manifest's order: try the next one first.
+    const std::ptrdiff_t idx = count < width && schema.features[count].name == key
+                                   ? static_cast<std::ptrdiff_t>(count)
+                                   : schema.index_of(key);
     if (idx < 0) return InvalidArgument("unknown feature '" + std::string(key) + "'");
     const auto i = static_cast<std::size_t>(idx);
-    if (seen[i]) return InvalidArgument("feature '" + std::string(key) + "' appears twice");
-    seen[i] = true;
+    std::uint64_t& word = seen_words[i / 64];
+    const std::uint64_t bit = std::uint64_t{1} << (i % 64);
+    if (word & bit) return InvalidArgument("feature '" + std::string(key) + "' appears twice");
+    word |= bit;
     ++count;
     if (Status s = parse_one(field.value(), schema.features[i], row[i]); !s.ok()) return s;
   }
   if (count != schema.features.size()) {
-    for (std::size_t i = 0; i < seen.size(); ++i) {
-      if (!seen[i]) return InvalidArgument("missing feature '" + schema.features[i].name + "'");
+    for (std::size_t i = 0; i < width; ++i) {
+      if (!(seen_words[i / 64] >> (i % 64) & 1))
+        return InvalidArgument("missing feature '" + schema.features[i].name + "'");
     }
   }
   return Status::Ok();

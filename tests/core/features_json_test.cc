@@ -140,3 +140,43 @@ TEST(FeaturesJson, InstanceErrorsSayWhichRow) {
 
 }  // namespace
 }  // namespace forklift
+
+namespace forklift {
+namespace {
+
+// Wide schemas (beyond the 256 features the parser tracks on the stack) still find duplicates
+// and missing features, in any order.
+TEST(FeaturesJson, WideSchemasCatchDuplicatesAndMissingFeatures) {
+  for (const std::size_t width : {std::size_t{64}, std::size_t{300}}) {
+    Schema schema;
+    for (std::size_t i = 0; i < width; ++i) {
+      schema.features.push_back({"f" + std::to_string(i), ValueType::kFloat, 1, false});
+    }
+    schema.output = {"y", ValueType::kFloat, 1};
+    const auto object = [&](std::size_t skip, std::size_t twice) {
+      std::string json = "{";
+      for (std::size_t k = 0; k < width; ++k) {
+        const std::size_t i = width - 1 - k;  // reverse order
+        if (i == skip) continue;
+        json += "\"f" + std::to_string(i) + "\": " + std::to_string(i) + ",";
+        if (i == twice) json += "\"f" + std::to_string(i) + "\": 0,";
+      }
+      json.back() = '}';
+      return json;
+    };
+    Batch batch(schema);
+    ASSERT_TRUE(parse(object(width, width), batch).ok()) << width;
+    EXPECT_EQ(std::get<double>(batch.row(0)[width - 1]), static_cast<double>(width - 1));
+    Status dup = parse(object(width, width - 3), batch);
+    EXPECT_NE(dup.message().find("'f" + std::to_string(width - 3) + "' appears twice"),
+              std::string::npos)
+        << dup.message();
+    Status missing = parse(object(width - 2, width), batch);
+    EXPECT_NE(missing.message().find("missing feature 'f" + std::to_string(width - 2) + "'"),
+              std::string::npos)
+        << missing.message();
+  }
+}
+
+}  // namespace
+}  // namespace forklift

@@ -42,11 +42,17 @@ def main():
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
-    names = ["nginx", "forklift-noop", "forklift-tree", "forklift-tree-1t", "forklift-xgboost"]
-    labels = ["nginx\nfixed 200", "forklift\nno-op", "forklift\neta, native", "eta, native\n1 thread",
-              "forklift\neta, xgboost"]
+    # Older ceilings files lack the one-thread cases.
+    names = ["nginx", "forklift-noop", "forklift-noop-1t", "forklift-tree", "forklift-tree-1t",
+             "forklift-xgboost"]
+    labels = ["nginx\nfixed 200", "forklift\nno-op", "no-op\n1 thread", "forklift\neta, native",
+              "eta, native\n1 thread", "forklift\neta, xgboost"]
+    colors = ["#5b6570", "#0b5cad", "#3b82c4", "#1a7f37", "#2da44e", "#9a6700"]
+    kept = [i for i, n in enumerate(names) if ceil[n]]
+    names, labels = [names[i] for i in kept], [labels[i] for i in kept]
+    colors = [colors[i] for i in kept]
     values = [statistics.median(ceil[n]) for n in names]
-    bars = right.bar(labels, values, color=["#5b6570", "#0b5cad", "#1a7f37", "#2da44e", "#9a6700"])
+    bars = right.bar(labels, values, color=colors)
     right.bar_label(bars, [f"{v:,.0f}" for v in values], fontsize=8)
     right.tick_params(axis="x", labelsize=8)
     right.set_title("ceilings at 8 connections: requests/s")

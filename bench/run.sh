@@ -143,6 +143,7 @@ ceilings="$work/ceilings.txt"
 : > "$ceilings"
 for _ in $(seq 1 "$reps"); do
   for target in "nginx $ng_port noop_one" "forklift-noop $fl2_port noop_one" \
+                "forklift-noop-1t $fl3_port noop_one" \
                 "forklift-tree $fl2_port eta_tree_one" "forklift-tree-1t $fl3_port eta_tree_one" \
                 "forklift-xgboost $fl_port eta_one"; do
     read -r name port body <<< "$target"
@@ -167,28 +168,29 @@ for c in "${batch_conns[@]}"; do
 done
 
 # A 1,000-row request on one connection against its cost in process: parsing the same body and
-# predicting the same rows (bench/predict_benchmark.cc, FORKLIFT_BENCH_BODY), in the same run.
+# predicting the same rows (bench/predict_benchmark.cc, FORKLIFT_BENCH_BODY). Each repetition
+# measures both, one after the other, so that the ratio compares the same moments of the machine.
 large="$work/large.txt"
 : > "$large"
-for _ in $(seq 1 "$reps"); do
+min_time=1
+[ "$smoke" = 1 ] && min_time=0.05
+for rep in $(seq 1 "$reps"); do
   for target in "xgboost $fl_port eta_batch1000" "tree $fl2_port eta_tree_batch1000"; do
     read -r name port body <<< "$target"
     read -r rps p50 p99 p999 n err < <(measure "http://127.0.0.1:$port/infer" "$work/$body.json" 1)
     check_errors "1000 rows $name" "$err"
-    echo "$name $rps $p50 $p99 $p999" >> "$large"
+    echo "$rep $name $rps $p50 $p99 $p999" >> "$large"
   done
+  FORKLIFT_BENCH_BODY="$work/eta_batch1000.json" "$build/predict_benchmark" \
+    --benchmark_filter='BM_EtaParseInstances|BM_EtaPredictBody|BM_EtaPredict/1$|BM_EtaPredict/1000$' \
+    --benchmark_min_time="$min_time" --benchmark_format=json \
+    > "$work/inprocess.$rep.json" 2> "$work/inprocess.log"
 done
-min_time=1
-[ "$smoke" = 1 ] && min_time=0.05
-FORKLIFT_BENCH_BODY="$work/eta_batch1000.json" "$build/predict_benchmark" \
-  --benchmark_filter='BM_EtaParseInstances|BM_EtaPredictBody|BM_EtaPredict/1$|BM_EtaPredict/1000$' \
-  --benchmark_repetitions="$reps" --benchmark_min_time="$min_time" \
-  --benchmark_format=json > "$work/inprocess.json" 2> "$work/inprocess.log"
 
 /usr/bin/python3 - "$out" "$duration" "$reps" "$raw" "$ceilings" "$batching" "$large" \
-  "$work/inprocess.json" <<'PY'
+  "$work" <<'PY'
 import collections, datetime, json, statistics, subprocess, sys
-out, duration, reps, raw, ceilings, batching, large, inprocess = sys.argv[1:9]
+out, duration, reps, raw, ceilings, batching, large, work = sys.argv[1:9]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 runs = collections.defaultdict(list)
 order = []
@@ -223,11 +225,13 @@ lines += ["", "Ceilings at 8 connections, same client, alternating, medians:", "
 labels = {"nginx": ("nginx, fixed 200", "none"), "forklift-noop": ("forklift", "no-op (constant)"),
           "forklift-tree": ("forklift", "eta, native tree runtime"),
           "forklift-tree-1t": ("forklift --threads 1", "eta, native tree runtime"),
+          "forklift-noop-1t": ("forklift --threads 1", "no-op (constant)"),
           "forklift-xgboost": ("forklift", "eta, xgboost runtime")}
 flask8 = med(runs[("8", "one", "flask")], 0)
 lines[-2] = lines[-2].replace("| of nginx's req/s |", "| of nginx's req/s | vs Flask+Gunicorn (8 conns) |")
 lines[-1] = lines[-1] + "---:|"
-for name in ("nginx", "forklift-noop", "forklift-tree", "forklift-tree-1t", "forklift-xgboost"):
+for name in ("nginx", "forklift-noop", "forklift-noop-1t", "forklift-tree", "forklift-tree-1t",
+             "forklift-xgboost"):
     r = ceil[name]
     server, model = labels[name]
     lines.append(f"| {server} | {model} | {med(r, 0):,.0f} | {ms(med(r, 1))} | {ms(med(r, 2))} | "
@@ -250,25 +254,34 @@ for c in batch_conns:
         gain = f"{med(r, 0) / med(plain, 0):.2f}x"
         lines.append(f"| {c} | {label} | {med(r, 0):,.0f} | {ms(med(r, 1))} | {ms(med(r, 2))} | "
                      f"{ms(med(r, 3))} | {gain} |")
-bench = collections.defaultdict(list)
-for b in json.load(open(inprocess))["benchmarks"]:
-    if b.get("run_type") == "iteration" and not b.get("error_occurred"):
-        bench[b["name"].split("/repeats")[0]].append(b["real_time"] / 1e3)  # µs
-inproc = {k: statistics.median(v) for k, v in bench.items()}
-parse_us = inproc.get("BM_EtaParseInstances", float("nan"))
-big = collections.defaultdict(list)
+# Per repetition: the HTTP p50s and the in-process times measured right after them.
+inproc_runs = []
+for rep in range(1, int(reps) + 1):
+    times = {}
+    for b in json.load(open(f"{work}/inprocess.{rep}.json"))["benchmarks"]:
+        if not b.get("error_occurred"):
+            times[b["name"]] = b["real_time"] / 1e3  # µs
+    inproc_runs.append(times)
+big = collections.defaultdict(dict)
 for line in open(large):
-    name, *nums = line.split()
-    big[name].append([float(x) for x in nums])
+    rep, name, *nums = line.split()
+    big[name][int(rep)] = [float(x) for x in nums]
+inproc = {k: statistics.median(t[k] for t in inproc_runs if k in t)
+          for k in {k for t in inproc_runs for k in t}}
+parse_us = inproc.get("BM_EtaParseInstances", float("nan"))
 lines += ["", "A 1,000-row request on one connection against its cost in process (the same body "
-          "parsed, the same rows predicted; medians):", "",
+          "parsed, the same rows predicted, measured right after the HTTP runs; medians, and the "
+          "median of the per-repetition ratios):", "",
           "| runtime | HTTP p50 ms | in process: parse ms | predict ms | parse + predict ms | "
           "HTTP / in process |", "|---|---:|---:|---:|---:|---:|"]
 for name, arg in (("xgboost", 0), ("tree", 1)):
-    predict_us = inproc.get(f"BM_EtaPredictBody/{arg}", float("nan"))
-    p50 = med(big[name], 1)
+    key = f"BM_EtaPredictBody/{arg}"
+    predict_us = inproc.get(key, float("nan"))
+    p50 = statistics.median(v[1] for v in big[name].values())
+    ratios = [big[name][rep][1] / (t["BM_EtaParseInstances"] + t[key])
+              for rep, t in enumerate(inproc_runs, 1) if key in t and rep in big[name]]
     lines.append(f"| {name} | {ms(p50)} | {ms(parse_us)} | {ms(predict_us)} | "
-                 f"{ms(parse_us + predict_us)} | {p50 / (parse_us + predict_us):.2f}x |")
+                 f"{ms(parse_us + predict_us)} | {statistics.median(ratios):.2f}x |")
 one = inproc.get("BM_EtaPredict/1", float("nan"))
 thousand = inproc.get("BM_EtaPredict/1000", float("nan"))
 lines += ["", f"XGBoost C API in process (forklift's xgboost runtime, random rows): one row "

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The forklift benchmark: forklift and the seed's stack (Flask + Gunicorn, 2 sync workers,
 # XGBoost nthread=1) serve the same `eta` model and the same JSON, loaded by wrk from this machine
-# one after the other in the same run. Prints a Markdown table; ratios are what to compare.
+# one after the other in the same run; then, in the same run, the ceilings (nginx, a no-op
+# model), dynamic batching, a 1,000-row request against its in-process cost, the model's own
+# cost, and memory and start-up with many versions. Prints Markdown tables and draws a PNG;
+# ratios are what to compare (docs/how-to/run-the-benchmark.md).
 #
 #   bench/run.sh [--smoke] [--duration SECONDS] [--build-dir DIR] [--out FILE]
 #
@@ -291,5 +294,11 @@ text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)
 PY
+# Memory and start-up with 1, 10 and 100 loaded versions (bench/memory.py), after the load runs.
+memory_args=("$build" --out "$work/memory.md")
+[ "$smoke" = 1 ] && memory_args+=(--smoke)
+/usr/bin/python3 "$here/memory.py" "${memory_args[@]}" > /dev/null
+{ echo; echo "Memory and start-up, one server per count:"; echo; cat "$work/memory.md"; } >> "$out"
+cat "$work/memory.md"
 /usr/bin/python3 "$here/plot.py" "$raw" "$ceilings" "${out%.md}.png"
 echo "bench: table written to $out (raw runs in $raw)"

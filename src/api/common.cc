@@ -27,6 +27,8 @@ unsigned http_status(const Status& status) {
 
 void respond_error(HttpResponse& res, const Status& status) {
   res.json(http_status(status), json::error_body(status.message()));
+  // 503 means "not now": overloaded, unloading, a store away. Clients and balancers may retry.
+  if (res.status == 503) res.headers.emplace_back("Retry-After", "1");
 }
 
 Status prediction_failure(const LoadedModel& model, const Status& status) {
@@ -35,7 +37,10 @@ Status prediction_failure(const LoadedModel& model, const Status& status) {
     return DeadlineExceeded("model '" + model.model_id + "' version " +
                             std::to_string(model.version) + ": " + status.message());
   }
-  if (status.code() == StatusCode::kUnavailable) return status;  // the version is unloading
+  if (status.code() == StatusCode::kUnavailable) {  // a full queue, or the version is unloading
+    return Unavailable("model '" + model.model_id + "' version " + std::to_string(model.version) +
+                       ": " + status.message());
+  }
   return Internal("model '" + model.model_id + "' version " + std::to_string(model.version) +
                   " failed to predict: " + status.message());
 }

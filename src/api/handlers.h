@@ -21,7 +21,8 @@ struct ApiContext {
   double log_requests = 0;          // fraction of requests written to the log (0: none, 1: all)
   ShadowRunner* shadows = nullptr;  // null: shadows configured in deployments are not run
   EventLog* events = nullptr;       // null: no prediction events
-  const TimeSeries* timeseries = nullptr;  // null: no /admin/timeseries (the UI's charts)
+  const TimeSeries* timeseries = nullptr;        // null: no /admin/timeseries (the UI's charts)
+  const ConnectionStats* connections = nullptr;  // the data plane's, for /metrics
 };
 
 // POST /infer: forklift's own request shape (DESIGN.md, "The contract").

@@ -2,6 +2,7 @@
 // fills and sends these; nothing here depends on the HTTP library.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -56,6 +57,12 @@ struct HttpResponse {
     content_type = "application/json";
     body = std::move(text);
   }
+};
+
+// What the transport counts about connections, read by the /metrics route.
+struct ConnectionStats {
+  std::atomic<std::int64_t> open{0};
+  std::atomic<std::uint64_t> rejected{0};  // refused because --max-connections were open
 };
 
 // HTTP status for a Status code: 400, 404, 409, 503, 500.

@@ -136,6 +136,19 @@ void Router::metrics(HttpResponse& res) const {
   res.content_type = "text/plain; version=0.0.4; charset=utf-8";
   ctx_.metrics->render(res.body);
   render_model_gauges(*ctx_.registry->snapshot(), res.body);
+  if (ctx_.connections != nullptr) {
+    res.body +=
+        "# HELP forklift_http_connections_open Data-plane connections open now.\n"
+        "# TYPE forklift_http_connections_open gauge\n"
+        "forklift_http_connections_open " +
+        std::to_string(ctx_.connections->open.load(std::memory_order_relaxed)) +
+        "\n"
+        "# HELP forklift_http_connections_rejected_total Connections refused with 503 because "
+        "--max-connections were open.\n"
+        "# TYPE forklift_http_connections_rejected_total counter\n"
+        "forklift_http_connections_rejected_total " +
+        std::to_string(ctx_.connections->rejected.load(std::memory_order_relaxed)) + "\n";
+  }
   const StateStore& store = ctx_.registry->state_store();
   res.body +=
       "# HELP forklift_state_store_up Whether the state store (deployments) can be reached.\n"

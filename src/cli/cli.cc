@@ -41,6 +41,31 @@ int run_cli(int argc, char** argv) {
                    "Largest request body accepted; larger ones get 413")
       ->capture_default_str();
   serve_cmd
+      ->add_option("--max-header-bytes", serve.server.max_header_bytes,
+                   "Largest request header section accepted; larger ones get 431")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-header-count", serve.server.max_header_count,
+                   "Most header fields in one request; more get 431")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-connections", serve.server.max_connections,
+                   "Connections open at once; beyond it a new one gets 503 and is closed")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve_cmd
+      ->add_option_function<long>(
+          "--read-timeout",
+          [&serve](long s) { serve.server.read_timeout = std::chrono::seconds(s); },
+          "Seconds a client has to send one whole request, and to read the answer (default 30)")
+      ->check(CLI::Range(1L, 3600L));
+  serve_cmd
+      ->add_option_function<long>(
+          "--idle-timeout",
+          [&serve](long s) { serve.server.idle_timeout = std::chrono::seconds(s); },
+          "Seconds a kept-alive connection may wait for its next request (default 60)")
+      ->check(CLI::Range(1L, 3600L));
+  serve_cmd
       ->add_option("--poll-seconds", serve.poll_seconds,
                    "Rescan the repository for new versions this often (0: never)")
       ->capture_default_str();

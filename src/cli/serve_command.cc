@@ -230,11 +230,14 @@ int run_serve(const ServeOptions& options) {
   }
   ShadowRunner shadows(metrics, options.shadow_queue, events.get());
   TimeSeries timeseries(metrics);
-  const ApiContext ctx{&registry, &metrics,     options.log_requests,
-                       &shadows,  events.get(), &timeseries};
+  ConnectionStats connections;
+  const ApiContext ctx{&registry,    &metrics,    options.log_requests, &shadows,
+                       events.get(), &timeseries, &connections};
   Router router(ctx);
   AdminRouter admin_router(ctx, std::move(token).value(), find_ui(options.ui_dir));
-  HttpServer server(options.server, router);
+  ServerOptions data_plane = options.server;
+  data_plane.stats = &connections;
+  HttpServer server(data_plane, router);
   HttpServer admin(options.admin, admin_router);
   if (Status s = server.start(); !s.ok()) {
     log::error("listen_failed", {{"reason", s.message()}});

@@ -155,7 +155,15 @@ BatchingModel::~BatchingModel() {
 
 void BatchingModel::submit(const Batch& batch, BatchDone done) const {
   {
-    std::lock_guard lock(state_->mu);
+    std::unique_lock lock(state_->mu);
+    if (!state_->stop && state_->queue.size() >= state_->options.max_queue_size) {
+      if (state_->metrics) state_->metrics->shed.fetch_add(1, std::memory_order_relaxed);
+      lock.unlock();
+      return done(Unavailable("the version's batching queue is full (" +
+                              std::to_string(state_->options.max_queue_size) +
+                              " requests waiting); retry later"),
+                  {});
+    }
     if (!state_->stop) {
       state_->queue.push_back(Request{&batch, std::move(done), Clock::now()});
       state_->queued_rows += batch.rows();

@@ -25,6 +25,7 @@ struct BatchingOptions {
   std::size_t max_batch_size = 1;  // rows per runtime call (one larger request excepted)
   std::chrono::microseconds max_queue_delay{0};
   std::size_t threads = 1;  // runtime calls that may run at once
+  std::size_t max_queue_size = 1024;  // requests waiting; more are refused (Unavailable)
 };
 
 // Called once on a batching thread with the request's outputs (empty when `status` failed).
@@ -38,7 +39,8 @@ class BatchingModel final : public Model {
   BatchingModel& operator=(const BatchingModel&) = delete;
 
   // Queues `batch`; `done` is called later on a batching thread. `batch` (and the schema it
-  // points to) must stay alive until then.
+  // points to) must stay alive until then. When max_queue_size requests are already waiting,
+  // `done` is called at once, on the caller's thread, with Unavailable (load shedding).
   void submit(const Batch& batch, BatchDone done) const;
 
   // The blocking form (self-tests, shadows, the v2 route): queues and waits.

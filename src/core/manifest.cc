@@ -154,8 +154,10 @@ Manifest::Batching parse_batching(const YAML::Node& b) {
   if (!b.IsMap()) fail("dynamic_batching", "must be a map {max_batch_size, max_queue_delay_us}");
   for (const auto& kv : b) {
     const std::string key = kv.first.as<std::string>();
-    if (key != "max_batch_size" && key != "max_queue_delay_us" && key != "threads") {
-      fail(at + key, "is not a known field (max_batch_size, max_queue_delay_us, threads)");
+    if (key != "max_batch_size" && key != "max_queue_delay_us" && key != "threads" &&
+        key != "max_queue_size") {
+      fail(at + key,
+           "is not a known field (max_batch_size, max_queue_delay_us, threads, max_queue_size)");
     }
   }
   if (!b["max_batch_size"]) fail(at + "max_batch_size", "is required");
@@ -164,6 +166,8 @@ Manifest::Batching parse_batching(const YAML::Node& b) {
       static_cast<std::size_t>(bounded_int(b, "max_batch_size", at, 1, 1'000'000, 0));
   out.max_queue_delay_us = bounded_int(b, "max_queue_delay_us", at, 0, 1'000'000, 0);
   out.threads = static_cast<std::size_t>(bounded_int(b, "threads", at, 1, 64, 1));
+  out.max_queue_size =
+      static_cast<std::size_t>(bounded_int(b, "max_queue_size", at, 1, 10'000'000, 1024));
   return out;
 }
 

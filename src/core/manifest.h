@@ -39,6 +39,9 @@ struct Manifest {
     std::size_t max_batch_size = 0;
     std::int64_t max_queue_delay_us = 0;
     std::size_t threads = 1;  // runtime calls of this version that may run at once
+    // Requests that may wait in the queue; one more is refused at once (503, Retry-After)
+    // instead of waiting behind a queue that only grows under overload.
+    std::size_t max_queue_size = 1024;
   } batching;
 };
 

@@ -77,7 +77,7 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
     auto batcher = std::make_unique<BatchingModel>(
         std::shared_ptr<const Model>(std::move(loaded->model)),
         BatchingOptions{b.max_batch_size, std::chrono::microseconds(b.max_queue_delay_us),
-                        b.threads});
+                        b.threads, b.max_queue_size});
     loaded->batcher = batcher.get();
     loaded->model = std::move(batcher);
   }

@@ -147,6 +147,16 @@ void MetricsRegistry::render(std::string& out) const {
     append_number(out, m->timeouts.load(std::memory_order_relaxed));
     out.push_back('\n');
   }
+  out +=
+      "# HELP forklift_requests_shed_total Requests refused at once (503) because the version's "
+      "queue was full.\n";
+  out += "# TYPE forklift_requests_shed_total counter\n";
+  for (const auto& [key, m] : versions_) {
+    out += "forklift_requests_shed_total{model_id=\"" + prometheus_label(key.first) +
+           "\",version=\"" + std::to_string(key.second) + "\"} ";
+    append_number(out, m->shed.load(std::memory_order_relaxed));
+    out.push_back('\n');
+  }
   const std::pair<const char*, Histogram BatchMetrics::*> batch_series[] = {
       {"forklift_batch_rows", &BatchMetrics::rows},
       {"forklift_batch_requests", &BatchMetrics::requests},

@@ -67,6 +67,7 @@ struct VersionMetrics {
   std::atomic<std::uint64_t> client_error{0};
   std::atomic<std::uint64_t> server_error{0};
   std::atomic<std::uint64_t> timeouts{0};  // predictions past the model's timeout_ms
+  std::atomic<std::uint64_t> shed{0};      // refused at once: the version's queue was full
   LatencyHistogram latency;
   BatchMetrics batching;  // rendered only for versions that batch
 };

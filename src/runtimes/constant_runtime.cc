@@ -1,8 +1,12 @@
 // The built-in `constant` runtime: answers every row with the number in its artifact. A model
 // that costs nothing, for measuring the server's own overhead (bench/run.sh's no-op model) and
-// for tests.
+// for tests; `runtime_options: {delay_us: N}` makes each call take N microseconds (sleeping), to
+// stand in for a slow model in load and overload tests.
+#include <chrono>
 #include <fstream>
 #include <memory>
+#include <string>
+#include <thread>
 
 #include "runtimes/runtime_registry.h"
 
@@ -11,14 +15,16 @@ namespace {
 
 class ConstantModel final : public Model {
  public:
-  explicit ConstantModel(double value) : value_(value) {}
+  ConstantModel(double value, std::chrono::microseconds delay) : value_(value), delay_(delay) {}
   Status predict(const Batch& batch, std::vector<Value>& outputs) const override {
+    if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
     for (std::size_t r = 0; r < batch.rows(); ++r) outputs.emplace_back(value_);
     return Status::Ok();
   }
 
  private:
   double value_;
+  std::chrono::microseconds delay_;
 };
 
 Result<std::unique_ptr<Model>> load_constant(const LoadContext& ctx) {
@@ -28,7 +34,19 @@ Result<std::unique_ptr<Model>> load_constant(const LoadContext& ctx) {
   std::ifstream in(ctx.artifact);
   double value = 0;
   if (!(in >> value)) return InvalidArgument(ctx.artifact.string() + ": no number in it");
-  return std::unique_ptr<Model>(std::make_unique<ConstantModel>(value));
+  long long delay = 0;
+  const std::string text = ctx.option("delay_us", "0");
+  try {
+    delay = std::stoll(text);
+  } catch (const std::exception&) {
+    delay = -1;
+  }
+  if (delay < 0 || delay > 60'000'000) {
+    return InvalidArgument("runtime_options.delay_us must be 0 to 60000000 microseconds, not '" +
+                           text + "'");
+  }
+  return std::unique_ptr<Model>(
+      std::make_unique<ConstantModel>(value, std::chrono::microseconds(delay)));
 }
 
 }  // namespace

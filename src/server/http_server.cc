@@ -83,9 +83,12 @@ struct HttpServer::Impl {
   const RequestHandler& handler;
   std::vector<std::unique_ptr<Worker>> workers;
   std::uint16_t bound_port = 0;
+  ConnectionStats own_stats;  // when the options give none
+  ConnectionStats& stats = options.stats ? *options.stats : own_stats;
 
   Impl(ServerOptions o, const RequestHandler& r) : options(std::move(o)), handler(r) {}
   void accept(Worker& w);
+  void refuse(tcp::socket socket);
 };
 
 namespace {
@@ -93,11 +96,19 @@ namespace {
 class Session final : public std::enable_shared_from_this<Session>, public ResponseDeferral {
  public:
   Session(tcp::socket socket, Worker& worker, const ServerOptions& options,
-          const RequestHandler& handler)
-      : stream_(std::move(socket)), worker_(worker), options_(options), handler_(handler) {
+          const RequestHandler& handler, ConnectionStats& stats)
+      : stream_(std::move(socket)),
+        worker_(worker),
+        options_(options),
+        handler_(handler),
+        stats_(stats) {
     worker_.sessions.insert(this);
+    stats_.open.fetch_add(1, std::memory_order_relaxed);
   }
-  ~Session() { worker_.sessions.erase(this); }
+  ~Session() {
+    worker_.sessions.erase(this);
+    stats_.open.fetch_sub(1, std::memory_order_relaxed);
+  }
 
   void start() {
     // Room for a typical request in one recv; Beast otherwise starts at 512 bytes and needs two.
@@ -111,8 +122,15 @@ class Session final : public std::enable_shared_from_this<Session>, public Respo
     if (reading_ && buffer_.size() == 0 && !(parser_ && parser_->got_some())) abort();
   }
 
-  // Called by the sweeper: a connection idle, reading or writing for too long is closed.
+  // Called by the sweeper: a connection idle, reading or writing for too long is closed. The
+  // read timeout counts from a request's first bytes (seen here, to within one sweep), so a
+  // client trickling a byte at a time (slowloris) is cut off after --read-timeout, not after
+  // the idle timeout.
   void expire_if_late(Clock::time_point now) {
+    if (reading_ && !started_ && (buffer_.size() > 0 || (parser_ && parser_->got_some()))) {
+      started_ = true;
+      deadline_ = now + options_.read_timeout;
+    }
     if (now > deadline_) abort();
   }
 
@@ -122,7 +140,8 @@ class Session final : public std::enable_shared_from_this<Session>, public Respo
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
     reading_ = true;
-    deadline_ = Clock::now() + (buffer_.size() ? options_.read_timeout : options_.idle_timeout);
+    started_ = buffer_.size() > 0;  // the next request's first bytes came with the last one
+    deadline_ = Clock::now() + (started_ ? options_.read_timeout : options_.idle_timeout);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
@@ -146,6 +165,12 @@ class Session final : public std::enable_shared_from_this<Session>, public Respo
     if (ec) return reply_error(400, std::string("malformed HTTP request: ") + ec.message());
 
     auto& req = parser_->get();
+    if (std::size_t fields = std::distance(req.begin(), req.end());
+        fields > options_.max_header_count) {
+      return reply_error(431, "the request has " + std::to_string(fields) +
+                                  " header fields; the limit is " +
+                                  std::to_string(options_.max_header_count));
+    }
     HttpRequest request;
     request.method = to_std(req.method_string());
     request.target = to_std(req.target());
@@ -264,7 +289,9 @@ class Session final : public std::enable_shared_from_this<Session>, public Respo
   Worker& worker_;
   const ServerOptions& options_;
   const RequestHandler& handler_;
+  ConnectionStats& stats_;
   bool reading_ = false;
+  bool started_ = false;  // some of the request being read has arrived
   Clock::time_point deadline_ = Clock::time_point::max();
 };
 
@@ -290,10 +317,33 @@ void HttpServer::Impl::accept(Worker& w) {
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(std::move(socket), w, options, handler)->start();
+      if (stats.open.load(std::memory_order_relaxed) >=
+          static_cast<std::int64_t>(options.max_connections)) {
+        refuse(std::move(socket));
+      } else {
+        std::make_shared<Session>(std::move(socket), w, options, handler, stats)->start();
+      }
     }
     accept(w);
   });
+}
+
+// Over --max-connections: a short 503 written without waiting (the socket's send buffer takes
+// it), then closed. Nothing of the request is read, so no loop time is spent on it.
+void HttpServer::Impl::refuse(tcp::socket socket) {
+  stats.rejected.fetch_add(1, std::memory_order_relaxed);
+  static const std::string kBody = json::error_body(
+      "the server has too many open connections; retry later or on another replica");
+  const std::string response =
+      "HTTP/1.1 503 Service Unavailable\r\nServer: forklift\r\n"
+      "Content-Type: application/json\r\nRetry-After: 1\r\n"
+      "Connection: close\r\nContent-Length: " +
+      std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(asio::buffer(response), ec);
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  socket.close(ec);
 }
 
 HttpServer::HttpServer(ServerOptions options, const RequestHandler& handler)

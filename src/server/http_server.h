@@ -20,6 +20,11 @@ struct ServerOptions {
   unsigned threads = 0;       // 0: one per core
   std::size_t max_body_bytes = 4 * 1024 * 1024;
   std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_header_count = 100;  // header fields in one request; more get 431
+  // Connections open at once (all loops together); a connection beyond it is answered 503 with
+  // Retry-After and closed at once, without reading its request.
+  std::size_t max_connections = 10000;
+  ConnectionStats* stats = nullptr;       // counted here when set (must outlive the server)
   std::chrono::seconds idle_timeout{60};  // keep-alive connection with no request
   std::chrono::seconds read_timeout{30};  // time to receive one whole request
   int nice = 0;  // > 0 lowers the loops' CPU priority (the admin listener, whose calls load models)

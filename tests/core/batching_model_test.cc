@@ -233,3 +233,34 @@ TEST(BatchingModel, TheLastReferenceMayBeDroppedOnABatchingThread) {
 
 }  // namespace
 }  // namespace forklift
+
+namespace forklift {
+namespace {
+
+TEST(BatchingModel, ShedsRequestsBeyondTheQueueLimitAtOnce) {
+  const Schema schema = one_float();
+  auto inner = std::make_shared<RecordingModel>();
+  BatchingModel model(inner, BatchingOptions{1, std::chrono::microseconds(0), 1, 2});
+  auto metrics = std::make_shared<VersionMetrics>();
+  model.set_metrics(metrics);
+  inner->hold();
+  const Batch running = rows(schema, {1});
+  auto a = submit(model, running);
+  inner->wait_for_calls(1);  // the call runs; the queue is empty again
+  const Batch b1 = rows(schema, {2}), b2 = rows(schema, {3}), b3 = rows(schema, {4});
+  auto f1 = submit(model, b1);
+  auto f2 = submit(model, b2);
+  auto f3 = submit(model, b3);  // the third waiting request: refused without waiting
+  ASSERT_EQ(f3.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  const Answer shed = f3.get();
+  EXPECT_EQ(shed.status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(shed.status.message().find("queue is full (2 requests waiting)"), std::string::npos);
+  EXPECT_EQ(metrics->shed.load(), 1u);
+  inner->release();
+  EXPECT_EQ(doubles(f1.get().outputs), (std::vector<double>{4}));
+  EXPECT_EQ(doubles(f2.get().outputs), (std::vector<double>{6}));
+  EXPECT_TRUE(a.get().status.ok());
+}
+
+}  // namespace
+}  // namespace forklift

@@ -119,6 +119,7 @@ TEST(Manifest, DynamicBatchingIsOffUnlessAsked) {
   EXPECT_EQ(on->batching.max_batch_size, 64u);
   EXPECT_EQ(on->batching.max_queue_delay_us, 200);
   EXPECT_EQ(on->batching.threads, 1u);
+  EXPECT_EQ(on->batching.max_queue_size, 1024u);
 }
 
 TEST(Manifest, MissingFileIsNotFound) {

@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # toolchain
   g++ cmake ninja-build pkg-config clang-format
+  # the fuzz targets: clang with libFuzzer and the sanitizers' runtime (scripts/fuzz.sh)
+  clang libclang-rt-14-dev
   # libraries (see docs/explanation/dependencies.md for why each one)
   libboost-dev libsimdjson-dev libyaml-cpp-dev libcli11-dev libxgboost-dev libpq-dev
   libkainjow-mustache-dev

@@ -2,8 +2,45 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 
 namespace forklift::json {
+
+namespace {
+
+// The length of the well-formed UTF-8 sequence starting at s[i] (1 to 4), or 0 when the bytes
+// there are not one (a stray continuation byte, a truncated or overlong sequence, a surrogate).
+std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+  const auto lead = static_cast<unsigned char>(s[i]);
+  std::size_t n = 0;
+  std::uint32_t cp = 0;
+  if (lead < 0x80) return 1;
+  if ((lead >> 5) == 0x6) {
+    n = 2;
+    cp = lead & 0x1fu;
+  } else if ((lead >> 4) == 0xe) {
+    n = 3;
+    cp = lead & 0x0fu;
+  } else if ((lead >> 3) == 0x1e) {
+    n = 4;
+    cp = lead & 0x07u;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k) {
+    const auto c = static_cast<unsigned char>(s[i + k]);
+    if ((c >> 6) != 0x2) return 0;
+    cp = (cp << 6) | (c & 0x3fu);
+  }
+  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+      cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+    return 0;
+  }
+  return n;
+}
+
+}  // namespace
 
 void append_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -12,6 +49,18 @@ void append_string(std::string& out, std::string_view s) {
   std::size_t plain = 0;
   for (std::size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      // Text from a client (a path, a feature name) may not be UTF-8; JSON must be: a byte that
+      // does not start a well-formed sequence becomes U+FFFD.
+      if (const std::size_t n = utf8_sequence(s, i); n > 0) {
+        i += n - 1;
+        continue;
+      }
+      out.append(s, plain, i - plain);
+      out += "\\ufffd";
+      plain = i + 1;
+      continue;
+    }
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s, plain, i - plain);
     plain = i + 1;

@@ -119,6 +119,9 @@ TEST(TreeForest, RefusesWhatItCannotEvaluateByName) {
           "broken child index");
   refused(kSmall, R"("left_children": [1, -1, -1])", R"("left_children": [1, -1])",
           "different lengths");
+  // Found by fuzz_tree_models: a missing key threw from the parser instead of refusing.
+  refused(kSmall, R"("learner_model_param")", R"("learner_model_parameters")",
+          "no learner_model_param");
   EXPECT_FALSE(tree::parse_xgboost_json("{\"learner\": [", "m.json").ok());
   EXPECT_FALSE(tree::parse_xgboost_json("{}", "m.json").ok());
 }

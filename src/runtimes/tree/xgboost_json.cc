@@ -63,6 +63,13 @@ Result<double> number(simdjson::dom::element e) {
   return InvalidArgument("not a number");
 }
 
+// The same for a key's lookup: a missing key is an error here, not an exception.
+Result<double> number(simdjson::simdjson_result<simdjson::dom::element> found) {
+  simdjson::dom::element e;
+  if (found.get(e)) return InvalidArgument("missing");
+  return number(e);
+}
+
 template <class T>
 Result<std::vector<T>> numbers(simdjson::dom::element tree, const char* key) {
   simdjson::dom::array a;
@@ -158,7 +165,8 @@ Result<Forest> parse_xgboost_json(std::string_view json, const std::string& orig
   if (learner["objective"]["name"].get_string().get(objective)) {
     return bad(origin, "no objective name");
   }
-  simdjson::dom::element params = learner["learner_model_param"];
+  simdjson::dom::element params;
+  if (learner["learner_model_param"].get(params)) return bad(origin, "no learner_model_param");
   auto base_score = number(params["base_score"]);
   auto num_feature = number(params["num_feature"]);
   if (!base_score.ok() || !num_feature.ok()) {

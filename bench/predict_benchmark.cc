@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 
 #include "core/features_json.h"
@@ -80,16 +81,25 @@ void BM_EtaParseFeatures(benchmark::State& state) {
 }
 BENCHMARK(BM_EtaParseFeatures);
 
-// Parsing a whole /infer body of many rows ({"model_id": "eta", "instances": [...]}) into a
-// Batch, as the server does: the body is the file in $FORKLIFT_BENCH_BODY (bench/run.sh passes
-// the 1,000-row body it also sends over HTTP).
-void BM_EtaParseInstances(benchmark::State& state) {
+// The body in $FORKLIFT_BENCH_BODY (bench/run.sh passes the 1,000-row body it also sends over
+// HTTP), or nothing after marking the benchmark skipped.
+std::optional<std::string> bench_body(benchmark::State& state) {
   const char* path = std::getenv("FORKLIFT_BENCH_BODY");
-  if (path == nullptr) return state.SkipWithError("FORKLIFT_BENCH_BODY is not set");
-  auto model = load_eta();
+  if (path == nullptr) {
+    state.SkipWithError("FORKLIFT_BENCH_BODY is not set");
+    return std::nullopt;
+  }
   std::ifstream in(path);
-  const std::string body((std::istreambuf_iterator<char>(in)), {});
-  simdjson::padded_string padded(body);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// Parsing a whole /infer body of many rows ({"model_id": "eta", "instances": [...]}) into a
+// Batch, as the server does.
+void BM_EtaParseInstances(benchmark::State& state) {
+  const auto body = bench_body(state);
+  if (!body) return;
+  auto model = load_eta();
+  simdjson::padded_string padded(*body);
   simdjson::ondemand::parser parser;
   std::size_t rows = 0;
   for (auto _ : state) {
@@ -106,12 +116,10 @@ BENCHMARK(BM_EtaParseInstances);
 // Predicting the rows of that same body (parsed once, outside the timing), so that the HTTP
 // benchmark's 1,000-row request can be set against parse + predict of exactly its rows.
 void BM_EtaPredictBody(benchmark::State& state) {
-  const char* path = std::getenv("FORKLIFT_BENCH_BODY");
-  if (path == nullptr) return state.SkipWithError("FORKLIFT_BENCH_BODY is not set");
+  const auto body = bench_body(state);
+  if (!body) return;
   auto eta = load_eta();
-  std::ifstream in(path);
-  const std::string body((std::istreambuf_iterator<char>(in)), {});
-  simdjson::padded_string padded(body);
+  simdjson::padded_string padded(*body);
   simdjson::ondemand::parser parser;
   forklift::Batch batch(eta->manifest.schema);
   auto doc = parser.iterate(padded);

@@ -138,25 +138,23 @@ void MetricsRegistry::render(std::string& out) const {
       out.push_back('\n');
     }
   }
-  out +=
-      "# HELP forklift_predict_timeouts_total Predictions that ran past the model's timeout_ms.\n";
-  out += "# TYPE forklift_predict_timeouts_total counter\n";
-  for (const auto& [key, m] : versions_) {
-    out += "forklift_predict_timeouts_total{model_id=\"" + prometheus_label(key.first) +
-           "\",version=\"" + std::to_string(key.second) + "\"} ";
-    append_number(out, m->timeouts.load(std::memory_order_relaxed));
-    out.push_back('\n');
-  }
-  out +=
-      "# HELP forklift_requests_shed_total Requests refused at once (503) because the version's "
-      "queue was full.\n";
-  out += "# TYPE forklift_requests_shed_total counter\n";
-  for (const auto& [key, m] : versions_) {
-    out += "forklift_requests_shed_total{model_id=\"" + prometheus_label(key.first) +
-           "\",version=\"" + std::to_string(key.second) + "\"} ";
-    append_number(out, m->shed.load(std::memory_order_relaxed));
-    out.push_back('\n');
-  }
+  // Counters with one series per version.
+  const auto per_version = [&](const char* name, const char* help,
+                               std::atomic<std::uint64_t> VersionMetrics::*counter) {
+    out += std::string("# HELP ") + name + " " + help + "\n";
+    out += std::string("# TYPE ") + name + " counter\n";
+    for (const auto& [key, m] : versions_) {
+      out += std::string(name) + "{model_id=\"" + prometheus_label(key.first) + "\",version=\"" +
+             std::to_string(key.second) + "\"} ";
+      append_number(out, ((*m).*counter).load(std::memory_order_relaxed));
+      out.push_back('\n');
+    }
+  };
+  per_version("forklift_predict_timeouts_total",
+              "Predictions that ran past the model's timeout_ms.", &VersionMetrics::timeouts);
+  per_version("forklift_requests_shed_total",
+              "Requests refused at once (503) because the version's queue was full.",
+              &VersionMetrics::shed);
   const std::pair<const char*, Histogram BatchMetrics::*> batch_series[] = {
       {"forklift_batch_rows", &BatchMetrics::rows},
       {"forklift_batch_requests", &BatchMetrics::requests},

@@ -86,6 +86,17 @@ double Forest::predict(const float* row) const {
   return has_special_nodes ? predict_with<true>(row) : predict_with<false>(row);
 }
 
+void Forest::make_categorical(Node& node, std::span<const std::uint32_t> words,
+                              bool in_set_goes_left) {
+  const auto index = static_cast<std::uint32_t>(category_splits.size());
+  category_splits.push_back(CategorySplit{static_cast<std::uint32_t>(category_words.size()),
+                                          static_cast<std::uint32_t>(words.size()),
+                                          in_set_goes_left});
+  category_words.insert(category_words.end(), words.begin(), words.end());
+  node.kind = NodeKind::kCategorical;
+  std::memcpy(&node.value, &index, sizeof index);  // a categorical node's value is its split
+}
+
 Status append_tree(Forest& forest, const RawTree& tree, const std::string& where) {
   const std::size_t n = tree.nodes.size();
   const auto broken = [&] { return FailedPrecondition(where + " has a broken child index"); };

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,9 @@ struct Forest {
 
   // The prediction for one row of `num_features` floats (NaN: missing).
   double predict(const float* row) const;
+
+  // Makes `node` a categorical split over the category bitset `words` (stored here).
+  void make_categorical(Node& node, std::span<const std::uint32_t> words, bool in_set_goes_left);
 
  private:
   template <bool kSpecial>

@@ -7,7 +7,6 @@
 // left, and NaN, negative and unknown categories right.
 #include <charconv>
 #include <cmath>
-#include <cstring>
 #include <map>
 
 #include "runtimes/tree/forest.h"
@@ -166,15 +165,12 @@ Status add_tree(Forest& forest, const Section& s, const std::string& where) {
       if (begin < 0 || end < begin || static_cast<std::size_t>(end) > cat_threshold->size()) {
         return FailedPrecondition(where + ": cat_boundaries out of range");
       }
-      const auto index = static_cast<std::uint32_t>(forest.category_splits.size());
-      forest.category_splits.push_back(
-          CategorySplit{static_cast<std::uint32_t>(forest.category_words.size()),
-                        static_cast<std::uint32_t>(end - begin), /*in_set_goes_left=*/true});
-      forest.category_words.insert(forest.category_words.end(), cat_threshold->begin() + begin,
-                                   cat_threshold->begin() + end);
-      node.kind = NodeKind::kCategorical;
+      forest.make_categorical(
+          node,
+          std::span<const std::uint32_t>(*cat_threshold)
+              .subspan(static_cast<std::size_t>(begin), static_cast<std::size_t>(end - begin)),
+          /*in_set_goes_left=*/true);
       node.default_left = 0;  // NaN goes right
-      std::memcpy(&node.value, &index, sizeof index);
     } else {
       const double t = (*threshold)[i];
       node.value = strict_bound_for_at_most(t);

@@ -2,7 +2,6 @@
 #include <simdjson.h>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <map>
 
@@ -138,13 +137,7 @@ Status add_category_sets(Forest& forest, simdjson::dom::element tree, RawTree& r
         words[cat / 32] |= 1u << (cat % 32);
       }
     }
-    const auto index = static_cast<std::uint32_t>(forest.category_splits.size());
-    forest.category_splits.push_back(
-        CategorySplit{static_cast<std::uint32_t>(forest.category_words.size()),
-                      static_cast<std::uint32_t>(words.size()), /*in_set_goes_left=*/false});
-    forest.category_words.insert(forest.category_words.end(), words.begin(), words.end());
-    raw.nodes[node].kind = NodeKind::kCategorical;
-    std::memcpy(&raw.nodes[node].value, &index, sizeof index);
+    forest.make_categorical(raw.nodes[node], words, /*in_set_goes_left=*/false);
   }
   return Status::Ok();
 }

@@ -1,8 +1,10 @@
 #include "common/file_util.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -10,37 +12,39 @@
 namespace forklift {
 namespace {
 
-// Closes a file descriptor when it goes out of scope.
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 Status errno_status(const std::string& what) {
   return Internal(what + ": " + std::strerror(errno));
 }
 
 }  // namespace
 
+void UniqueFd::reset(int fd) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+Status write_all(int fd, std::string_view content, std::string_view what) {
+  while (!content.empty()) {
+    const ssize_t n = ::write(fd, content.data(), content.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_status("cannot write " + std::string(what));
+    }
+    content.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return Status::Ok();
+}
+
 Status write_file_atomically(const std::filesystem::path& path, std::string_view content) {
   const std::filesystem::path tmp = path.string() + ".tmp";
   {
-    Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)};
-    if (f.fd < 0) return errno_status("cannot create " + tmp.string());
-    std::size_t written = 0;
-    while (written < content.size()) {
-      const ssize_t n = ::write(f.fd, content.data() + written, content.size() - written);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        Status s = errno_status("cannot write " + tmp.string());
-        ::unlink(tmp.c_str());
-        return s;
-      }
-      written += static_cast<std::size_t>(n);
+    UniqueFd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)};
+    if (!f.valid()) return errno_status("cannot create " + tmp.string());
+    if (Status s = write_all(f.get(), content, tmp.string()); !s.ok()) {
+      ::unlink(tmp.c_str());
+      return s;
     }
-    if (::fsync(f.fd) != 0) {
+    if (::fsync(f.get()) != 0) {
       Status s = errno_status("cannot fsync " + tmp.string());
       ::unlink(tmp.c_str());
       return s;
@@ -52,9 +56,42 @@ Status write_file_atomically(const std::filesystem::path& path, std::string_view
     return s;
   }
   const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
-  Fd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (d.fd >= 0) ::fsync(d.fd);
+  UniqueFd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (d.valid()) ::fsync(d.get());
   return Status::Ok();
+}
+
+Result<std::uint64_t> cut_torn_last_line(const std::filesystem::path& path) {
+  UniqueFd f{::open(path.c_str(), O_RDWR | O_CLOEXEC)};
+  if (!f.valid()) return errno_status("cannot open " + path.string());
+  struct stat st {};
+  if (::fstat(f.get(), &st) != 0) return errno_status("cannot stat " + path.string());
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  // Read backwards a block at a time until the last newline.
+  std::array<char, 64 * 1024> block{};
+  std::uint64_t end = size;
+  while (end > 0) {
+    const std::uint64_t start = end > block.size() ? end - block.size() : 0;
+    const auto want = static_cast<std::size_t>(end - start);
+    const ssize_t n = ::pread(f.get(), block.data(), want, static_cast<off_t>(start));
+    if (n != static_cast<ssize_t>(want)) return errno_status("cannot read " + path.string());
+    for (std::size_t i = want; i > 0; --i) {
+      if (block[i - 1] == '\n') {
+        const std::uint64_t keep = start + i;
+        if (keep == size) return std::uint64_t{0};
+        if (::ftruncate(f.get(), static_cast<off_t>(keep)) != 0) {
+          return errno_status("cannot truncate " + path.string());
+        }
+        return size - keep;
+      }
+    }
+    end = start;
+  }
+  // No newline at all: the whole file is one torn line.
+  if (size > 0 && ::ftruncate(f.get(), 0) != 0) {
+    return errno_status("cannot truncate " + path.string());
+  }
+  return size;
 }
 
 }  // namespace forklift

@@ -1,14 +1,47 @@
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string_view>
+#include <utility>
 
 #include "forklift/status.h"
 
 namespace forklift {
 
+// Owns a file descriptor and closes it when it goes out of scope.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) reset(std::exchange(other.fd_, -1));
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+// Writes all of `content` (retrying short writes and EINTR); on failure the error names `what`.
+// Part of `content` may have been written when it fails (a full disk stores what fits).
+Status write_all(int fd, std::string_view content, std::string_view what);
+
 // Replaces `path` with `content` so that a reader (or a crash) sees either the old file or the
 // new one whole: write a temporary file beside it, fsync it, rename it over, fsync the directory.
+// On any failure (a full disk included) the old file is untouched and the temporary removed.
 Status write_file_atomically(const std::filesystem::path& path, std::string_view content);
+
+// A JSON-lines file whose writer died mid-write (kill -9, a full disk) may end in part of a line:
+// cuts the file back to its last '\n'. Returns the bytes removed (0 when the file was whole).
+Result<std::uint64_t> cut_torn_last_line(const std::filesystem::path& path);
 
 }  // namespace forklift

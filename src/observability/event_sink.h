@@ -6,11 +6,11 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "common/file_util.h"
 #include "forklift/status.h"
 
 namespace forklift {
@@ -34,7 +34,9 @@ class EventSink {
 };
 
 // JSON-lines files named events-<UTC time>-<n>.jsonl, a new one after `max_file_bytes`, the
-// newest `max_files` kept.
+// newest `max_files` kept. Files only ever hold whole lines: a write that fails part-way (a full
+// disk) is cut back to the last whole line and its lines counted as dropped; at start, a file
+// left with a torn last line by a killed process is cut back the same way.
 class FileEventSink : public EventSink {
   class Key {
     friend class FileEventSink;
@@ -55,12 +57,15 @@ class FileEventSink : public EventSink {
 
  private:
   void rotate_if_needed(std::size_t next_bytes);
+  void cut_torn_files();
 
   std::filesystem::path directory_;
   std::size_t max_file_bytes_;
   std::size_t max_files_;
-  std::ofstream file_;
+  UniqueFd file_;
+  std::filesystem::path file_path_;
   std::size_t file_bytes_ = 0;
+  bool failing_ = false;  // the last write failed: logged once, and again when writes resume
   std::uint64_t file_sequence_ = 0;
 };
 

@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "common/file_util.h"
 #include "test_util.h"
 
 namespace forklift {
@@ -37,6 +38,68 @@ TEST(FileEventSink, ChunksLargerThanAFileAreSplitAtLineEnds) {
   EXPECT_EQ(lines, 96u);
   EXPECT_EQ(bytes, 9500u + 1501u);
   EXPECT_EQ(files, 11u);
+}
+
+std::string read_all(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void write_text(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+TEST(CutTornLastLine, CutsBackToTheLastNewline) {
+  TempDir tmp;
+  const auto path = tmp.path() / "a.jsonl";
+  write_text(path, "{\"a\":1}\n{\"b\":2}\n{\"c\":");
+  auto cut = cut_torn_last_line(path);
+  ASSERT_TRUE(cut.ok()) << cut.status().message();
+  EXPECT_EQ(*cut, 5u);
+  EXPECT_EQ(read_all(path), "{\"a\":1}\n{\"b\":2}\n");
+}
+
+TEST(CutTornLastLine, LeavesWholeAndEmptyFilesAlone) {
+  TempDir tmp;
+  const auto whole = tmp.path() / "whole.jsonl";
+  write_text(whole, "x\ny\n");
+  EXPECT_EQ(*cut_torn_last_line(whole), 0u);
+  EXPECT_EQ(read_all(whole), "x\ny\n");
+  const auto empty = tmp.path() / "empty.jsonl";
+  write_text(empty, "");
+  EXPECT_EQ(*cut_torn_last_line(empty), 0u);
+  EXPECT_FALSE(cut_torn_last_line(tmp.path() / "missing.jsonl").ok());
+}
+
+TEST(CutTornLastLine, FindsANewlineFarBackAndEmptiesAFileWithNone) {
+  TempDir tmp;
+  const auto far = tmp.path() / "far.jsonl";
+  const std::string torn(200'000, 'q');  // longer than the block read backwards at a time
+  write_text(far, "first\n" + torn);
+  EXPECT_EQ(*cut_torn_last_line(far), torn.size());
+  EXPECT_EQ(read_all(far), "first\n");
+  const auto none = tmp.path() / "none.jsonl";
+  write_text(none, torn);
+  EXPECT_EQ(*cut_torn_last_line(none), torn.size());
+  EXPECT_EQ(read_all(none), "");
+}
+
+TEST(FileEventSink, OpeningCutsATornLineLeftByAKilledWriterAndAppendsToANewFile) {
+  TempDir tmp;
+  const auto dir = tmp.path() / "events";
+  std::filesystem::create_directories(dir);
+  write_text(dir / "events-20261127T000000Z-1.jsonl", "{\"row\":1}\n{\"row\":2}\n{\"ro");
+  write_text(dir / "notes.txt", "no newline");  // not an events file: untouched
+  auto sink = FileEventSink::open(dir, 1 << 20, 10);
+  ASSERT_TRUE(sink.ok()) << sink.status().message();
+  EXPECT_EQ(read_all(dir / "events-20261127T000000Z-1.jsonl"), "{\"row\":1}\n{\"row\":2}\n");
+  EXPECT_EQ(read_all(dir / "notes.txt"), "no newline");
+  (*sink)->write("{\"row\":3}\n", 1);
+  EXPECT_EQ((*sink)->written(), 1u);
+  std::size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    files += e.path().extension() == ".jsonl";
+  EXPECT_EQ(files, 2u);
 }
 
 }  // namespace

@@ -19,8 +19,10 @@ packages=(
   python3-pytest python3-flask gunicorn wrk curl nginx python3-matplotlib
   # the optional runtimes' example models are trained at build time
   python3-torch python3-sklearn
-  # the replica tests start their own PostgreSQL server
-  postgresql
+  # the replica tests start their own PostgreSQL server; the load-balancer test its own HAProxy
+  postgresql haproxy
+  # optional TLS on the listeners
+  libssl-dev
   # the web UI's browser tests (driven by playwright-core from npm, below)
   chromium
 )

@@ -19,12 +19,13 @@ EXAMPLE_MODELS = Path(os.environ.get("FORKLIFT_MODELS", BUILD / "models"))
 class Server:
     """One `forklift serve` process on a free port of 127.0.0.1, with its log lines collected."""
 
-    def __init__(self, repository, *extra_args, wait_ready=True, state_file="none", env=None):
+    def __init__(self, repository, *extra_args, wait_ready=True, state_file="none", env=None,
+                 port=0):
         self.repository = Path(repository)
         self.logs = []
         self.proc = subprocess.Popen(
             [FORKLIFT, "serve", "--model-repository", str(repository), "--host", "127.0.0.1",
-             "--port", "0", "--admin-port", "0", "--state-file", str(state_file), *extra_args],
+             "--port", str(port), "--admin-port", "0", "--state-file", str(state_file), *extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, **(env or {})})
         self.port = None

@@ -21,8 +21,8 @@ packages=(
   python3-torch python3-sklearn
   # the replica tests start their own PostgreSQL server; the load-balancer test its own HAProxy
   postgresql haproxy
-  # optional TLS on the listeners
-  libssl-dev
+  # optional TLS on the listeners (the openssl command makes the tests' certificates)
+  libssl-dev openssl
   # the web UI's browser tests (driven by playwright-core from npm, below)
   chromium
 )

@@ -63,6 +63,7 @@ struct HttpResponse {
 struct ConnectionStats {
   std::atomic<std::int64_t> open{0};
   std::atomic<std::uint64_t> rejected{0};  // refused because --max-connections were open
+  std::atomic<std::uint64_t> tls_handshake_failures{0};  // TLS listeners: handshakes that failed
 };
 
 // HTTP status for a Status code: 400, 404, 409, 503, 500.

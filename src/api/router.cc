@@ -147,7 +147,14 @@ void Router::metrics(HttpResponse& res) const {
         "--max-connections were open.\n"
         "# TYPE forklift_http_connections_rejected_total counter\n"
         "forklift_http_connections_rejected_total " +
-        std::to_string(ctx_.connections->rejected.load(std::memory_order_relaxed)) + "\n";
+        std::to_string(ctx_.connections->rejected.load(std::memory_order_relaxed)) +
+        "\n"
+        "# HELP forklift_tls_handshake_failures_total TLS handshakes on the data plane that "
+        "failed (not TLS, no common version or cipher, too slow).\n"
+        "# TYPE forklift_tls_handshake_failures_total counter\n"
+        "forklift_tls_handshake_failures_total " +
+        std::to_string(ctx_.connections->tls_handshake_failures.load(std::memory_order_relaxed)) +
+        "\n";
   }
   const StateStore& store = ctx_.registry->state_store();
   res.body +=

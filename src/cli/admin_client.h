@@ -8,9 +8,10 @@
 namespace forklift {
 
 struct AdminEndpoint {
-  std::string url = "http://127.0.0.1:8081";  // http://host:port
+  std::string url = "http://127.0.0.1:8081";  // http://host:port or https://host:port
   std::string token;                          // bearer token; empty sends none
   std::string actor;                          // recorded in the audit log
+  std::string ca_file;  // https: PEM certificates trusted besides the system's
 };
 
 struct AdminAnswer {

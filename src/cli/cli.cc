@@ -75,6 +75,20 @@ int run_cli(int argc, char** argv) {
   serve_cmd->add_option("--admin-host", serve.admin.host, "Address for the admin API")
       ->capture_default_str();
   serve_cmd
+      ->add_option("--tls-cert", serve.server.tls_cert_file,
+                   "PEM certificate chain: the data plane speaks only HTTPS (with --tls-key)")
+      ->check(CLI::ExistingFile);
+  serve_cmd->add_option("--tls-key", serve.server.tls_key_file, "PEM private key for --tls-cert")
+      ->check(CLI::ExistingFile);
+  serve_cmd
+      ->add_option("--admin-tls-cert", serve.admin.tls_cert_file,
+                   "PEM certificate chain: the admin API speaks only HTTPS (with --admin-tls-key)")
+      ->check(CLI::ExistingFile);
+  serve_cmd
+      ->add_option("--admin-tls-key", serve.admin.tls_key_file,
+                   "PEM private key for --admin-tls-cert")
+      ->check(CLI::ExistingFile);
+  serve_cmd
       ->add_option("--admin-token-file", serve.admin_token_file,
                    "File holding the admin bearer token (else $FORKLIFT_ADMIN_TOKEN)")
       ->check(CLI::ExistingFile);
@@ -163,6 +177,7 @@ int run_cli(int argc, char** argv) {
   if (const char* url = std::getenv("FORKLIFT_ADMIN_URL")) endpoint.url = url;
   if (const char* token = std::getenv("FORKLIFT_ADMIN_TOKEN")) endpoint.token = token;
   if (const char* user = std::getenv("USER")) endpoint.actor = user;
+  if (const char* ca = std::getenv("FORKLIFT_CA_FILE")) endpoint.ca_file = ca;
   std::string token_file;
   std::string target_model;
   long target_version = 0;
@@ -170,13 +185,18 @@ int run_cli(int argc, char** argv) {
   bool force = false;
   const auto admin_command = [&](const char* name, const char* help) {
     auto* cmd = app.add_subcommand(name, help);
-    cmd->add_option("--server", endpoint.url, "Admin API URL (else $FORKLIFT_ADMIN_URL)")
+    cmd->add_option("--server", endpoint.url,
+                    "Admin API URL, http:// or https:// (else $FORKLIFT_ADMIN_URL)")
         ->capture_default_str();
     cmd->add_option("--token-file", token_file,
                     "File holding the admin token "
                     "(else $FORKLIFT_ADMIN_TOKEN)")
         ->check(CLI::ExistingFile);
     cmd->add_option("--actor", endpoint.actor, "Name recorded in the audit log (default $USER)");
+    cmd->add_option("--ca-file", endpoint.ca_file,
+                    "PEM certificates trusted for an https:// server, besides the system's "
+                    "(else $FORKLIFT_CA_FILE)")
+        ->check(CLI::ExistingFile);
     return cmd;
   };
   auto* status_cmd = admin_command("status", "Show versions, self-tests and traffic");

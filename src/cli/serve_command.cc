@@ -248,9 +248,12 @@ int run_serve(const ServeOptions& options) {
     return 1;
   }
   log::info("admin_listening",
-            {{"host", options.admin.host}, {"port", static_cast<std::int64_t>(admin.port())}});
+            {{"host", options.admin.host},
+             {"port", static_cast<std::int64_t>(admin.port())},
+             {"scheme", options.admin.tls_cert_file.empty() ? "http" : "https"}});
   log::info("listening", {{"host", options.server.host},
                           {"port", static_cast<std::int64_t>(server.port())},
+                          {"scheme", options.server.tls_cert_file.empty() ? "http" : "https"},
                           {"model_repository", options.model_repository}});
   {
     RepositoryLoader loader(registry, options.poll_seconds);

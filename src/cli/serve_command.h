@@ -10,7 +10,12 @@ struct ServeOptions {
   std::string model_repository;
   ServerOptions server;
   // Admin calls may load and self-test models: their thread runs at a lower CPU priority.
-  ServerOptions admin{.host = "127.0.0.1", .port = 8081, .threads = 1, .nice = 10};
+  ServerOptions admin{.host = "127.0.0.1",
+                      .port = 8081,
+                      .threads = 1,
+                      .nice = 10,
+                      .tls_cert_file = {},
+                      .tls_key_file = {}};
   std::string admin_token_file;  // else $FORKLIFT_ADMIN_TOKEN; neither: mutating calls refused
   std::string state_file;        // default <repository>/.forklift-state.json; "none" disables
   // A libpq connection string or URI: deployments shared with every replica using the same

@@ -2,14 +2,17 @@
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
+#include <type_traits>
 #include <unordered_set>
 #include <vector>
 
@@ -22,6 +25,7 @@ namespace forklift {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -53,17 +57,26 @@ std::string request_id_for(std::string_view incoming) {
   return std::string(incoming);
 }
 
-class Session;
-
 std::string_view to_std(boost::beast::string_view s) {
   return {s.data(), s.size()};
 }
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kSweepInterval = std::chrono::milliseconds(500);
+
+// What the loop asks of every connection, plain or TLS.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void drain() = 0;
+  virtual void expire_if_late(Clock::time_point now) = 0;
+};
 
 // One event loop and what lives on it. Member order matters for destruction: if the loop was
 // stopped with connections still open, destroying `ioc` destroys their sessions, which erase
 // themselves from `sessions`, so the set must outlive the io_context.
 struct Worker {
-  std::unordered_set<Session*> sessions;  // touched only on this loop's thread
+  std::unordered_set<SessionBase*> sessions;  // touched only on this loop's thread
   asio::io_context ioc{1};
   std::unique_ptr<tcp::acceptor> acceptor;
   // Closes connections past their deadline. One coarse timer per loop instead of one per read
@@ -72,9 +85,6 @@ struct Worker {
   bool draining = false;
   std::thread thread;
 };
-
-using Clock = std::chrono::steady_clock;
-constexpr auto kSweepInterval = std::chrono::milliseconds(500);
 
 }  // namespace
 
@@ -85,6 +95,7 @@ struct HttpServer::Impl {
   std::uint16_t bound_port = 0;
   ConnectionStats own_stats;  // when the options give none
   ConnectionStats& stats = options.stats ? *options.stats : own_stats;
+  std::optional<ssl::context> tls;  // set when the listener speaks TLS
 
   Impl(ServerOptions o, const RequestHandler& r) : options(std::move(o)), handler(r) {}
   void accept(Worker& w);
@@ -93,11 +104,24 @@ struct HttpServer::Impl {
 
 namespace {
 
-class Session final : public std::enable_shared_from_this<Session>, public ResponseDeferral {
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// One connection: reads requests, hands them to the handler, writes the answers. `Stream` is a
+// plain TCP stream or a TLS stream over one; the TLS form first does the handshake (within the
+// read timeout) and ends with a TLS shutdown.
+template <class Stream>
+class Session final : public SessionBase,
+                      public std::enable_shared_from_this<Session<Stream>>,
+                      public ResponseDeferral {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
  public:
-  Session(tcp::socket socket, Worker& worker, const ServerOptions& options,
-          const RequestHandler& handler, ConnectionStats& stats)
-      : stream_(std::move(socket)),
+  template <class... StreamArgs>
+  Session(Worker& worker, const ServerOptions& options, const RequestHandler& handler,
+          ConnectionStats& stats, StreamArgs&&... stream_args)
+      : stream_(std::forward<StreamArgs>(stream_args)...),
         worker_(worker),
         options_(options),
         handler_(handler),
@@ -113,12 +137,28 @@ class Session final : public std::enable_shared_from_this<Session>, public Respo
   void start() {
     // Room for a typical request in one recv; Beast otherwise starts at 512 bytes and needs two.
     buffer_.reserve(16 * 1024);
-    read();
+    if constexpr (kTls) {
+      // The handshake is part of receiving the first request: the read timeout bounds it.
+      reading_ = true;
+      started_ = true;
+      deadline_ = Clock::now() + options_.read_timeout;
+      stream_.async_handshake(
+          ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+            self->reading_ = false;
+            if (ec) {
+              self->stats_.tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+              return self->abort();
+            }
+            self->read();
+          });
+    } else {
+      read();
+    }
   }
 
   // Called on the loop's thread when the server drains: an idle connection closes now; one in
   // the middle of a request is answered first (with Connection: close).
-  void drain() {
+  void drain() override {
     if (reading_ && buffer_.size() == 0 && !(parser_ && parser_->got_some())) abort();
   }
 
@@ -126,7 +166,7 @@ class Session final : public std::enable_shared_from_this<Session>, public Respo
   // read timeout counts from a request's first bytes (seen here, to within one sweep), so a
   // client trickling a byte at a time (slowloris) is cut off after --read-timeout, not after
   // the idle timeout.
-  void expire_if_late(Clock::time_point now) {
+  void expire_if_late(Clock::time_point now) override {
     if (reading_ && !started_ && (buffer_.size() > 0 || (parser_ && parser_->got_some()))) {
       started_ = true;
       deadline_ = now + options_.read_timeout;
@@ -159,7 +199,7 @@ class Session final : public std::enable_shared_from_this<Session>, public Respo
     }
     if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
         ec == asio::error::connection_reset || ec == asio::error::eof ||
-        ec == asio::error::bad_descriptor) {
+        ec == asio::error::bad_descriptor || ec == ssl::error::stream_truncated) {
       return close();
     }
     if (ec) return reply_error(400, std::string("malformed HTTP request: ") + ec.message());
@@ -255,7 +295,7 @@ class Session final : public std::enable_shared_from_this<Session>, public Respo
     keep_alive_ = keep_alive;
     deadline_ = Clock::now() + options_.read_timeout;
     asio::async_write(
-        stream_.socket(), asio::buffer(wire),
+        write_stream(), asio::buffer(wire),
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
   }
 
@@ -266,20 +306,41 @@ class Session final : public std::enable_shared_from_this<Session>, public Respo
     read();
   }
 
+  // Plain responses are written to the socket itself: tcp_stream's own write path adds nothing
+  // here (the sweeper keeps the deadlines).
+  auto& write_stream() {
+    if constexpr (kTls) {
+      return stream_;
+    } else {
+      return stream_.socket();
+    }
+  }
+
+  tcp::socket& socket() { return beast::get_lowest_layer(stream_).socket(); }
+
   void close() {
+    if constexpr (kTls) {
+      // close_notify, then the socket; a peer that never answers it is cut off by the sweeper.
+      if (!tls_closing_) {
+        tls_closing_ = true;
+        deadline_ = Clock::now() + std::chrono::seconds(1);
+        stream_.async_shutdown([self = shared_from_this()](beast::error_code) { self->abort(); });
+        return;
+      }
+    }
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+    socket().shutdown(tcp::socket::shutdown_send, ec);
+    socket().close(ec);
   }
 
   // Closes at once; the pending operation completes with operation_aborted and ends the session.
   void abort() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    socket().shutdown(tcp::socket::shutdown_both, ec);
+    socket().close(ec);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string wire_;  // the response being written
@@ -291,7 +352,8 @@ class Session final : public std::enable_shared_from_this<Session>, public Respo
   const RequestHandler& handler_;
   ConnectionStats& stats_;
   bool reading_ = false;
-  bool started_ = false;  // some of the request being read has arrived
+  bool started_ = false;      // some of the request being read has arrived
+  bool tls_closing_ = false;  // the TLS shutdown was started
   Clock::time_point deadline_ = Clock::time_point::max();
 };
 
@@ -301,8 +363,8 @@ void sweep(Worker& w) {
     if (ec) return;  // cancelled: the server is draining
     const auto now = Clock::now();
     // Copy: an expired session may be destroyed, which erases it from the set.
-    std::vector<Session*> sessions(w.sessions.begin(), w.sessions.end());
-    for (Session* s : sessions) s->expire_if_late(now);
+    std::vector<SessionBase*> sessions(w.sessions.begin(), w.sessions.end());
+    for (SessionBase* s : sessions) s->expire_if_late(now);
     sweep(w);
   });
 }
@@ -320,8 +382,12 @@ void HttpServer::Impl::accept(Worker& w) {
       if (stats.open.load(std::memory_order_relaxed) >=
           static_cast<std::int64_t>(options.max_connections)) {
         refuse(std::move(socket));
+      } else if (tls) {
+        std::make_shared<Session<TlsStream>>(w, options, handler, stats, std::move(socket), *tls)
+            ->start();
       } else {
-        std::make_shared<Session>(std::move(socket), w, options, handler, stats)->start();
+        std::make_shared<Session<PlainStream>>(w, options, handler, stats, std::move(socket))
+            ->start();
       }
     }
     accept(w);
@@ -353,6 +419,39 @@ HttpServer::~HttpServer() {
   drain(std::chrono::milliseconds(0));
 }
 
+// TLS 1.2 or newer with OpenSSL's default ciphers, from a PEM certificate chain and key.
+Status HttpServer::load_tls() {
+  Impl& im = *impl_;
+  const std::string& cert = im.options.tls_cert_file;
+  const std::string& key = im.options.tls_key_file;
+  if (cert.empty() && key.empty()) return Status::Ok();
+  if (cert.empty() || key.empty()) {
+    return InvalidArgument("TLS needs both a certificate and a private key file");
+  }
+  im.tls.emplace(ssl::context::tls_server);
+  beast::error_code ec;
+  im.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                          ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                          ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
+                      ec);
+  if (!ec) im.tls->use_certificate_chain_file(cert, ec);
+  if (ec) {
+    im.tls.reset();
+    return InvalidArgument("cannot use the TLS certificate '" + cert + "': " + ec.message());
+  }
+  im.tls->use_private_key_file(key, ssl::context::pem, ec);
+  if (ec) {
+    im.tls.reset();
+    return InvalidArgument("cannot use the TLS private key '" + key + "': " + ec.message());
+  }
+  if (SSL_CTX_check_private_key(im.tls->native_handle()) != 1) {
+    im.tls.reset();
+    return InvalidArgument("the TLS private key '" + key + "' does not match the certificate '" +
+                           cert + "'");
+  }
+  return Status::Ok();
+}
+
 std::uint16_t HttpServer::port() const {
   return impl_->bound_port;
 }
@@ -361,6 +460,7 @@ Status HttpServer::start() {
   Impl& im = *impl_;
   unsigned n = im.options.threads ? im.options.threads : std::thread::hardware_concurrency();
   if (n == 0) n = 1;
+  if (Status s = load_tls(); !s.ok()) return s;
   beast::error_code ec;
   const auto address = asio::ip::make_address(im.options.host, ec);
   if (ec) return InvalidArgument("'" + im.options.host + "' is not an IP address");
@@ -426,8 +526,8 @@ void HttpServer::drain(std::chrono::milliseconds grace) {
       raw->acceptor->close(ec);
       raw->sweeper->cancel();
       // Copy: closing a session may destroy it, which erases it from the set.
-      std::vector<Session*> sessions(raw->sessions.begin(), raw->sessions.end());
-      for (Session* s : sessions) s->drain();
+      std::vector<SessionBase*> sessions(raw->sessions.begin(), raw->sessions.end());
+      for (SessionBase* s : sessions) s->drain();
     });
   }
   const auto deadline = std::chrono::steady_clock::now() + grace;

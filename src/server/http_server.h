@@ -28,6 +28,9 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{60};  // keep-alive connection with no request
   std::chrono::seconds read_timeout{30};  // time to receive one whole request
   int nice = 0;  // > 0 lowers the loops' CPU priority (the admin listener, whose calls load models)
+  // PEM files; with both set the listener speaks only TLS (1.2 or newer).
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class HttpServer {
@@ -47,6 +50,8 @@ class HttpServer {
   void drain(std::chrono::milliseconds grace);
 
  private:
+  Status load_tls();
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Builds forklift and its tests with a sanitizer and runs them:
+#   asan  AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer), in build-asan/: the
+#         whole unit-test binary and the whole integration suite against a sanitized server.
+#   tsan  ThreadSanitizer, in build-tsan/ (without the torchscript and python runtimes): every
+#         unit test, and the integration files with the concurrency tests (hot swaps, promotes
+#         under load, shadowing, dynamic batching, the event log, limits, SIGTERM under load).
+# A report from any process (the test binary, every `forklift serve` the tests start, its worker
+# processes) fails the run: each sanitizer writes its reports to files under build-*/sanitizer-logs/,
+# and the run fails if any appear, even when the test that caused it passed.
+#
+#   scripts/sanitize.sh asan|tsan [--build-only | --no-build] [unit|integration]
+# (ctest runs the parts with --no-build, after scripts/test.sh has built with --build-only: two
+# builds in one directory at once would trip over each other.)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+kind=${1:-}
+shift || true
+build_only=0
+no_build=0
+parts=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-only) build_only=1 ;;
+    --no-build) no_build=1 ;;
+    unit | integration) parts+=("$1") ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ ${#parts[@]} -gt 0 ] || parts=(unit integration)
+
+case "$kind" in
+  asan) configure_args=() ;;
+  # The concurrency tests need neither libtorch nor CPython, whose builds are the slowest.
+  tsan) configure_args=(-DFORKLIFT_WITH_TORCH=OFF -DFORKLIFT_WITH_PYTHON=OFF) ;;
+  *) echo "usage: scripts/sanitize.sh asan|tsan [--build-only | --no-build] [unit|integration]" >&2
+     exit 2 ;;
+esac
+build="$root/build-$kind"
+cd "$root"
+if [ "$no_build" = 0 ]; then
+  if [ ! -f "$build/CMakeCache.txt" ]; then
+    mkdir -p "$build"
+    cmake --preset "$kind" -DFORKLIFT_BUILD_TESTS=ON "${configure_args[@]}" \
+      > "$build/configure.log" 2>&1 || { cat "$build/configure.log" >&2; exit 1; }
+  fi
+  cmake --build --preset "$kind" -j "$(nproc)" --target forklift unit_tests example_models
+fi
+[ "$build_only" = 1 ] && exit 0
+for f in "$build/forklift" "$build/tests/unit_tests"; do
+  [ -x "$f" ] || { echo "sanitize: $f is missing: run scripts/sanitize.sh $kind --build-only" >&2; exit 1; }
+done
+
+# One directory of reports per part, so that parts running at once keep theirs apart.
+logs="$build/sanitizer-logs/$(IFS=-; echo "${parts[*]}")"
+rm -rf "$logs"
+mkdir -p "$logs"
+export FORKLIFT_SANITIZER=$kind
+# halt_on_error=0 where the sanitizer allows it: every report of a run is collected, not just
+# the first; the report files decide the outcome.
+# LeakSanitizer is on for the unit tests but those of the python runtime: forklift's own code
+# frees everything (checked), while an embedded CPython with numpy and scikit-learn imported
+# never frees its heap, and scanning it at exit took four minutes per process (measured). The
+# integration servers load the python example model, so leak checking is off for them; memory
+# growth under load is checked by the soak (bench/soak.py) instead.
+asan_common="log_path=$logs/asan:strict_string_checks=1:detect_stack_use_after_return=1"
+export ASAN_OPTIONS="$asan_common:detect_leaks=0"
+export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1"
+export TSAN_OPTIONS="log_path=$logs/tsan:suppressions=$root/tests/tsan.supp:halt_on_error=0:second_deadlock_stack=1"
+
+# Every unit test under both; under TSan the integration files that exercise threads.
+integration_tests=()
+if [ "$kind" = tsan ]; then
+  integration_tests=(test_batching.py test_lifecycle.py test_control_plane.py test_events.py
+                     test_limits.py test_infer.py)
+fi
+
+status=0
+for part in "${parts[@]}"; do
+  case "$part" in
+    unit)
+      echo "sanitize: $kind: unit tests"
+      if [ "$kind" = asan ]; then
+        ASAN_OPTIONS="$asan_common:detect_leaks=1" \
+          "$build/tests/unit_tests" --gtest_filter='-PythonRuntime*' --gtest_brief=1 || status=1
+        "$build/tests/unit_tests" --gtest_filter='PythonRuntime*' --gtest_brief=1 || status=1
+      else
+        "$build/tests/unit_tests" --gtest_brief=1 || status=1
+      fi
+      ;;
+    integration)
+      echo "sanitize: $kind: integration tests (${integration_tests[*]:-all})"
+      selected=()
+      for t in "${integration_tests[@]}"; do selected+=("$root/tests/integration/$t"); done
+      [ ${#selected[@]} -gt 0 ] || selected=("$root/tests/integration")
+      (cd "$build" && FORKLIFT_BIN="$build/forklift" FORKLIFT_MODELS="$build/models" \
+        FORKLIFT_OPENAPI="$root/third_party/open-inference-protocol/open_inference_rest.yaml" \
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider "${selected[@]}") || status=1
+      ;;
+  esac
+done
+
+reports=$(find "$logs" -type f | sort)
+if [ -n "$reports" ]; then
+  echo "sanitize: $kind: $(echo "$reports" | wc -l) report file(s):" >&2
+  for r in $reports; do
+    echo "=== $r" >&2
+    head -60 "$r" >&2
+  done
+  status=1
+else
+  echo "sanitize: $kind: no sanitizer reports"
+fi
+exit $status

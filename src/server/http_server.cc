@@ -395,9 +395,15 @@ void HttpServer::Impl::accept(Worker& w) {
 }
 
 // Over --max-connections: a short 503 written without waiting (the socket's send buffer takes
-// it), then closed. Nothing of the request is read, so no loop time is spent on it.
+// it), then closed. Nothing of the request is read, so no loop time is spent on it. A TLS
+// listener just closes: an answer would need a handshake, which is the work being refused.
 void HttpServer::Impl::refuse(tcp::socket socket) {
   stats.rejected.fetch_add(1, std::memory_order_relaxed);
+  if (tls) {
+    beast::error_code ec;
+    socket.close(ec);
+    return;
+  }
   static const std::string kBody = json::error_body(
       "the server has too many open connections; retry later or on another replica");
   const std::string response =

@@ -30,7 +30,7 @@ done
 out=${out:-$build/bench/results.md}
 work="$build/bench"
 mkdir -p "$work"
-for tool in wrk gunicorn nginx; do
+for tool in wrk gunicorn nginx openssl; do
   command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing; run scripts/install-deps.sh" >&2; exit 2; }
 done
 /usr/bin/python3 "$here/make_bodies.py" "$build/models" "$work"
@@ -127,6 +127,20 @@ fl3_port=$(free_port)
   --admin-port 0 --state-file none --threads 1 > "$work/forklift-one-thread.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$fl3_port/readyz"
+# The same again over HTTPS (TLS 1.3, a self-signed certificate; wrk does not verify it): what
+# TLS costs per request once connections are kept alive.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$work/tls-key.pem" -out "$work/tls-cert.pem" \
+  > /dev/null 2>&1
+fl4_port=$(free_port)
+"$build/forklift" serve --model-repository "$ceil_repo" --host 127.0.0.1 --port "$fl4_port" \
+  --admin-port 0 --state-file none --threads 1 --tls-cert "$work/tls-cert.pem" \
+  --tls-key "$work/tls-key.pem" > "$work/forklift-tls.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 200); do
+  curl -sfk -o /dev/null "https://127.0.0.1:$fl4_port/readyz" && break
+  sleep 0.05
+done
 ng_port=$(free_port)
 ng_dir="$work/nginx"
 mkdir -p "$ng_dir"
@@ -148,9 +162,12 @@ for _ in $(seq 1 "$reps"); do
   for target in "nginx $ng_port noop_one" "forklift-noop $fl2_port noop_one" \
                 "forklift-noop-1t $fl3_port noop_one" \
                 "forklift-tree $fl2_port eta_tree_one" "forklift-tree-1t $fl3_port eta_tree_one" \
+                "forklift-tree-1t-tls $fl4_port eta_tree_one" \
                 "forklift-xgboost $fl_port eta_one"; do
     read -r name port body <<< "$target"
-    read -r rps p50 p99 p999 n err < <(measure "http://127.0.0.1:$port/infer" "$work/$body.json" 8)
+    scheme=http
+    [[ "$name" == *-tls ]] && scheme=https
+    read -r rps p50 p99 p999 n err < <(measure "$scheme://127.0.0.1:$port/infer" "$work/$body.json" 8)
     check_errors "$name" "$err"
     echo "$name $rps $p50 $p99 $p999" >> "$ceilings"
   done
@@ -229,13 +246,16 @@ labels = {"nginx": ("nginx, fixed 200", "none"), "forklift-noop": ("forklift", "
           "forklift-tree": ("forklift", "eta, native tree runtime"),
           "forklift-tree-1t": ("forklift --threads 1", "eta, native tree runtime"),
           "forklift-noop-1t": ("forklift --threads 1", "no-op (constant)"),
+          "forklift-tree-1t-tls": ("forklift --threads 1, HTTPS", "eta, native tree runtime"),
           "forklift-xgboost": ("forklift", "eta, xgboost runtime")}
 flask8 = med(runs[("8", "one", "flask")], 0)
 lines[-2] = lines[-2].replace("| of nginx's req/s |", "| of nginx's req/s | vs Flask+Gunicorn (8 conns) |")
 lines[-1] = lines[-1] + "---:|"
 for name in ("nginx", "forklift-noop", "forklift-noop-1t", "forklift-tree", "forklift-tree-1t",
-             "forklift-xgboost"):
+             "forklift-tree-1t-tls", "forklift-xgboost"):
     r = ceil[name]
+    if not r:
+        continue
     server, model = labels[name]
     lines.append(f"| {server} | {model} | {med(r, 0):,.0f} | {ms(med(r, 1))} | {ms(med(r, 2))} | "
                  f"{ms(med(r, 3))} | {100 * med(r, 0) / nginx_rps:.0f}% | "

@@ -2,9 +2,10 @@
 # Builds forklift and its tests with a sanitizer and runs them:
 #   asan  AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer), in build-asan/: the
 #         whole unit-test binary and the whole integration suite against a sanitized server.
-#   tsan  ThreadSanitizer, in build-tsan/ (without the torchscript and python runtimes): every
-#         unit test, and the integration files with the concurrency tests (hot swaps, promotes
-#         under load, shadowing, dynamic batching, the event log, limits, SIGTERM under load).
+#   tsan  ThreadSanitizer, in build-tsan/ (without the torchscript and python runtimes, whose
+#         libraries are not instrumented): every unit test and the whole integration suite, which
+#         holds the concurrency tests (hot swaps and promotes under load, shadowing, dynamic
+#         batching, the event log, limits, SIGTERM under load, replicas, TLS).
 # A report from any process (the test binary, every `forklift serve` the tests start, its worker
 # processes) fails the run: each sanitizer writes its reports to files under build-*/sanitizer-logs/,
 # and the run fails if any appear, even when the test that caused it passed.
@@ -69,12 +70,9 @@ export ASAN_OPTIONS="$asan_common:detect_leaks=0"
 export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1"
 export TSAN_OPTIONS="log_path=$logs/tsan:suppressions=$root/tests/tsan.supp:halt_on_error=0:second_deadlock_stack=1"
 
-# Every unit test under both; under TSan the integration files that exercise threads.
+# Every unit and integration test under both (under TSan the torchscript and python runtimes'
+# tests skip themselves: those runtimes are not built there).
 integration_tests=()
-if [ "$kind" = tsan ]; then
-  integration_tests=(test_batching.py test_lifecycle.py test_control_plane.py test_events.py
-                     test_limits.py test_infer.py)
-fi
 
 status=0
 for part in "${parts[@]}"; do

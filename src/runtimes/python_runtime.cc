@@ -17,6 +17,7 @@
 // of their C loops). Serving threads wait for the GIL with it released by everyone else; models
 // in other runtimes are not affected. A Python exception answers that request with a 500 naming
 // the model and the exception; it never takes the server down.
+#include <poll.h>
 #include <pybind11/embed.h>
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
@@ -230,6 +232,21 @@ struct WorkerProcess {
   pid_t pid = -1;
   int fd = -1;
   ~WorkerProcess() { stop(); }
+  // A worker stuck in a call: no waiting for it to exit on its own.
+  void kill_now() {
+    if (pid > 0) ::kill(pid, SIGKILL);
+    stop();
+  }
+  // Waits up to `timeout` (0: forever) for the worker to start answering.
+  bool answers_within(std::chrono::milliseconds timeout) const {
+    if (timeout.count() <= 0) return true;
+    pollfd p{fd, POLLIN, 0};
+    for (;;) {
+      const int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
+      if (n < 0 && errno == EINTR) continue;  // (restarts the wait: a signal is rare here)
+      return n != 0;                          // ready, or an error that the read will report
+    }
+  }
   void stop() {
     if (fd >= 0) ::close(fd);  // the worker sees EOF and exits
     fd = -1;
@@ -285,7 +302,10 @@ Result<std::unique_ptr<WorkerProcess>> spawn_worker(const LoadContext& ctx,
 
 class ProcessPoolModel final : public Model {
  public:
-  ProcessPoolModel(LoadContext ctx, const Schema& schema) : ctx_(std::move(ctx)), schema_(schema) {}
+  // `timeout`: the manifest's timeout_ms (0: none). A worker that has not answered by then is
+  // killed and replaced, so a predict() that hangs costs one call, not a worker for good.
+  ProcessPoolModel(LoadContext ctx, const Schema& schema, std::chrono::milliseconds timeout)
+      : ctx_(std::move(ctx)), schema_(schema), timeout_(timeout) {}
 
   Status start(std::size_t processes) {
     for (std::size_t i = 0; i < processes; ++i) {
@@ -308,8 +328,17 @@ class ProcessPoolModel final : public Model {
     }
     std::string answer;
     Status status;
-    if (worker::write_frame(w->fd, worker::encode_request(batch)) &&
-        worker::read_frame(w->fd, answer)) {
+    const bool sent = worker::write_frame(w->fd, worker::encode_request(batch));
+    if (sent && !w->answers_within(timeout_)) {
+      w->kill_now();
+      auto fresh = spawn_worker(ctx_, schema_.output);
+      status = DeadlineExceeded("its worker process did not answer within timeout_ms (" +
+                                std::to_string(timeout_.count()) + " ms) and was stopped" +
+                                std::string(fresh.ok() ? " and replaced"
+                                                       : "; no replacement could be started: " +
+                                                             fresh.status().message()));
+      w = fresh.ok() ? std::move(fresh).value() : nullptr;
+    } else if (sent && worker::read_frame(w->fd, answer)) {
       status = worker::decode_response(answer, schema_.output, batch.rows(), outputs);
     } else {
       // The process died (a crash in an extension, the OOM killer): replace it.
@@ -336,6 +365,7 @@ class ProcessPoolModel final : public Model {
  private:
   LoadContext ctx_;
   Schema schema_;
+  std::chrono::milliseconds timeout_;
   mutable std::mutex mu_;
   mutable std::condition_variable free_;
   mutable std::vector<std::unique_ptr<WorkerProcess>> idle_;  // guarded by mu_
@@ -359,9 +389,13 @@ Result<std::unique_ptr<Model>> load_python(const LoadContext& ctx) {
     return FailedPrecondition(code.string() + ": missing (the python runtime calls load() and " +
                               "predict() from it)");
   }
+  // timeout_ms is not in the load context (the server enforces it above every runtime); the
+  // pool reads it too, to stop a worker that overruns it.
+  auto manifest = parse_manifest(ctx.version_dir / "model.yaml");
+  const std::chrono::milliseconds timeout(manifest.ok() ? manifest->timeout_ms : 0);
   LoadContext copy = ctx;
   copy.schema = nullptr;  // the worker reads model.yaml itself
-  auto pool = std::make_unique<ProcessPoolModel>(std::move(copy), *ctx.schema);
+  auto pool = std::make_unique<ProcessPoolModel>(std::move(copy), *ctx.schema, timeout);
   if (Status s = pool->start(static_cast<std::size_t>(processes)); !s.ok()) {
     return FailedPrecondition(code.string() + ": " + s.message());
   }

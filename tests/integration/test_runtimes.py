@@ -94,6 +94,45 @@ def test_a_failing_or_hanging_python_predict_fails_that_request_only(repo_copy):
 
 
 @pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+def test_a_hung_python_worker_process_is_killed_and_replaced_at_the_timeout(repo_copy):
+    code = repo_copy / "cancel_risk" / "1" / "model.py"
+    code.write_text(code.read_text().replace(
+        "def predict(model, features):\n",
+        "def predict(model, features):\n"
+        "    if (features['surge_multiplier'] == 98).any():\n"
+        "        import time; time.sleep(3600)\n"))
+    manifest = repo_copy / "cancel_risk" / "1" / "model.yaml"
+    manifest.write_text(manifest.read_text() + "runtime_options: {processes: 2}\ntimeout_ms: 500\n")
+    s = Server(repo_copy)
+    try:
+        features = selftest_cases("cancel_risk", 1)[1]["features"]
+        workers = lambda: set(subprocess.run(
+            ["pgrep", "-f", f"runtime-worker python {repo_copy}"], capture_output=True,
+            text=True).stdout.split())
+        before = workers()
+        assert len(before) == 2, before
+        # Three hanging calls, more than there are workers: each is answered 504 at the deadline
+        # and its worker killed and replaced, so the pool never runs out.
+        for _ in range(3):
+            r = s.post("/infer", {"model_id": "cancel_risk",
+                                  "features": {**features, "surge_multiplier": 98}})
+            assert r.status_code == 504, r.text
+        # Replacements load the model (a second or so); then the pool answers as before.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and s.post("/infer", {
+                "model_id": "cancel_risk", "features": features}).status_code != 200:
+            time.sleep(0.2)
+        for _ in range(5):
+            r = s.post("/infer", {"model_id": "cancel_risk", "features": features})
+            assert r.status_code == 200, r.text
+        after = workers()
+        assert len(after) == 2 and not (after & before), (before, after)  # all replaced, none left
+    finally:
+        assert s.stop() == 0
+    assert not workers()  # the workers leave with the server
+
+
+@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
 def test_python_worker_processes_answer_and_survive_a_crash(repo_copy):
     code = repo_copy / "cancel_risk" / "1" / "model.py"
     code.write_text(code.read_text().replace(

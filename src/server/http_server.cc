@@ -212,7 +212,10 @@ class Session final : public SessionBase,
                                   std::to_string(options_.max_header_count));
     }
     HttpRequest request;
-    request.method = to_std(req.method_string());
+    // HEAD is GET without the body (health checkers use it): the routes see a GET, and send()
+    // leaves the body out but keeps its Content-Length.
+    head_ = req.method() == http::verb::head;
+    request.method = head_ ? std::string_view("GET") : to_std(req.method_string());
     request.target = to_std(req.target());
     request.body = &req.body();
     if (auto auth = req.find(http::field::authorization); auth != req.end()) {
@@ -291,7 +294,8 @@ class Session final : public SessionBase,
       wire += "\r\nConnection: keep-alive";
     }
     wire += "\r\n\r\n";
-    wire += response.body;
+    if (!head_) wire += response.body;
+    head_ = false;
     keep_alive_ = keep_alive;
     deadline_ = Clock::now() + options_.read_timeout;
     asio::async_write(
@@ -345,6 +349,7 @@ class Session final : public SessionBase,
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string wire_;  // the response being written
   bool keep_alive_ = false;
+  bool head_ = false;                     // the request being answered is a HEAD
   std::optional<HttpResponse> response_;  // the answer being prepared
   bool deferred_ = false;                 // the handler will finish it later
   Worker& worker_;

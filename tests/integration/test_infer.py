@@ -176,3 +176,17 @@ def test_oversized_headers_are_431(server):
     r = server.get("/healthz", headers={"x-padding": "a" * 20000})
     assert r.status_code == 431
     assert "headers are larger" in r.json()["error"]
+
+
+def test_head_is_get_without_the_body(server):
+    for path in ("/readyz", "/healthz", "/v2/health/ready", "/v2/models/eta", "/metrics"):
+        get, head = server.get(path), server.session.head(server.url + path, timeout=10)
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["Content-Type"] == get.headers["Content-Type"]
+        if path != "/metrics":  # the counters move between the two calls
+            assert int(head.headers["Content-Length"]) == len(get.content), path
+    assert server.session.head(server.url + "/v2/models/nope", timeout=10).status_code == 404
+    assert server.session.head(server.url + "/infer", timeout=10).status_code == 405
+    # The connection stays usable after a HEAD (no body was expected or sent).
+    assert server.get("/readyz").json()["ready"] is True

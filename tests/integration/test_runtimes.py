@@ -52,18 +52,22 @@ def test_python_model_answers_rows_batches_and_v2(server):
     assert math.isclose(r.json()["outputs"][0]["data"][0], case["expected"], rel_tol=1e-9)
 
 
+def patch_cancel_risk(repo, predict_prelude, manifest_extra):
+    """Prepends lines to the example Python model's predict() and appends to its model.yaml."""
+    code = repo / "cancel_risk" / "1" / "model.py"
+    code.write_text(code.read_text().replace(
+        "def predict(model, features):\n", "def predict(model, features):\n" + predict_prelude))
+    manifest = repo / "cancel_risk" / "1" / "model.yaml"
+    manifest.write_text(manifest.read_text() + manifest_extra)
+
+
 @pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
 def test_a_failing_or_hanging_python_predict_fails_that_request_only(repo_copy):
-    code = repo_copy / "cancel_risk" / "1" / "model.py"
-    code.write_text(code.read_text().replace(
-        "def predict(model, features):\n",
-        "def predict(model, features):\n"
+    patch_cancel_risk(repo_copy, (
         "    if (features['surge_multiplier'] == 99).any():\n"
         "        raise RuntimeError('bikes are not rides')\n"
         "    if (features['surge_multiplier'] == 98).any():\n"
-        "        import time; time.sleep(3)\n"))
-    manifest = repo_copy / "cancel_risk" / "1" / "model.yaml"
-    manifest.write_text(manifest.read_text() + "timeout_ms: 500\n")
+        "        import time; time.sleep(3)\n"), "timeout_ms: 500\n")
     s = Server(repo_copy)
     try:
         features = selftest_cases("cancel_risk", 1)[1]["features"]
@@ -95,14 +99,10 @@ def test_a_failing_or_hanging_python_predict_fails_that_request_only(repo_copy):
 
 @pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
 def test_a_hung_python_worker_process_is_killed_and_replaced_at_the_timeout(repo_copy):
-    code = repo_copy / "cancel_risk" / "1" / "model.py"
-    code.write_text(code.read_text().replace(
-        "def predict(model, features):\n",
-        "def predict(model, features):\n"
+    patch_cancel_risk(repo_copy, (
         "    if (features['surge_multiplier'] == 98).any():\n"
-        "        import time; time.sleep(3600)\n"))
-    manifest = repo_copy / "cancel_risk" / "1" / "model.yaml"
-    manifest.write_text(manifest.read_text() + "runtime_options: {processes: 2}\ntimeout_ms: 500\n")
+        "        import time; time.sleep(3600)\n"),
+        "runtime_options: {processes: 2}\ntimeout_ms: 500\n")
     s = Server(repo_copy)
     try:
         features = selftest_cases("cancel_risk", 1)[1]["features"]
@@ -134,17 +134,13 @@ def test_a_hung_python_worker_process_is_killed_and_replaced_at_the_timeout(repo
 
 @pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
 def test_python_worker_processes_answer_and_survive_a_crash(repo_copy):
-    code = repo_copy / "cancel_risk" / "1" / "model.py"
-    code.write_text(code.read_text().replace(
-        "def predict(model, features):\n",
-        "def predict(model, features):\n"
+    patch_cancel_risk(repo_copy, (
         "    import os, signal\n"
         "    if (features['surge_multiplier'] == 97).any():\n"
         "        os.kill(os.getpid(), signal.SIGKILL)  # a crash inside an extension, say\n"
         "    if (features['surge_multiplier'] == 99).any():\n"
-        "        raise RuntimeError('bikes are not rides')\n"))
-    manifest = repo_copy / "cancel_risk" / "1" / "model.yaml"
-    manifest.write_text(manifest.read_text() + "runtime_options: {processes: 2}\n")
+        "        raise RuntimeError('bikes are not rides')\n"),
+        "runtime_options: {processes: 2}\n")
     s = Server(repo_copy)
     try:
         check_every_case(s, "cancel_risk")

@@ -230,13 +230,13 @@ int run_serve(const ServeOptions& options) {
   }
   ShadowRunner shadows(metrics, options.shadow_queue, events.get());
   TimeSeries timeseries(metrics);
-  ConnectionStats connections;
+  const auto connections = std::make_shared<ConnectionStats>();
   const ApiContext ctx{&registry,    &metrics,    options.log_requests, &shadows,
-                       events.get(), &timeseries, &connections};
+                       events.get(), &timeseries, connections.get()};
   Router router(ctx);
   AdminRouter admin_router(ctx, std::move(token).value(), find_ui(options.ui_dir));
   ServerOptions data_plane = options.server;
-  data_plane.stats = &connections;
+  data_plane.stats = connections;
   HttpServer server(data_plane, router);
   HttpServer admin(options.admin, admin_router);
   if (Status s = server.start(); !s.ok()) {

@@ -74,8 +74,12 @@ class SessionBase {
 
 // One event loop and what lives on it. Member order matters for destruction: if the loop was
 // stopped with connections still open, destroying `ioc` destroys their sessions, which erase
-// themselves from `sessions`, so the set must outlive the io_context.
-struct Worker {
+// themselves from `sessions` and count themselves out of `stats`, so both must outlive the
+// io_context. Shared: an answer still pending in another thread (a batching queue) keeps its
+// loop alive, so that it posts into a stopped loop rather than a destroyed one.
+struct Worker : std::enable_shared_from_this<Worker> {
+  explicit Worker(std::shared_ptr<ConnectionStats> s) : stats(std::move(s)) {}
+  std::shared_ptr<ConnectionStats> stats;
   std::unordered_set<SessionBase*> sessions;  // touched only on this loop's thread
   asio::io_context ioc{1};
   std::unique_ptr<tcp::acceptor> acceptor;
@@ -91,10 +95,10 @@ struct Worker {
 struct HttpServer::Impl {
   ServerOptions options;
   const RequestHandler& handler;
-  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::shared_ptr<Worker>> workers;
   std::uint16_t bound_port = 0;
-  ConnectionStats own_stats;  // when the options give none
-  ConnectionStats& stats = options.stats ? *options.stats : own_stats;
+  std::shared_ptr<ConnectionStats> stats =
+      options.stats ? options.stats : std::make_shared<ConnectionStats>();
   std::optional<ssl::context> tls;  // set when the listener speaks TLS
 
   Impl(ServerOptions o, const RequestHandler& r) : options(std::move(o)), handler(r) {}
@@ -106,6 +110,48 @@ namespace {
 
 using PlainStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// A deferred answer, finished from another thread (a batching queue); copies share one state.
+// Until the answer is posted to the loop, the state keeps the loop running (a draining server
+// waits for it) and the Worker alive (so that an answer given after the server stopped goes to a
+// stopped loop, not a destroyed one). It never drops the session's last reference itself but
+// hands it to the loop: a session destroyed on another thread would race the loop on the
+// Worker's session set (seen under ThreadSanitizer when the loop had sent the answer before the
+// queue's thread let go of its function).
+template <class S>
+class PendingAnswer {
+ public:
+  PendingAnswer(std::shared_ptr<S> session, std::shared_ptr<Worker> worker)
+      : state_(std::make_shared<State>(std::move(session), std::move(worker))) {}
+
+  void operator()(FillResponse fill) const { state_->resume(std::move(fill)); }
+
+ private:
+  struct State {
+    State(std::shared_ptr<S> s, std::shared_ptr<Worker> w)
+        : session(std::move(s)), worker(std::move(w)), work(asio::make_work_guard(worker->ioc)) {}
+    State(const State&) = delete;
+    State& operator=(const State&) = delete;
+    // Dropped without an answer (a bug in the code that deferred): the client still gets one.
+    ~State() {
+      resume([](HttpResponse& res) {
+        res.json(500, json::error_body("the request was dropped before it was answered"));
+      });
+    }
+
+    void resume(FillResponse fill) {
+      if (!session) return;  // a second call: the answer is already on its way
+      asio::post(worker->ioc,
+                 [s = std::move(session), fill = std::move(fill)] { s->finish_deferred(fill); });
+      work.reset();
+    }
+
+    std::shared_ptr<S> session;
+    std::shared_ptr<Worker> worker;  // declared before `work`, which needs the loop to let go
+    asio::executor_work_guard<asio::io_context::executor_type> work;
+  };
+  std::shared_ptr<State> state_;
+};
 
 // One connection: reads requests, hands them to the handler, writes the answers. `Stream` is a
 // plain TCP stream or a TLS stream over one; the TLS form first does the handshake (within the
@@ -120,12 +166,12 @@ class Session final : public SessionBase,
  public:
   template <class... StreamArgs>
   Session(Worker& worker, const ServerOptions& options, const RequestHandler& handler,
-          ConnectionStats& stats, StreamArgs&&... stream_args)
+          StreamArgs&&... stream_args)
       : stream_(std::forward<StreamArgs>(stream_args)...),
         worker_(worker),
         options_(options),
         handler_(handler),
-        stats_(stats) {
+        stats_(*worker.stats) {
     worker_.sessions.insert(this);
     stats_.open.fetch_add(1, std::memory_order_relaxed);
   }
@@ -154,6 +200,12 @@ class Session final : public SessionBase,
     } else {
       read();
     }
+  }
+
+  // Run by a PendingAnswer on the loop's thread, with the code that fills the deferred answer.
+  void finish_deferred(const FillResponse& fill) {
+    fill(*response_);
+    finish();
   }
 
   // Called on the loop's thread when the server drains: an idle connection closes now; one in
@@ -238,15 +290,7 @@ class Session final : public SessionBase,
   ResumeResponse defer() override {
     deferred_ = true;
     deadline_ = Clock::now() + options_.read_timeout;
-    // The guard keeps the loop running (a draining server waits for this answer).
-    return [self = shared_from_this(),
-            work = asio::make_work_guard(worker_.ioc)](FillResponse fill) mutable {
-      asio::post(self->worker_.ioc, [self, fill = std::move(fill)] {
-        fill(*self->response_);
-        self->finish();
-      });
-      work.reset();
-    };
+    return PendingAnswer<Session>(shared_from_this(), worker_.shared_from_this());
   }
 
   // Sends the response to the request the parser holds.
@@ -355,7 +399,7 @@ class Session final : public SessionBase,
   Worker& worker_;
   const ServerOptions& options_;
   const RequestHandler& handler_;
-  ConnectionStats& stats_;
+  ConnectionStats& stats_;  // the Worker's, which outlives the session
   bool reading_ = false;
   bool started_ = false;      // some of the request being read has arrived
   bool tls_closing_ = false;  // the TLS shutdown was started
@@ -384,15 +428,13 @@ void HttpServer::Impl::accept(Worker& w) {
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      if (stats.open.load(std::memory_order_relaxed) >=
+      if (stats->open.load(std::memory_order_relaxed) >=
           static_cast<std::int64_t>(options.max_connections)) {
         refuse(std::move(socket));
       } else if (tls) {
-        std::make_shared<Session<TlsStream>>(w, options, handler, stats, std::move(socket), *tls)
-            ->start();
+        std::make_shared<Session<TlsStream>>(w, options, handler, std::move(socket), *tls)->start();
       } else {
-        std::make_shared<Session<PlainStream>>(w, options, handler, stats, std::move(socket))
-            ->start();
+        std::make_shared<Session<PlainStream>>(w, options, handler, std::move(socket))->start();
       }
     }
     accept(w);
@@ -403,7 +445,7 @@ void HttpServer::Impl::accept(Worker& w) {
 // it), then closed. Nothing of the request is read, so no loop time is spent on it. A TLS
 // listener just closes: an answer would need a handshake, which is the work being refused.
 void HttpServer::Impl::refuse(tcp::socket socket) {
-  stats.rejected.fetch_add(1, std::memory_order_relaxed);
+  stats->rejected.fetch_add(1, std::memory_order_relaxed);
   if (tls) {
     beast::error_code ec;
     socket.close(ec);
@@ -490,7 +532,7 @@ Status HttpServer::start() {
     }
   }
   for (unsigned i = 0; i < n; ++i) {
-    auto w = std::make_unique<Worker>();
+    auto w = std::make_shared<Worker>(im.stats);
     w->acceptor = std::make_unique<tcp::acceptor>(w->ioc);
     const tcp::endpoint endpoint(address, port);
     w->acceptor->open(endpoint.protocol(), ec);

@@ -24,9 +24,9 @@ struct ServerOptions {
   // Connections open at once (all loops together); a connection beyond it is answered 503 with
   // Retry-After and closed at once, without reading its request.
   std::size_t max_connections = 10000;
-  ConnectionStats* stats = nullptr;       // counted here when set (must outlive the server)
-  std::chrono::seconds idle_timeout{60};  // keep-alive connection with no request
-  std::chrono::seconds read_timeout{30};  // time to receive one whole request
+  std::shared_ptr<ConnectionStats> stats = nullptr;  // counted here when set
+  std::chrono::seconds idle_timeout{60};             // keep-alive connection with no request
+  std::chrono::seconds read_timeout{30};             // time to receive one whole request
   int nice = 0;  // > 0 lowers the loops' CPU priority (the admin listener, whose calls load models)
   // PEM files; with both set the listener speaks only TLS (1.2 or newer).
   std::string tls_cert_file;

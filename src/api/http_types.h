@@ -33,13 +33,14 @@ class ResponseDeferral {
 };
 
 struct HttpRequest {
-  std::string_view method;         // "GET", "POST", ...
+  std::string_view method;         // "GET", "POST", ... (a HEAD is routed as "GET")
   std::string_view target;         // path and query, e.g. "/v2/models/eta/infer"
   std::string* body = nullptr;     // mutable: the JSON parser pads it in place instead of copying
   std::string_view request_id;     // the client's x-request-id, if any
   std::string_view authorization;  // the Authorization header, for the admin API
   std::string_view actor;          // x-forklift-actor: who is making a control-plane change
   ResponseDeferral* deferral = nullptr;  // null: the handler must answer before it returns
+  bool head = false;  // the client sent HEAD: the transport leaves the body out; logs say HEAD
 };
 
 struct HttpResponse {

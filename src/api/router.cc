@@ -100,7 +100,7 @@ class Router::AccountingDeferral final : public ResponseDeferral {
 
 void Router::handle(const HttpRequest& req, HttpResponse& res) const {
   // Timed only for the request log, which is off by default; the handlers time themselves.
-  const RequestLine line{req.method, req.target,
+  const RequestLine line{req.head ? std::string_view("HEAD") : req.method, req.target,
                          ctx_.log_requests > 0 ? std::chrono::steady_clock::now()
                                                : std::chrono::steady_clock::time_point{}};
   std::optional<AccountingDeferral> deferral;

@@ -268,6 +268,7 @@ class Session final : public SessionBase,
     // leaves the body out but keeps its Content-Length.
     head_ = req.method() == http::verb::head;
     request.method = head_ ? std::string_view("GET") : to_std(req.method_string());
+    request.head = head_;
     request.target = to_std(req.target());
     request.body = &req.body();
     if (auto auth = req.find(http::field::authorization); auth != req.end()) {

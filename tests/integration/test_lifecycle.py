@@ -196,14 +196,16 @@ def test_request_log_when_asked(example_models):
                    headers={"x-request-id": "logged-1"})
         assert r.status_code == 200
         s.post("/infer", {"model_id": "eta", "features": {}})
+        assert s.session.head(s.url + "/readyz", timeout=10).status_code == 200
         deadline = time.time() + 5
-        while time.time() < deadline and len(s.events("request")) < 2:
+        while time.time() < deadline and len(s.events("request")) < 3:
             time.sleep(0.05)
-        ok, bad = s.events("request")[:2]
+        ok, bad, head = s.events("request")[:3]
         assert ok["request_id"] == "logged-1" and ok["status"] == 200
         assert ok["model_id"] == "eta" and ok["version"] == 2 and ok["path"] == "/infer"
         assert ok["duration_us"] >= 0
-        assert bad["status"] == 400
+        assert bad["status"] == 400 and ok["method"] == bad["method"] == "POST"
+        assert head["method"] == "HEAD" and head["path"] == "/readyz"
     finally:
         assert s.stop() == 0
 

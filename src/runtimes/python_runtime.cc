@@ -35,6 +35,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/thread_priority.h"
@@ -410,6 +411,15 @@ int run_python_worker(int argc, char** argv) {
   constexpr int kFd = 3;
   // Started by the idle-priority loader thread, whose scheduling policy it inherits; it serves.
   restore_this_thread_priority();
+  // The server may go away (or drop this worker) while this process is busy loading or inside a
+  // predict() that never returns, and so not reading the socket. A watchdog ends the process as
+  // soon as the server's end of the socket is closed, so no worker outlives its server.
+  std::thread([] {
+    pollfd hangup{kFd, 0, 0};  // POLLHUP is reported whatever the events asked for
+    while (::poll(&hangup, 1, -1) < 0 && errno == EINTR) {
+    }
+    ::_exit(0);
+  }).detach();
   const std::filesystem::path dir = argv[0];
   auto manifest = parse_manifest(dir / "model.yaml");
   std::vector<Value> none;

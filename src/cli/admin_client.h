@@ -1,6 +1,7 @@
 // A minimal HTTP/1.1 client for the admin API, used by the control-plane CLI commands.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "forklift/status.h"
@@ -12,6 +13,8 @@ struct AdminEndpoint {
   std::string token;                          // bearer token; empty sends none
   std::string actor;                          // recorded in the audit log
   std::string ca_file;  // https: PEM certificates trusted besides the system's
+  // For the whole call: a deploy or promote may load and self-test a model before answering.
+  std::chrono::seconds timeout{60};
 };
 
 struct AdminAnswer {

@@ -14,6 +14,7 @@ namespace {
 constexpr int kRefused = 1;
 constexpr int kUsage = 2;
 constexpr int kUnreachable = 3;
+constexpr int kNoAnswerInTime = 4;  // the change may or may not have happened
 
 // Sends the call; prints the server's error and returns the exit code when it did not succeed.
 int call(const AdminEndpoint& endpoint, const std::string& method, const std::string& path,
@@ -21,7 +22,7 @@ int call(const AdminEndpoint& endpoint, const std::string& method, const std::st
   auto result = admin_call(endpoint, method, path, body);
   if (!result.ok()) {
     std::fprintf(stderr, "forklift: %s\n", result.status().message().c_str());
-    return kUnreachable;
+    return result.status().code() == StatusCode::kDeadlineExceeded ? kNoAnswerInTime : kUnreachable;
   }
   answer = std::move(result).value();
   if (answer.status >= 200 && answer.status < 300) return 0;

@@ -178,6 +178,12 @@ int run_cli(int argc, char** argv) {
   if (const char* token = std::getenv("FORKLIFT_ADMIN_TOKEN")) endpoint.token = token;
   if (const char* user = std::getenv("USER")) endpoint.actor = user;
   if (const char* ca = std::getenv("FORKLIFT_CA_FILE")) endpoint.ca_file = ca;
+  long admin_timeout = 60;
+  if (const char* t = std::getenv("FORKLIFT_ADMIN_TIMEOUT")) {
+    char* end = nullptr;
+    const long seconds = std::strtol(t, &end, 10);
+    if (end != t && *end == '\0' && seconds > 0) admin_timeout = seconds;
+  }
   std::string token_file;
   std::string target_model;
   long target_version = 0;
@@ -197,6 +203,11 @@ int run_cli(int argc, char** argv) {
                     "PEM certificates trusted for an https:// server, besides the system's "
                     "(else $FORKLIFT_CA_FILE)")
         ->check(CLI::ExistingFile);
+    cmd->add_option("--timeout", admin_timeout,
+                    "Seconds to wait for the answer, which may include loading and self-testing "
+                    "a model (else $FORKLIFT_ADMIN_TIMEOUT)")
+        ->check(CLI::Range(1, 86400))
+        ->capture_default_str();
     return cmd;
   };
   auto* status_cmd = admin_command("status", "Show versions, self-tests and traffic");
@@ -239,6 +250,7 @@ int run_cli(int argc, char** argv) {
     forklift::log::set_min_level(forklift::log::Level::kWarn);
     return forklift::run_selftest(repository, model_id);
   }
+  endpoint.timeout = std::chrono::seconds(admin_timeout);
   if (!token_file.empty()) {
     std::ifstream in(token_file);
     std::getline(in, endpoint.token);

@@ -230,7 +230,9 @@ def cli(server, *args, token=TOKEN):
     import os
     import subprocess
     from conftest import FORKLIFT
-    env = {**os.environ, "FORKLIFT_ADMIN_URL": server.admin_url, "USER": "ci-bot"}
+    env = {**os.environ, "USER": "ci-bot"}
+    if server is not None:
+        env["FORKLIFT_ADMIN_URL"] = server.admin_url
     env.pop("FORKLIFT_ADMIN_TOKEN", None)
     if token:
         env["FORKLIFT_ADMIN_TOKEN"] = token
@@ -272,6 +274,21 @@ def test_cli_exit_codes(admin_server):
     assert out.returncode == 3 and "cannot reach" in out.stderr
     out = cli(admin_server, "promote", "eta")
     assert out.returncode != 0  # missing VERSION: CLI11 usage error
+
+
+def test_cli_timeout_says_the_change_may_still_happen():
+    import socket
+    # A "server" that accepts and never answers, like one busy loading a large model.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        out = cli(None, "promote", "eta", "2", "--server", url, "--timeout", "1")
+        assert out.returncode == 4, out.stderr
+        assert time.monotonic() - started < 30
+        assert "no answer from " + url + " within 1 s" in out.stderr
+        assert "forklift status" in out.stderr
+        out = cli(None, "status", "--server", url, "--timeout", "0")
+        assert out.returncode != 0 and "--timeout" in out.stderr
 
 
 def test_cli_undeploy_and_deploy(admin_server):

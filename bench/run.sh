@@ -27,6 +27,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+build=$(cd "$build" && pwd)  # absolute: gunicorn runs from bench/ (--chdir)
 out=${out:-$build/bench/results.md}
 work="$build/bench"
 mkdir -p "$work"

@@ -63,6 +63,8 @@ std::string_view to_std(boost::beast::string_view s) {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kSweepInterval = std::chrono::milliseconds(500);
+// While draining, more often: the loop (and so the drain) ends soon after its last connection.
+constexpr auto kDrainSweepInterval = std::chrono::milliseconds(50);
 
 // What the loop asks of every connection, plain or TLS.
 class SessionBase {
@@ -407,14 +409,17 @@ class Session final : public SessionBase,
   Clock::time_point deadline_ = Clock::time_point::max();
 };
 
+// Keeps running while the server drains: a connection stuck in the middle of a request (or a
+// TLS peer that never answers the close) must not hold the drain for its whole grace period.
 void sweep(Worker& w) {
-  w.sweeper->expires_after(kSweepInterval);
+  w.sweeper->expires_after(w.draining ? kDrainSweepInterval : kSweepInterval);
   w.sweeper->async_wait([&w](beast::error_code ec) {
-    if (ec) return;  // cancelled: the server is draining
+    if (ec) return;  // cancelled (the drain restarts it at its own pace)
     const auto now = Clock::now();
     // Copy: an expired session may be destroyed, which erases it from the set.
     std::vector<SessionBase*> sessions(w.sessions.begin(), w.sessions.end());
     for (SessionBase* s : sessions) s->expire_if_late(now);
+    if (w.draining && w.sessions.empty()) return;  // nothing left to watch: let the loop end
     sweep(w);
   });
 }
@@ -578,10 +583,11 @@ void HttpServer::drain(std::chrono::milliseconds grace) {
       raw->draining = true;
       beast::error_code ec;
       raw->acceptor->close(ec);
-      raw->sweeper->cancel();
       // Copy: closing a session may destroy it, which erases it from the set.
       std::vector<SessionBase*> sessions(raw->sessions.begin(), raw->sessions.end());
       for (SessionBase* s : sessions) s->drain();
+      raw->sweeper->cancel();
+      if (!raw->sessions.empty()) sweep(*raw);
     });
   }
   const auto deadline = std::chrono::steady_clock::now() + grace;

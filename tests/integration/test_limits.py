@@ -156,6 +156,20 @@ def test_slow_clients_do_not_hold_the_server_and_are_cut_off(tmp_path):
         assert s.stop() == 0
 
 
+def test_a_client_stuck_mid_request_does_not_hold_the_drain(tmp_path):
+    # SIGTERM lets requests in progress finish, for up to --drain-seconds; a client that sent
+    # half a request and stopped is still cut off at --read-timeout, so the server exits then.
+    s = Server(constant_repo(tmp_path), "--read-timeout", "1", "--drain-seconds", "30")
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as stuck:
+        stuck.sendall(b"POST /infer HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        time.sleep(0.2)
+        started = time.monotonic()
+        assert s.stop() == 0
+        took = time.monotonic() - started
+        assert stuck.recv(4096) == b""  # closed without an answer
+    assert took < 10, f"the drain waited {took:.1f} s for a stuck client"
+
+
 def test_a_full_queue_sheds_load_with_503_and_retry_after_at_once(tmp_path):
     # Each call takes a second; one runs and two may wait; the rest are refused at once.
     repo = constant_repo(tmp_path, options="runtime_options: {delay_us: 1000000}\n",

@@ -64,6 +64,24 @@ def patch_cancel_risk(repo, predict_prelude, manifest_extra):
     manifest.write_text(manifest.read_text() + manifest_extra)
 
 
+# predict() lines that hang (for an hour) on rows with surge_multiplier 98.
+HANG_ON_98 = ("    if (features['surge_multiplier'] == 98).any():\n"
+              "        import time; time.sleep(3600)\n")
+
+
+def python_workers(repo):
+    """The pids of the worker processes serving models from `repo`."""
+    return set(subprocess.run(["pgrep", "-f", f"runtime-worker python {repo}"],
+                              capture_output=True, text=True).stdout.split())
+
+
+def assert_workers_leave(repo, within=5.0):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and python_workers(repo):
+        time.sleep(0.05)
+    assert not python_workers(repo)
+
+
 @pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
 def test_a_failing_or_hanging_python_predict_fails_that_request_only(repo_copy):
     patch_cancel_risk(repo_copy, (
@@ -102,18 +120,15 @@ def test_a_failing_or_hanging_python_predict_fails_that_request_only(repo_copy):
 
 @pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
 def test_a_hung_python_worker_process_is_killed_and_replaced_at_the_timeout(repo_copy):
-    patch_cancel_risk(repo_copy, (
-        "    if (features['surge_multiplier'] == 98).any():\n"
-        "        import time; time.sleep(3600)\n"),
+    patch_cancel_risk(
+        repo_copy, HANG_ON_98,
         # Not shorter: a healthy call to a freshly started worker must finish within it even on
         # a CI machine busy with the sanitizer suites (500 ms was seen to fail there).
         "runtime_options: {processes: 2}\ntimeout_ms: 2000\n")
     s = Server(repo_copy)
     try:
         features = selftest_cases("cancel_risk", 1)[1]["features"]
-        workers = lambda: set(subprocess.run(
-            ["pgrep", "-f", f"runtime-worker python {repo_copy}"], capture_output=True,
-            text=True).stdout.split())
+        workers = lambda: python_workers(repo_copy)
         before = workers()
         assert len(before) == 2, before
         # Three hanging calls, more than there are workers: each is answered 504 at the deadline
@@ -138,25 +153,16 @@ def test_a_hung_python_worker_process_is_killed_and_replaced_at_the_timeout(repo
         assert s.stop() == 0
     # The workers leave with the server, even one stuck in a call or still loading (they watch
     # their socket to the server).
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and workers():
-        time.sleep(0.05)
-    assert not workers()
+    assert_workers_leave(repo_copy)
 
 
 @pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
 def test_python_worker_processes_leave_with_a_killed_server(repo_copy):
     # No timeout_ms: the hung worker is never killed by the server, which itself dies by kill -9
     # (no shutdown code runs); the worker sees its socket close and exits.
-    patch_cancel_risk(repo_copy, (
-        "    if (features['surge_multiplier'] == 98).any():\n"
-        "        import time; time.sleep(3600)\n"),
-        "runtime_options: {processes: 2}\n")
+    patch_cancel_risk(repo_copy, HANG_ON_98, "runtime_options: {processes: 2}\n")
     s = Server(repo_copy)
-    workers = lambda: set(subprocess.run(
-        ["pgrep", "-f", f"runtime-worker python {repo_copy}"], capture_output=True,
-        text=True).stdout.split())
-    assert len(workers()) == 2
+    assert len(python_workers(repo_copy)) == 2
     features = selftest_cases("cancel_risk", 1)[1]["features"]
     with ThreadPoolExecutor(1) as pool:
         hung = pool.submit(s.post, "/infer", {"model_id": "cancel_risk",
@@ -166,10 +172,7 @@ def test_python_worker_processes_leave_with_a_killed_server(repo_copy):
         assert s.stop(signal.SIGKILL) == -signal.SIGKILL
         with pytest.raises(requests.ConnectionError):
             hung.result()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and workers():
-        time.sleep(0.05)
-    assert not workers()
+    assert_workers_leave(repo_copy)
 
 
 @pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
@@ -196,15 +199,11 @@ def test_python_worker_processes_answer_and_survive_a_crash(repo_copy):
         for _ in range(10):
             assert s.post("/infer", {"model_id": "cancel_risk",
                                      "features": features}).status_code == 200
-        workers = subprocess.run(["pgrep", "-f", f"runtime-worker python {repo_copy}"],
-                                 capture_output=True, text=True).stdout.split()
+        workers = python_workers(repo_copy)
         assert len(workers) == 2, workers
     finally:
         assert s.stop() == 0
-    time.sleep(0.5)
-    left = subprocess.run(["pgrep", "-f", f"runtime-worker python {repo_copy}"],
-                          capture_output=True, text=True).stdout.split()
-    assert left == []  # the workers left with the server
+    assert_workers_leave(repo_copy, within=0.5)  # they left with the server
 
 
 def test_the_native_tree_runtime_serves_eta_like_xgboost(repo_copy):

@@ -32,7 +32,8 @@ function show(message, kind = "error") {
 
 async function api(method, path, body) {
   const headers = { "Content-Type": "application/json" };
-  if (method !== "GET" && token()) headers.Authorization = "Bearer " + token();
+  // Sent on reads too: without it the admin API leaves out why versions failed.
+  if (token()) headers.Authorization = "Bearer " + token();
   let res;
   try {
     res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });

@@ -76,7 +76,13 @@ class Batch {
   }
   // Appends a row of default values and returns it for filling.
   std::span<Value> add_row();
-  void reserve_rows(std::size_t n) { values_.reserve(n * width()); }
+  // A hint: room for `n` rows, unless `n` rows could never fit (then nothing is reserved). A
+  // caller sizing from untrusted content bounds `n` by the bytes that justify it first.
+  void reserve_rows(std::size_t n) {
+    std::size_t cells = 0;
+    if (__builtin_mul_overflow(n, width(), &cells) || cells > values_.max_size()) return;
+    values_.reserve(cells);
+  }
   // Appends copies of `other`'s rows; `other` must have the same schema.
   void append_rows(const Batch& other) {
     values_.insert(values_.end(), other.values_.begin(), other.values_.end());

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -11,6 +12,7 @@
 
 #include "api/route_util.h"
 #include "common/json_writer.h"
+#include "common/thread_priority.h"
 #include "core/repository.h"
 #include "observability/log.h"
 
@@ -51,7 +53,9 @@ void append_selftest(std::string& out, const SelfTestReport& r) {
   out.push_back('}');
 }
 
-void append_model(std::string& out, const ModelState& m) {
+// `details`: the reasons versions failed or were unloaded and their self-test failures, which
+// can quote the repository's files: only for a request with the admin token.
+void append_model(std::string& out, const ModelState& m, bool details) {
   out += "{\"model_id\":";
   json::append_string(out, m.model_id);
   out += m.unloaded ? ",\"unloaded\":true" : ",\"unloaded\":false";
@@ -76,12 +80,18 @@ void append_model(std::string& out, const ModelState& m) {
     out += ",\"state\":\"";
     out += to_string(st.state);
     out += "\",\"message\":";
-    json::append_string(out, st.message);
+    json::append_string(out, details || st.message.empty()
+                                 ? st.message
+                                 : std::string("(the reason is shown with the admin token)"));
     out += ",\"load_seconds\":";
     json::append_double(out, st.load_seconds);
     out += ",\"selftest\":";
     if (st.selftest) {
-      append_selftest(out, *st.selftest);
+      SelfTestReport report = *st.selftest;
+      if (!details && !report.failures.empty()) {
+        report.failures = {"(failures are shown with the admin token)"};
+      }
+      append_selftest(out, report);
     } else {
       out += "null";
     }
@@ -124,6 +134,115 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
+namespace {
+
+// How long a client waits for a change (a deployment that loads a large model) before the
+// listener closes its connection.
+constexpr std::chrono::seconds kChangeAnswerWithin{15 * 60};
+// Changes waiting behind the one running; more are refused with 503.
+constexpr std::size_t kMaxPendingChanges = 64;
+
+// The Host header without its port: "a:1" -> "a", "[::1]:8081" -> "[::1]".
+std::string_view host_name(std::string_view host) {
+  if (host.starts_with('[')) {
+    const auto close = host.find(']');
+    return close == std::string_view::npos ? host : host.substr(0, close + 1);
+  }
+  return host.substr(0, host.find(':'));
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool is_ip_literal(std::string_view name) {
+  if (name.starts_with('[') && name.ends_with(']')) {
+    name = name.substr(1, name.size() - 2);
+    return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+      return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+    });
+  }
+  int parts = 0;
+  while (!name.empty()) {
+    const auto dot = name.find('.');
+    const std::string_view part = name.substr(0, dot);
+    if (part.empty() || part.size() > 3 ||
+        !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return false;
+    }
+    ++parts;
+    if (dot == std::string_view::npos) break;
+    name.remove_prefix(dot + 1);
+    if (name.empty()) return false;
+  }
+  return parts == 4;
+}
+
+}  // namespace
+
+AdminRouter::AdminRouter(ApiContext ctx, std::string token, std::filesystem::path ui_dir,
+                         std::vector<std::string> host_names)
+    : ctx_(ctx),
+      token_(std::move(token)),
+      ui_dir_(std::move(ui_dir)),
+      host_names_(std::move(host_names)),
+      changes_(std::make_unique<SerialWorker>(kMaxPendingChanges)) {
+  // Changes load and self-test models: like the listener, they yield the CPU to serving.
+  changes_->submit([] { lower_this_thread_priority(10); });
+}
+
+AdminRouter::~AdminRouter() = default;
+
+bool AdminRouter::host_allowed(std::string_view host) const {
+  if (host.empty()) return true;  // HTTP/1.0 without Host: no browser sends that
+  const std::string_view name = host_name(host);
+  if (is_ip_literal(name) || iequals(name, "localhost")) return true;
+  return std::any_of(host_names_.begin(), host_names_.end(),
+                     [&](const std::string& allowed) { return iequals(name, allowed); });
+}
+
+void AdminRouter::defer_change(const HttpRequest& req, HttpResponse& res) const {
+  // The request's views point into the connection's parser: copied, since the change runs on
+  // another thread.
+  struct Copy {
+    std::string method, target, body, authorization, actor, host;
+  };
+  auto copy = std::make_shared<Copy>(Copy{std::string(req.method), std::string(req.target),
+                                          *req.body, std::string(req.authorization),
+                                          std::string(req.actor), std::string(req.host)});
+  ResumeResponse resume = req.deferral->defer(kChangeAnswerWithin);
+  auto task = [this, copy, resume]() {
+    HttpRequest r;
+    r.method = copy->method;
+    r.target = copy->target;
+    r.body = &copy->body;
+    r.authorization = copy->authorization;
+    r.actor = copy->actor;
+    r.host = copy->host;
+    HttpResponse answer;
+    handle_now(r, answer);
+    // A change may have retired versions: free the ones nobody holds, here, not on a serving
+    // thread.
+    ctx_.registry->collect_retired();
+    resume([answer = std::move(answer)](HttpResponse& out) mutable {
+      std::string request_id = std::move(out.request_id);
+      out = std::move(answer);
+      out.request_id = std::move(request_id);
+    });
+  };
+  if (!changes_->submit(std::move(task))) {
+    // The task's copy of `resume` went with it; this one still answers.
+    resume([](HttpResponse& out) {
+      out.json(503, json::error_body("too many control-plane changes are waiting; retry later"));
+      out.headers.emplace_back("Retry-After", "1");
+    });
+  }
+  (void)res;  // answered through `resume`
+}
+
 bool AdminRouter::authorized(const HttpRequest& req) const {
   constexpr std::string_view kBearer = "Bearer ";
   if (token_.empty() || !req.authorization.starts_with(kBearer)) return false;
@@ -131,11 +250,16 @@ bool AdminRouter::authorized(const HttpRequest& req) const {
 }
 
 void AdminRouter::handle(const HttpRequest& req, HttpResponse& res) const {
+  const bool mutating = req.method == "POST" || req.method == "PUT";
+  if (mutating && req.deferral != nullptr && authorized(req)) return defer_change(req, res);
+  handle_now(req, res);
+  // Without a deferral (tests) the change ran here: free what it retired.
+  if (mutating && req.deferral == nullptr && authorized(req)) ctx_.registry->collect_retired();
+}
+
+void AdminRouter::handle_now(const HttpRequest& req, HttpResponse& res) const {
   try {
     route(req, res);
-    // A change may have retired versions: free the ones nobody holds, here, not on a serving
-    // thread.
-    if (req.method != "GET") ctx_.registry->collect_retired();
   } catch (const std::exception& e) {
     log::error("admin_request_failed", {{"target", req.target}, {"reason", e.what()}});
     res = HttpResponse{};
@@ -178,7 +302,9 @@ void AdminRouter::serve_ui(std::string_view path, HttpResponse& res) const {
   res.headers.emplace_back("Cache-Control", "no-cache");
   res.headers.emplace_back("X-Content-Type-Options", "nosniff");
   res.headers.emplace_back("Content-Security-Policy",
-                           "default-src 'self'; style-src 'self'; img-src 'self' data:");
+                           "default-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "frame-ancestors 'none'");
+  res.headers.emplace_back("X-Frame-Options", "DENY");
 }
 
 void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
@@ -192,6 +318,12 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
                                      : "missing or wrong admin token (Authorization: Bearer ...)"));
     res.headers.emplace_back("WWW-Authenticate", "Bearer");
     return;
+  }
+  if (!host_allowed(req.host) && !authorized(req)) {
+    return res.json(
+        403, json::error_body("this admin API answers unauthenticated requests only for an IP "
+                              "address, localhost or a name given with --admin-host-name; send "
+                              "the admin token or use one of those"));
   }
   ModelRegistry& registry = *ctx_.registry;
   const std::string actor = actor_of(req);
@@ -229,7 +361,7 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
     for (const auto& [id, m] : snap->models) {
       if (!first) out.push_back(',');
       first = false;
-      append_model(out, m);
+      append_model(out, m, authorized(req));
     }
     out += "]}";
     return res.json(200, std::move(out));
@@ -261,7 +393,7 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
         return respond_error(res, NotFound("unknown model '" + std::string(id) + "'"));
       }
       std::string out;
-      append_model(out, it->second);
+      append_model(out, it->second, authorized(req));
       // What shadowing has shown so far (the UI's shadow agreement).
       out.pop_back();
       out += ",\"shadow_comparisons\":[";

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -26,7 +27,9 @@ using ResumeResponse = std::function<void(FillResponse)>;
 class ResponseDeferral {
  public:
   // The handler answers later: it must not touch the response again until its fill code runs.
-  virtual ResumeResponse defer() = 0;
+  // The connection waits up to `answer_within` for it (0: the listener's read timeout), then is
+  // closed.
+  virtual ResumeResponse defer(std::chrono::seconds answer_within) = 0;
 
  protected:
   ~ResponseDeferral() = default;
@@ -39,6 +42,7 @@ struct HttpRequest {
   std::string_view request_id;     // the client's x-request-id, if any
   std::string_view authorization;  // the Authorization header, for the admin API
   std::string_view actor;          // x-forklift-actor: who is making a control-plane change
+  std::string_view host;           // the Host header (empty when absent)
   ResponseDeferral* deferral = nullptr;  // null: the handler must answer before it returns
   bool head = false;  // the client sent HEAD: the transport leaves the body out; logs say HEAD
 };
@@ -65,6 +69,8 @@ struct ConnectionStats {
   std::atomic<std::int64_t> open{0};
   std::atomic<std::uint64_t> rejected{0};  // refused because --max-connections were open
   std::atomic<std::uint64_t> tls_handshake_failures{0};  // TLS listeners: handshakes that failed
+  // accept() failures that paused the listener (out of descriptors or memory)
+  std::atomic<std::uint64_t> accept_failures{0};
 };
 
 // HTTP status for a Status code: 400, 404, 409, 503, 500.

@@ -80,9 +80,10 @@ class Router::AccountingDeferral final : public ResponseDeferral {
   AccountingDeferral(ResponseDeferral* inner, const Router& router, const RequestLine& line)
       : inner_(inner), router_(router), line_(line) {}
 
-  ResumeResponse defer() override {
+  ResumeResponse defer(std::chrono::seconds answer_within) override {
     deferred = true;
-    return [resume = inner_->defer(), &router = router_, line = line_](FillResponse fill) {
+    return [resume = inner_->defer(answer_within), &router = router_,
+            line = line_](FillResponse fill) {
       resume([fill = std::move(fill), &router, line](HttpResponse& res) {
         fill(res);
         router.account(line, res);
@@ -154,7 +155,12 @@ void Router::metrics(HttpResponse& res) const {
         "# TYPE forklift_tls_handshake_failures_total counter\n"
         "forklift_tls_handshake_failures_total " +
         std::to_string(ctx_.connections->tls_handshake_failures.load(std::memory_order_relaxed)) +
-        "\n";
+        "\n"
+        "# HELP forklift_http_accept_failures_total Times the data-plane listener could not "
+        "accept a connection (out of file descriptors or memory) and paused for 100 ms.\n"
+        "# TYPE forklift_http_accept_failures_total counter\n"
+        "forklift_http_accept_failures_total " +
+        std::to_string(ctx_.connections->accept_failures.load(std::memory_order_relaxed)) + "\n";
   }
   const StateStore& store = ctx_.registry->state_store();
   res.body +=

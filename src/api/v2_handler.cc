@@ -7,6 +7,7 @@
 //    features in model.yaml's order (what XGBoost clients of KServe and MLServer send).
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -129,6 +130,26 @@ Status read_data(simdjson::ondemand::value v, const Tensor& t, std::vector<Value
   return Status::Ok();
 }
 
+constexpr std::size_t kMaxDimensions = 8;
+
+// The product of the dimensions, or nothing when it overflows.
+std::optional<std::size_t> element_count(const std::vector<std::int64_t>& shape) {
+  std::size_t n = 1;
+  for (std::int64_t d : shape) {
+    if (__builtin_mul_overflow(n, static_cast<std::size_t>(d), &n)) return std::nullopt;
+  }
+  return n;
+}
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) out += ",";
+    out += std::to_string(shape[i]);
+  }
+  return out + "]";
+}
+
 Status read_input(simdjson::ondemand::value v, Tensor& t, std::size_t index) {
   const std::string where = "inputs[" + std::to_string(index) + "]";
   simdjson::ondemand::object obj;
@@ -154,20 +175,29 @@ Status read_input(simdjson::ondemand::value v, Tensor& t, std::size_t index) {
   }
   for (auto d : shape) {
     std::int64_t dim = 0;
-    if (d.get_int64().get(dim) || dim < 0) {
-      return InvalidArgument("input '" + t.name + "': shape must hold non-negative integers");
+    // A 0 dimension would describe a tensor with no elements, whose other dimensions no data
+    // bounds: refused, so every dimension is at most the element count the data justifies.
+    if (d.get_int64().get(dim) || dim < 1) {
+      return InvalidArgument("input '" + t.name + "': shape must hold positive integers");
+    }
+    if (t.shape.size() == kMaxDimensions) {
+      return InvalidArgument("input '" + t.name + "': shape has more than " +
+                             std::to_string(kMaxDimensions) + " dimensions");
     }
     t.shape.push_back(dim);
   }
+  if (t.shape.empty()) return InvalidArgument("input '" + t.name + "': shape must not be empty");
   simdjson::ondemand::value data;
   if (obj.find_field_unordered("data").get(data)) {
     return InvalidArgument("input '" + t.name + "': 'data' is required");
   }
+  // The data is read before anything is sized from the shape: its element count is bounded by
+  // the body's bytes, and the shape must describe exactly that many elements.
   if (Status st = read_data(data, t, t.data, 0); !st.ok()) return st;
-  std::size_t expected = 1;
-  for (auto d : t.shape) expected *= static_cast<std::size_t>(d);
-  if (t.shape.empty() || expected != t.data.size()) {
-    return InvalidArgument("input '" + t.name + "': shape holds " + std::to_string(expected) +
+  const std::optional<std::size_t> expected = element_count(t.shape);
+  if (!expected || *expected != t.data.size()) {
+    return InvalidArgument("input '" + t.name + "': shape " + shape_text(t.shape) + " holds " +
+                           (expected ? std::to_string(*expected) : std::string("too many")) +
                            " element(s) but data has " + std::to_string(t.data.size()));
   }
   return Status::Ok();
@@ -183,6 +213,12 @@ Status convert(const Value& in, const FeatureSpec& spec, const Tensor& t, Value&
   switch (spec.type) {
     case ValueType::kFloat:
       if (const auto* d = std::get_if<double>(&in)) {
+        if (std::fabs(*d) > std::numeric_limits<float>::max()) {
+          return InvalidArgument("input '" + t.name +
+                                 "' has a value beyond the float range "
+                                 "(magnitude at most 3.4e38) for feature '" +
+                                 spec.name + "'");
+        }
         out = *d;
       } else if (const auto* i = std::get_if<std::int64_t>(&in)) {
         out = static_cast<double>(*i);
@@ -220,6 +256,7 @@ Status tensors_to_batch(std::vector<Tensor>& inputs, Batch& batch) {
                              std::to_string(rows));
     }
   }
+  // Every tensor's shape matched its data (read_input), so `rows` is bounded by the body.
   const auto n = static_cast<std::size_t>(rows);
   batch.reserve_rows(n);
   for (std::size_t r = 0; r < n; ++r) batch.add_row();
@@ -277,6 +314,12 @@ Status tensors_to_batch(std::vector<Tensor>& inputs, Batch& batch) {
         for (std::size_t k = 0; k < width; ++k) {
           const Value& e = t.data[r * width + k];
           if (const auto* d = std::get_if<double>(&e)) {
+            if (std::fabs(*d) > std::numeric_limits<float>::max()) {
+              return InvalidArgument("input '" + t.name +
+                                     "' has a value beyond the float range (magnitude at most "
+                                     "3.4e38) for feature '" +
+                                     spec.name + "'");
+            }
             vec[k] = static_cast<float>(*d);
           } else if (const auto* i = std::get_if<std::int64_t>(&e)) {
             vec[k] = static_cast<float>(*i);

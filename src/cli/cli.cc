@@ -88,6 +88,9 @@ int run_cli(int argc, char** argv) {
       ->add_option("--admin-tls-key", serve.admin.tls_key_file,
                    "PEM private key for --admin-tls-cert")
       ->check(CLI::ExistingFile);
+  serve_cmd->add_option("--admin-host-name", serve.admin_host_names,
+                        "A host name (besides IP addresses and localhost) under which the admin "
+                        "API answers reads without a token; repeatable");
   serve_cmd
       ->add_option("--admin-token-file", serve.admin_token_file,
                    "File holding the admin bearer token (else $FORKLIFT_ADMIN_TOKEN)")

@@ -1,5 +1,8 @@
 #include "cli/serve_command.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
@@ -167,15 +170,45 @@ Result<std::string> read_admin_token(const std::string& file) {
   const auto first = token.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) return std::string();
   token = token.substr(first, token.find_last_not_of(" \t\r\n") - first + 1);
-  if (!file.empty() && token.size() < 16) {
-    return InvalidArgument("the admin token in '" + file + "' is shorter than 16 characters");
+  if (token.size() < 16) {
+    return InvalidArgument(
+        "the admin token " +
+        (file.empty() ? std::string("in $FORKLIFT_ADMIN_TOKEN") : "in '" + file + "'") +
+        " is shorter than 16 characters");
   }
   return token;
 }
 
 }  // namespace
 
+// Each connection takes a descriptor: a --max-connections above the descriptor limit would make
+// accept() fail instead of answering 503. Raises the soft limit as far as the hard one allows and
+// warns when that is still not enough.
+static void check_descriptor_limit(std::size_t max_connections) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  // Room for model files, worker sockets, event files, the admin listener: 64 more.
+  const rlim_t wanted = static_cast<rlim_t>(max_connections) + 64;
+  if (limit.rlim_cur < wanted && limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = std::min(wanted, limit.rlim_max);
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  if (limit.rlim_cur < wanted) {
+    log::warn("descriptor_limit_low",
+              {{"max_connections", static_cast<std::int64_t>(max_connections)},
+               {"open_files_limit", static_cast<std::int64_t>(limit.rlim_cur)},
+               {"effect",
+                "past the limit new connections wait in the kernel's queue instead "
+                "of being answered 503; raise ulimit -n or lower --max-connections"}});
+  }
+}
+
 int run_serve(const ServeOptions& options) {
+  // Log lines go to stdout, often a pipe: if its reader goes away, writing must fail with EPIPE
+  // (and the line be lost), not kill the server.
+  ::signal(SIGPIPE, SIG_IGN);
+  check_descriptor_limit(options.server.max_connections);
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t signals;
   sigemptyset(&signals);
@@ -234,7 +267,8 @@ int run_serve(const ServeOptions& options) {
   const ApiContext ctx{&registry,    &metrics,    options.log_requests, &shadows,
                        events.get(), &timeseries, connections.get()};
   Router router(ctx);
-  AdminRouter admin_router(ctx, std::move(token).value(), find_ui(options.ui_dir));
+  AdminRouter admin_router(ctx, std::move(token).value(), find_ui(options.ui_dir),
+                           options.admin_host_names);
   ServerOptions data_plane = options.server;
   data_plane.stats = connections;
   HttpServer server(data_plane, router);

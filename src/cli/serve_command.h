@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "server/http_server.h"
 
@@ -17,7 +18,10 @@ struct ServeOptions {
                       .tls_cert_file = {},
                       .tls_key_file = {}};
   std::string admin_token_file;  // else $FORKLIFT_ADMIN_TOKEN; neither: mutating calls refused
-  std::string state_file;        // default <repository>/.forklift-state.json; "none" disables
+  // Host names (besides IP addresses and localhost) under which the admin API answers reads
+  // that carry no token.
+  std::vector<std::string> admin_host_names;
+  std::string state_file;  // default <repository>/.forklift-state.json; "none" disables
   // A libpq connection string or URI: deployments shared with every replica using the same
   // database (the state file then keeps this replica's last known copy).
   std::string state_postgres;

@@ -36,10 +36,14 @@ Status write_all(int fd, std::string_view content, std::string_view what) {
 }
 
 Status write_file_atomically(const std::filesystem::path& path, std::string_view content) {
-  const std::filesystem::path tmp = path.string() + ".tmp";
+  // A fresh name made with O_EXCL (mkostemp): a fixed one could be a symlink planted by whoever
+  // can write the directory (the model repository's publishers), and opening it would write
+  // through the link to any file this process may write.
+  std::string tmp_name = path.string() + ".tmp.XXXXXX";
+  UniqueFd f{::mkostemp(tmp_name.data(), O_CLOEXEC)};
+  if (!f.valid()) return errno_status("cannot create a temporary file beside " + path.string());
+  const std::filesystem::path tmp = tmp_name;
   {
-    UniqueFd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)};
-    if (!f.valid()) return errno_status("cannot create " + tmp.string());
     if (Status s = write_all(f.get(), content, tmp.string()); !s.ok()) {
       ::unlink(tmp.c_str());
       return s;
@@ -49,6 +53,7 @@ Status write_file_atomically(const std::filesystem::path& path, std::string_view
       ::unlink(tmp.c_str());
       return s;
     }
+    f.reset();
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     Status s = errno_status("cannot rename " + tmp.string() + " to " + path.string());
@@ -59,6 +64,50 @@ Status write_file_atomically(const std::filesystem::path& path, std::string_view
   UniqueFd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (d.valid()) ::fsync(d.get());
   return Status::Ok();
+}
+
+Result<std::filesystem::path> real_path_within(const std::filesystem::path& root,
+                                               const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path real_root = fs::canonical(root, ec);
+  if (ec) return NotFound("'" + root.string() + "' cannot be resolved: " + ec.message());
+  const fs::path real = fs::canonical(path, ec);
+  if (ec) {
+    std::error_code lec;
+    const bool is_link = fs::is_symlink(fs::symlink_status(path, lec));
+    return NotFound("'" + path.string() + "' " +
+                    (is_link ? "is a symlink that cannot be resolved (broken or a loop): "
+                             : "does not exist: ") +
+                    ec.message());
+  }
+  // Inside: the root's components are a prefix of the path's.
+  auto r = real_root.begin();
+  auto p = real.begin();
+  for (; r != real_root.end(); ++r, ++p) {
+    if (p == real.end() || *p != *r) {
+      return FailedPrecondition("'" + path.string() + "' resolves to '" + real.string() +
+                                "', outside '" + real_root.string() + "'");
+    }
+  }
+  return real;
+}
+
+Result<UniqueFd> open_regular_within(const std::filesystem::path& root,
+                                     const std::filesystem::path& path) {
+  auto real = real_path_within(root, path);
+  if (!real.ok()) return real.status();
+  UniqueFd f{::open(real->c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW)};
+  if (!f.valid()) return errno_status("cannot open '" + path.string() + "'");
+  struct stat st {};
+  if (::fstat(f.get(), &st) != 0) return errno_status("cannot stat '" + path.string() + "'");
+  if (!S_ISREG(st.st_mode)) {
+    return FailedPrecondition("'" + path.string() + "' is not a regular file");
+  }
+  // Back to blocking reads for the caller.
+  const int flags = ::fcntl(f.get(), F_GETFL);
+  if (flags >= 0) ::fcntl(f.get(), F_SETFL, flags & ~O_NONBLOCK);
+  return f;
 }
 
 Result<std::uint64_t> cut_torn_last_line(const std::filesystem::path& path) {

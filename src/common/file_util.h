@@ -40,6 +40,17 @@ Status write_all(int fd, std::string_view content, std::string_view what);
 // On any failure (a full disk included) the old file is untouched and the temporary removed.
 Status write_file_atomically(const std::filesystem::path& path, std::string_view content);
 
+// The real path of `path` (every symlink resolved) when it exists and lies inside the real path
+// of `root`; otherwise an error that names `path` and why (missing, a broken or looping link,
+// outside the root), never its content. Containment is checked on real paths, not on text.
+Result<std::filesystem::path> real_path_within(const std::filesystem::path& root,
+                                               const std::filesystem::path& path);
+
+// Opens a regular file for reading if its real path lies inside `root`; a directory, FIFO, socket
+// or device in its place is refused (opened with O_NONBLOCK, so a FIFO cannot block the caller).
+Result<UniqueFd> open_regular_within(const std::filesystem::path& root,
+                                     const std::filesystem::path& path);
+
 // A JSON-lines file whose writer died mid-write (kill -9, a full disk) may end in part of a line:
 // cuts the file back to its last '\n'. Returns the bytes removed (0 when the file was whole).
 Result<std::uint64_t> cut_torn_last_line(const std::filesystem::path& path);

@@ -1,5 +1,6 @@
 #include "core/features_json.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
@@ -92,6 +93,12 @@ Status parse_one(simdjson::ondemand::value v, const FeatureSpec& spec, Value& ou
     case ValueType::kFloat: {
       double d = 0;
       if (Status s = parse_number(v, spec, d); !s.ok()) return s;
+      // The numeric runtimes compute in 32-bit floats, where a larger value would silently
+      // become infinity: refused for every runtime, so a schema means the same everywhere.
+      if (std::fabs(d) > std::numeric_limits<float>::max()) {
+        return InvalidArgument("feature '" + spec.name +
+                               "' is beyond the float range (magnitude at most 3.4e38)");
+      }
       out = d;
       return Status::Ok();
     }
@@ -123,7 +130,9 @@ Status parse_one(simdjson::ondemand::value v, const FeatureSpec& spec, Value& ou
       simdjson::ondemand::array arr;
       if (v.get_array().get(arr)) return wrong_type(spec, "a malformed array");
       std::vector<float> vec;
-      vec.reserve(spec.length);
+      // Grown with the elements that arrive: a schema's length (up to 1,000,000) must not cost
+      // its full size for a request that sends an empty array.
+      vec.reserve(std::min<std::size_t>(spec.length, 256));
       for (auto element : arr) {
         simdjson::ondemand::value ev;
         if (element.get(ev)) return InvalidArgument("feature '" + spec.name + "': malformed JSON");

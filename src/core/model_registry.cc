@@ -18,10 +18,13 @@ namespace {
 // mistaken for another registry's (even one created at the same address).
 std::atomic<std::uint64_t> g_next_generation{1};
 
+// A thread's cached snapshot is weak: a thread that read a snapshot once and never again (the
+// loader at start-up, an event loop with no traffic) must not keep it, and the versions only it
+// holds, alive for the life of the server.
 struct CachedSnapshot {
   const ModelRegistry* owner = nullptr;
   std::uint64_t generation = 0;
-  std::shared_ptr<const RegistrySnapshot> snapshot;
+  std::weak_ptr<const RegistrySnapshot> snapshot;
 };
 
 }  // namespace
@@ -78,8 +81,9 @@ Result<std::shared_ptr<const LoadedModel>> RegistrySnapshot::resolve(
       "version " + std::to_string(*version) + " of model '" + m.model_id + "'";
   if (auto st = m.versions.find(*version); st != m.versions.end()) {
     if (st->second.state == VersionState::kLoading) return Unavailable(which + " is still loading");
+    // The state only: why a version failed to load can quote its files, and data-plane
+    // clients are not the repository's operators (the admin API shows the reason).
     return NotFound(which + " is not serving (" + std::string(to_string(st->second.state)) +
-                    (st->second.message.empty() ? "" : ": " + st->second.message) +
                     "); serving versions: " + serving);
   }
   return NotFound(which + " does not exist; serving versions: " + serving);
@@ -98,13 +102,16 @@ ModelRegistry::ModelRegistry(std::filesystem::path root, MetricsRegistry& metric
 std::shared_ptr<const RegistrySnapshot> ModelRegistry::snapshot() const {
   thread_local CachedSnapshot cache;
   const std::uint64_t generation = generation_.load(std::memory_order_acquire);
-  if (cache.owner != this || cache.generation != generation) {
-    std::lock_guard lock(snapshot_mu_);
-    cache.snapshot = snapshot_;
-    cache.owner = this;
-    cache.generation = generation_.load(std::memory_order_relaxed);
+  if (cache.owner == this && cache.generation == generation) {
+    // One atomic operation, as copying a shared_ptr would be. Empty only when the snapshot was
+    // replaced and freed since this thread's last call: then the generation moved too.
+    if (auto current = cache.snapshot.lock()) return current;
   }
-  return cache.snapshot;
+  std::lock_guard lock(snapshot_mu_);
+  cache.snapshot = snapshot_;
+  cache.owner = this;
+  cache.generation = generation_.load(std::memory_order_relaxed);
+  return snapshot_;
 }
 
 void ModelRegistry::publish() {
@@ -115,6 +122,7 @@ void ModelRegistry::publish() {
     previous = std::exchange(snapshot_, next);
     generation_.store(g_next_generation.fetch_add(1), std::memory_order_release);
   }
+  std::lock_guard retired_lock(retired_mu_);
   retired_snapshots_.push_back(previous);
   // Versions in the previous snapshot but not in the next are retired: keep a reference so the
   // last one is dropped by collect_retired on this side, not by a serving thread.
@@ -172,7 +180,7 @@ void ModelRegistry::sync_model(ModelState& model, const std::vector<std::int64_t
   model.policy = VersionPolicy{};
   model.hold_new_versions = false;
   for (auto v = on_disk.rbegin(); v != on_disk.rend(); ++v) {
-    auto m = parse_manifest(root_ / model.model_id / std::to_string(*v) / "model.yaml");
+    auto m = read_manifest(root_ / model.model_id / std::to_string(*v));
     if (m.ok()) {
       model.policy = m->version_policy;
       model.hold_new_versions = m->hold_new_versions;
@@ -516,7 +524,7 @@ void ModelRegistry::collect_retired() {
   std::vector<std::shared_ptr<const LoadedModel>> free_now;
   std::vector<std::shared_ptr<const RegistrySnapshot>> free_snapshots;
   {
-    std::lock_guard lock(sync_mu_);
+    std::lock_guard lock(retired_mu_);
     // Snapshots first: freeing one may leave a retired version with no other holder.
     for (auto& s : retired_snapshots_) {
       if (s.use_count() == 1) free_snapshots.push_back(std::move(s));
@@ -525,7 +533,7 @@ void ModelRegistry::collect_retired() {
   }
   free_snapshots.clear();
   {
-    std::lock_guard lock(sync_mu_);
+    std::lock_guard lock(retired_mu_);
     for (auto& m : retired_) {
       if (m.use_count() == 1) free_now.push_back(std::move(m));
     }

@@ -141,17 +141,21 @@ class ModelRegistry {
   // The stored control state of every model id, including ones not (yet) on disk here; a model
   // directory that appears starts from it. Guarded by sync_mu_.
   std::map<std::string, ModelControl, std::less<>> stored_;
+  // Guards retired_ and retired_snapshots_ only: never held during a load, so freeing what
+  // left (after every admin change, on every loader tick) never waits for one.
+  mutable std::mutex retired_mu_;
   // Versions no longer in the registry, kept so the last reference is dropped here, not by
-  // whichever request or snapshot happens to release it last. Guarded by sync_mu_.
+  // whichever request or snapshot happens to release it last. Guarded by retired_mu_.
   std::vector<std::shared_ptr<const LoadedModel>> retired_;
   // Earlier snapshots, for the same reason: they were allocated on the loader side, and a serving
   // thread that freed one would take the loader's malloc arena lock (measured: millisecond stalls
-  // while the idle-priority loader held it). Guarded by sync_mu_.
+  // while the idle-priority loader held it). Guarded by retired_mu_.
   std::vector<std::shared_ptr<const RegistrySnapshot>> retired_snapshots_;
-  // Readers keep a per-thread copy of the snapshot pointer and refresh it, under snapshot_mu_,
-  // only when generation_ moved. Neither std::atomic<std::shared_ptr> (libstdc++ 12 makes a futex
-  // call per load: measured two per request) nor a mutex per read (the loader thread runs at
-  // idle priority; holding a lock readers need turns into millisecond stalls: measured) will do.
+  // Readers keep a per-thread weak copy of the snapshot pointer and refresh it, under
+  // snapshot_mu_, only when generation_ moved. Neither std::atomic<std::shared_ptr> (libstdc++ 12
+  // makes a futex call per load: measured two per request) nor a mutex per read (the loader thread
+  // runs at idle priority; holding a lock readers need turns into millisecond stalls: measured)
+  // will do.
   mutable std::mutex snapshot_mu_;
   std::shared_ptr<const RegistrySnapshot> snapshot_;  // guarded by snapshot_mu_
   std::atomic<std::uint64_t> generation_{0};          // changes with every publish

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include "common/file_util.h"
+
 namespace forklift {
 
 bool is_valid_model_id(std::string_view id) {
@@ -21,6 +23,32 @@ std::int64_t parse_version(std::string_view text) {
   return v;
 }
 
+namespace {
+
+// Whether `entry` is a directory to scan. A symlink counts when it resolves to a directory inside
+// the repository; a broken or looping link, one that leaves the repository, or an entry that
+// cannot be examined is reported in `skipped` and costs only itself.
+bool usable_directory(const std::filesystem::path& root, const std::filesystem::path& entry,
+                      std::vector<std::string>* skipped) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status link = fs::symlink_status(entry, ec);
+  if (ec) {
+    if (skipped) skipped->push_back(entry.string() + ": cannot be examined: " + ec.message());
+    return false;
+  }
+  if (link.type() == fs::file_type::directory) return true;
+  if (link.type() != fs::file_type::symlink) return false;  // a file: not a model or version
+  auto real = real_path_within(root, entry);
+  if (!real.ok()) {
+    if (skipped) skipped->push_back(real.status().message());
+    return false;
+  }
+  return fs::is_directory(*real, ec);
+}
+
+}  // namespace
+
 Result<std::vector<ModelDirectory>> scan_repository(const std::filesystem::path& root,
                                                     std::vector<std::string>* skipped) {
   namespace fs = std::filesystem;
@@ -29,27 +57,44 @@ Result<std::vector<ModelDirectory>> scan_repository(const std::filesystem::path&
     return NotFound("model repository '" + root.string() + "' is not a directory");
   }
   std::vector<ModelDirectory> models;
-  for (const auto& entry : fs::directory_iterator(root, ec)) {
-    if (!entry.is_directory(ec)) continue;
-    const std::string id = entry.path().filename().string();
+  // Each entry has its own error code: one that cannot be read must not fail the whole scan.
+  fs::directory_iterator it(root, ec);
+  if (ec) return Internal("cannot list '" + root.string() + "': " + ec.message());
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    if (ec) return Internal("cannot list '" + root.string() + "': " + ec.message());
+    const fs::path path = it->path();
+    const std::string id = path.filename().string();
     if (!is_valid_model_id(id)) {
-      if (skipped) skipped->push_back(entry.path().string() + ": not a valid model id");
+      std::error_code dir_ec;
+      if (fs::is_directory(path, dir_ec) && skipped) {
+        skipped->push_back(path.string() + ": not a valid model id");
+      }
       continue;
     }
-    ModelDirectory model{id, entry.path(), {}};
-    for (const auto& vdir : fs::directory_iterator(entry.path(), ec)) {
-      if (!vdir.is_directory(ec)) continue;
-      const std::int64_t v = parse_version(vdir.path().filename().string());
+    if (!usable_directory(root, path, skipped)) continue;
+    ModelDirectory model{id, path, {}};
+    std::error_code list_ec;
+    fs::directory_iterator vit(path, list_ec);
+    for (; !list_ec && vit != fs::directory_iterator(); vit.increment(list_ec)) {
+      const fs::path vpath = vit->path();
+      const std::int64_t v = parse_version(vpath.filename().string());
       if (v < 0) {
-        if (skipped) skipped->push_back(vdir.path().string() + ": not a version number");
+        std::error_code dir_ec;
+        if (fs::is_directory(vpath, dir_ec) && skipped) {
+          skipped->push_back(vpath.string() + ": not a version number");
+        }
         continue;
       }
+      if (!usable_directory(root, vpath, skipped)) continue;
       model.versions.push_back(v);
+    }
+    if (list_ec) {
+      if (skipped) skipped->push_back(path.string() + ": cannot be listed: " + list_ec.message());
+      continue;
     }
     std::sort(model.versions.begin(), model.versions.end());
     models.push_back(std::move(model));
   }
-  if (ec) return Internal("cannot list '" + root.string() + "': " + ec.message());
   std::sort(models.begin(), models.end(),
             [](const auto& a, const auto& b) { return a.model_id < b.model_id; });
   return models;

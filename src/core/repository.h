@@ -17,8 +17,9 @@ struct ModelDirectory {
   std::vector<std::int64_t> versions;  // ascending
 };
 
-// Lists model ids and their version directories. Names that are not valid model ids or versions
-// are skipped (and reported in `skipped`), so one stray folder does not stop the server.
+// Lists model ids and their version directories. Names that are not valid model ids or versions,
+// symlinks that are broken, loop or resolve outside the repository, and directories that cannot
+// be listed are skipped (and reported in `skipped`): a bad entry costs only itself.
 Result<std::vector<ModelDirectory>> scan_repository(const std::filesystem::path& root,
                                                     std::vector<std::string>* skipped = nullptr);
 

@@ -38,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/file_util.h"
 #include "common/thread_priority.h"
 #include "core/manifest.h"
 #include "runtimes/runtime_registry.h"
@@ -54,8 +55,22 @@ namespace {
 void ensure_interpreter() {
   static std::once_flag started;
   std::call_once(started, [] {
-    // No Python signal handlers: forklift waits for SIGTERM itself.
-    py::initialize_interpreter(/*init_signal_handlers=*/false);
+    // The interpreter forklift was built with, whatever the environment: left to itself,
+    // CPython finds its standard library from the first `python3` on PATH, and another one
+    // there (a pyenv or virtualenv) made the server load a different version's library.
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.install_signal_handlers = 0;  // forklift waits for SIGTERM itself
+    PyStatus status =
+        PyConfig_SetBytesString(&config, &config.program_name, FORKLIFT_PYTHON_EXECUTABLE);
+    if (!PyStatus_Exception(status)) {
+      status = PyConfig_SetBytesString(&config, &config.home, FORKLIFT_PYTHON_HOME);
+    }
+    if (PyStatus_Exception(status)) {
+      PyConfig_Clear(&config);
+      throw std::runtime_error("cannot configure the Python interpreter");
+    }
+    py::initialize_interpreter(&config, 0, nullptr, /*add_program_dir_to_path=*/false);
     // Release the GIL that initialisation leaves with this thread, so every thread can take it.
     PyEval_SaveThread();
   });
@@ -196,13 +211,22 @@ class PythonModel final : public Model {
   Schema schema_;
 };
 
-Result<std::unique_ptr<Model>> load_in_process(const LoadContext& ctx) {
+// The version's Python file (runtime_options.module, default model.py): it must resolve, symlinks
+// followed, to a regular file inside the model repository, as every file of a version must.
+Result<std::filesystem::path> module_file(const LoadContext& ctx) {
   const std::filesystem::path code = ctx.version_dir / ctx.option("module", "model.py");
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(code, ec)) {
-    return FailedPrecondition(code.string() + ": missing (the python runtime calls load() and " +
-                              "predict() from it)");
+  auto opened = open_regular_within(ctx.version_dir.parent_path().parent_path(), code);
+  if (!opened.ok()) {
+    return FailedPrecondition("runtime_options.module: " + opened.status().message() +
+                              " (the python runtime calls load() and predict() from it)");
   }
+  return real_path_within(ctx.version_dir.parent_path().parent_path(), code);
+}
+
+Result<std::unique_ptr<Model>> load_in_process(const LoadContext& ctx) {
+  auto module_path = module_file(ctx);
+  if (!module_path.ok()) return module_path.status();
+  const std::filesystem::path code = *module_path;
   ensure_interpreter();
   py::gil_scoped_acquire gil;
   try {
@@ -227,6 +251,9 @@ Result<std::unique_ptr<Model>> load_in_process(const LoadContext& ctx) {
 
 // --- Worker processes: `runtime_options: {processes: N}` -------------------------------------
 
+// The worker's first message (loaded, or why not) is small: an error message at most.
+constexpr std::size_t kMaxLoadAnswerBytes = 1 << 20;
+
 // One worker process: this same executable started as `runtime-worker python ...`, talking over
 // a socket pair. Each has its own interpreter, so N of them run Python on N cores.
 struct WorkerProcess {
@@ -237,16 +264,6 @@ struct WorkerProcess {
   void kill_now() {
     if (pid > 0) ::kill(pid, SIGKILL);
     stop();
-  }
-  // Waits up to `timeout` (0: forever) for the worker to start answering.
-  bool answers_within(std::chrono::milliseconds timeout) const {
-    if (timeout.count() <= 0) return true;
-    pollfd p{fd, POLLIN, 0};
-    for (;;) {
-      const int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
-      if (n < 0 && errno == EINTR) continue;  // (restarts the wait: a signal is rare here)
-      return n != 0;                          // ready, or an error that the read will report
-    }
   }
   void stop() {
     if (fd >= 0) ::close(fd);  // the worker sees EOF and exits
@@ -291,7 +308,7 @@ Result<std::unique_ptr<WorkerProcess>> spawn_worker(const LoadContext& ctx,
   worker->pid = pid;
   // The worker answers once it has loaded the model: an empty success, or why it could not.
   std::string ready;
-  if (!worker::read_frame(worker->fd, ready)) {
+  if (worker::read_frame(worker->fd, ready, kMaxLoadAnswerBytes) != worker::FrameRead::kOk) {
     return FailedPrecondition("the worker process exited while loading the model");
   }
   std::vector<Value> none;
@@ -330,25 +347,34 @@ class ProcessPoolModel final : public Model {
     std::string answer;
     Status status;
     const bool sent = worker::write_frame(w->fd, worker::encode_request(batch));
-    if (sent && !w->answers_within(timeout_)) {
-      w->kill_now();
-      auto fresh = spawn_worker(ctx_, schema_.output);
-      status = DeadlineExceeded("its worker process did not answer within timeout_ms (" +
-                                std::to_string(timeout_.count()) + " ms) and was stopped" +
-                                std::string(fresh.ok() ? " and replaced"
-                                                       : "; no replacement could be started: " +
-                                                             fresh.status().message()));
-      w = fresh.ok() ? std::move(fresh).value() : nullptr;
-    } else if (sent && worker::read_frame(w->fd, answer)) {
+    // The whole answer must arrive within timeout_ms, not only its first byte: a worker that
+    // sends half a frame and stalls is as stuck as one that sends nothing.
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    if (timeout_.count() > 0) deadline = std::chrono::steady_clock::now() + timeout_;
+    const worker::FrameRead read =
+        sent ? worker::read_frame(w->fd, answer, worker::kMaxFrameBytes, deadline)
+             : worker::FrameRead::kClosed;
+    if (read == worker::FrameRead::kOk) {
       status = worker::decode_response(answer, schema_.output, batch.rows(), outputs);
     } else {
-      // The process died (a crash in an extension, the OOM killer): replace it.
-      w->stop();
+      // Stuck past the deadline, a frame larger than any answer, or the process died (a crash
+      // in an extension, the OOM killer): in each case this worker is replaced.
+      w->kill_now();
       auto fresh = spawn_worker(ctx_, schema_.output);
-      status = Internal(
-          "its worker process died during the call" +
-          std::string(fresh.ok() ? " (restarted)"
-                                 : " and could not be restarted: " + fresh.status().message()));
+      const std::string replaced =
+          fresh.ok() ? "" : "; no replacement could be started: " + fresh.status().message();
+      if (read == worker::FrameRead::kTimedOut) {
+        status = DeadlineExceeded("its worker process did not answer within timeout_ms (" +
+                                  std::to_string(timeout_.count()) + " ms) and was stopped" +
+                                  (fresh.ok() ? " and replaced" : replaced));
+      } else if (read == worker::FrameRead::kTooLarge) {
+        status =
+            Internal("its worker process sent an answer larger than " +
+                     std::to_string(worker::kMaxFrameBytes) + " bytes and was replaced" + replaced);
+      } else {
+        status = Internal("its worker process died during the call" +
+                          std::string(fresh.ok() ? " (restarted)" : replaced));
+      }
       w = fresh.ok() ? std::move(fresh).value() : nullptr;
     }
     {
@@ -384,12 +410,9 @@ Result<std::unique_ptr<Model>> load_python(const LoadContext& ctx) {
     return InvalidArgument("runtime_options.processes must be 1 to 256, not '" + option + "'");
   }
   if (processes == 1) return load_in_process(ctx);
-  const std::filesystem::path code = ctx.version_dir / ctx.option("module", "model.py");
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(code, ec)) {
-    return FailedPrecondition(code.string() + ": missing (the python runtime calls load() and " +
-                              "predict() from it)");
-  }
+  auto module_path = module_file(ctx);
+  if (!module_path.ok()) return module_path.status();
+  const std::filesystem::path code = *module_path;
   // timeout_ms is not in the load context (the server enforces it above every runtime); the
   // pool reads it too, to stop a worker that overruns it.
   auto manifest = parse_manifest(ctx.version_dir / "model.yaml");
@@ -433,7 +456,7 @@ int run_python_worker(int argc, char** argv) {
   worker::write_frame(kFd, worker::encode_response(manifest->schema.output, model.status(), none));
   if (!model.ok()) return 1;
   std::string request;
-  while (worker::read_frame(kFd, request)) {
+  while (worker::read_frame(kFd, request) == worker::FrameRead::kOk) {
     Batch batch(manifest->schema);
     std::vector<Value> outputs;
     Status s = worker::decode_request(request, batch);

@@ -1,8 +1,10 @@
 #include "runtimes/worker_protocol.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -34,6 +36,7 @@ class Reader {
     return true;
   }
   bool done() const { return in_.empty(); }
+  std::size_t remaining() const { return in_.size(); }
 
  private:
   std::string_view in_;
@@ -62,6 +65,22 @@ void put_value(std::string& out, ValueType type, std::size_t length, const Value
       break;
     }
   }
+}
+
+// The fewest bytes one value of `type` takes on the wire (an empty string: its length).
+std::size_t min_encoded_bytes(ValueType type, std::size_t length) {
+  switch (type) {
+    case ValueType::kFloat:
+    case ValueType::kInt:
+      return 8;
+    case ValueType::kBool:
+      return 1;
+    case ValueType::kString:
+      return 4;
+    case ValueType::kFloatVector:
+      return 4 * length;
+  }
+  return 1;
 }
 
 bool get_value(Reader& in, ValueType type, std::size_t length, Value& v) {
@@ -123,6 +142,14 @@ Status decode_request(std::string_view message, Batch& batch) {
   std::uint32_t rows = 0;
   if (!in.get(rows)) return InvalidArgument("truncated request");
   const Schema& schema = batch.schema();
+  // Every row takes at least min_row_bytes of the message: a count the bytes cannot hold is
+  // refused before anything is sized from it.
+  std::size_t min_row_bytes = 0;
+  for (const auto& f : schema.features) min_row_bytes += min_encoded_bytes(f.type, f.length);
+  if (rows > 0 && (min_row_bytes == 0 || rows > in.remaining() / min_row_bytes)) {
+    return InvalidArgument("request claims " + std::to_string(rows) +
+                           " rows, more than its bytes hold");
+  }
   batch.reserve_rows(rows);
   for (std::uint32_t r = 0; r < rows; ++r) {
     auto row = batch.add_row();
@@ -184,23 +211,49 @@ bool write_frame(int fd, const std::string& payload) {
   return true;
 }
 
-bool read_frame(int fd, std::string& payload) {
-  const auto read_all = [fd](char* into, std::size_t size) {
+FrameRead read_frame(int fd, std::string& payload, std::size_t max_bytes,
+                     std::optional<std::chrono::steady_clock::time_point> deadline) {
+  // Waits for bytes until the deadline: a peer that sent part of a frame and stalled must not
+  // hold the reader for good.
+  const auto wait_readable = [&]() -> FrameRead {
+    if (!deadline) return FrameRead::kOk;
+    for (;;) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+          *deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return FrameRead::kTimedOut;
+      pollfd p{fd, POLLIN, 0};
+      const int n = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1 << 30)));
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0) continue;   // re-checks the clock
+      return FrameRead::kOk;  // readable, or an error the read reports
+    }
+  };
+  const auto read_all = [&](char* into, std::size_t size) -> FrameRead {
     std::size_t got = 0;
     while (got < size) {
+      if (FrameRead w = wait_readable(); w != FrameRead::kOk) return w;
       const ssize_t n = ::read(fd, into + got, size - got);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
+      if (n <= 0) return FrameRead::kClosed;
       got += static_cast<std::size_t>(n);
     }
-    return true;
+    return FrameRead::kOk;
   };
   std::uint32_t size = 0;
   char header[sizeof size];
-  if (!read_all(header, sizeof header)) return false;
+  if (FrameRead r = read_all(header, sizeof header); r != FrameRead::kOk) return r;
   std::memcpy(&size, header, sizeof size);
-  payload.resize(size);
-  return size == 0 || read_all(payload.data(), size);
+  if (size > max_bytes) return FrameRead::kTooLarge;
+  // The payload grows with the bytes that arrive, not with what the header claims.
+  payload.clear();
+  constexpr std::size_t kStep = 1 << 20;
+  while (payload.size() < size) {
+    const std::size_t at = payload.size();
+    const std::size_t step = std::min<std::size_t>(kStep, size - at);
+    payload.resize(at + step);
+    if (FrameRead r = read_all(payload.data() + at, step); r != FrameRead::kOk) return r;
+  }
+  return FrameRead::kOk;
 }
 
 }  // namespace forklift::worker

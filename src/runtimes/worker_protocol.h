@@ -8,6 +8,8 @@
 //             u8 1, u32 length + the error message
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,8 +26,15 @@ std::string encode_response(const OutputSpec& output, const Status& status,
 Status decode_response(std::string_view message, const OutputSpec& output, std::size_t rows,
                        std::vector<Value>& outputs);
 
-// Whole frames over a blocking socket. False when the peer has gone (EOF or an error).
+// Whole frames over a blocking socket. write_frame: false when the peer has gone.
 bool write_frame(int fd, const std::string& payload);
-bool read_frame(int fd, std::string& payload);
+enum class FrameRead { kOk, kClosed, kTooLarge, kTimedOut };
+// The largest frame either side accepts; a header claiming more is refused before any allocation.
+inline constexpr std::size_t kMaxFrameBytes = 256u << 20;
+// Reads one frame into `payload`: kClosed when the peer has gone (EOF or an error), kTooLarge
+// when its header claims more than `max_bytes`, kTimedOut when the whole frame has not arrived
+// by `deadline` (none: waits for as long as the peer takes).
+FrameRead read_frame(int fd, std::string& payload, std::size_t max_bytes = kMaxFrameBytes,
+                     std::optional<std::chrono::steady_clock::time_point> deadline = {});
 
 }  // namespace forklift::worker

@@ -120,7 +120,11 @@ Result<std::unique_ptr<Model>> load_xgboost(const LoadContext& ctx) {
   if (XGBoosterCreate(nullptr, 0, &raw) != 0) return xgb_error(ctx, "cannot create a booster");
   BoosterPtr booster(raw);
   if (XGBoosterLoadModel(raw, ctx.artifact.c_str()) != 0) {
-    return xgb_error(ctx, "cannot load the model");
+    // XGBoost's parse errors quote the file around the failure: not passed on, since whatever
+    // the file holds must not reach an error message.
+    return FailedPrecondition(ctx.artifact.string() +
+                              ": XGBoost cannot load it as a model (not an XGBoost JSON, UBJSON "
+                              "or binary model, or truncated)");
   }
   const std::string nthread = ctx.option("nthread", "1");
   if (XGBoosterSetParam(raw, "nthread", nthread.c_str()) != 0) {

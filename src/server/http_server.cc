@@ -61,10 +61,43 @@ std::string_view to_std(boost::beast::string_view s) {
   return {s.data(), s.size()};
 }
 
+// The read buffer's cap: one whole header section plus a read's worth of what follows it.
+std::size_t read_buffer_cap(const ServerOptions& options) {
+  return options.max_header_bytes + 16 * 1024;
+}
+
+// Whether the request's Transfer-Encoding fields, all of them together, say exactly "chunked":
+// a coding forklift does not decode ("gzip, chunked"), one that is not last ("chunked,
+// identity") or a repeated one cannot be framed safely.
+bool only_chunked(const http::request<http::string_body>& req) {
+  int codings = 0;
+  bool chunked = false;
+  for (const auto& field : req) {
+    if (field.name() != http::field::transfer_encoding) continue;
+    std::string_view list = to_std(field.value());
+    while (!list.empty()) {
+      const auto comma = list.find(',');
+      std::string_view token = list.substr(0, comma);
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+        token.remove_prefix(1);
+      }
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+        token.remove_suffix(1);
+      if (token.empty()) continue;
+      ++codings;
+      chunked = beast::iequals(beast::string_view(token.data(), token.size()), "chunked");
+    }
+  }
+  return codings == 1 && chunked;
+}
+
 using Clock = std::chrono::steady_clock;
 constexpr auto kSweepInterval = std::chrono::milliseconds(500);
 // While draining, more often: the loop (and so the drain) ends soon after its last connection.
 constexpr auto kDrainSweepInterval = std::chrono::milliseconds(50);
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+constexpr auto kAcceptLogInterval = std::chrono::seconds(10);
 
 // What the loop asks of every connection, plain or TLS.
 class SessionBase {
@@ -88,6 +121,9 @@ struct Worker : std::enable_shared_from_this<Worker> {
   // Closes connections past their deadline. One coarse timer per loop instead of one per read
   // and write: per-operation timers cost three timerfd_settime calls per request (measured).
   std::unique_ptr<asio::steady_timer> sweeper;
+  // Waits before accepting again after accept() failed for want of descriptors or memory:
+  // retrying at once would spin a core on the same error.
+  std::unique_ptr<asio::steady_timer> accept_pause;
   bool draining = false;
   std::thread thread;
 };
@@ -105,6 +141,7 @@ struct HttpServer::Impl {
 
   Impl(ServerOptions o, const RequestHandler& r) : options(std::move(o)), handler(r) {}
   void accept(Worker& w);
+  void pause_accepting(Worker& w, const boost::system::error_code& ec);
   void refuse(tcp::socket socket);
 };
 
@@ -170,6 +207,7 @@ class Session final : public SessionBase,
   Session(Worker& worker, const ServerOptions& options, const RequestHandler& handler,
           StreamArgs&&... stream_args)
       : stream_(std::forward<StreamArgs>(stream_args)...),
+        buffer_(read_buffer_cap(options)),
         worker_(worker),
         options_(options),
         handler_(handler),
@@ -247,6 +285,14 @@ class Session final : public SessionBase,
       return reply_error(413, "request body is larger than the limit of " +
                                   std::to_string(options_.max_body_bytes) + " bytes");
     }
+    if (ec == http::error::buffer_overflow) {
+      // One element that the parser needs whole (a header section, a chunk-size line, the
+      // trailers) outgrew the read buffer's cap.
+      return reply_error(431,
+                         "a request header, chunk-size line or trailer section is larger "
+                         "than the limit of " +
+                             std::to_string(options_.max_header_bytes) + " bytes");
+    }
     if (ec == http::error::header_limit) {
       return reply_error(431, "request headers are larger than the limit of " +
                                   std::to_string(options_.max_header_bytes) + " bytes");
@@ -259,6 +305,18 @@ class Session final : public SessionBase,
     if (ec) return reply_error(400, std::string("malformed HTTP request: ") + ec.message());
 
     auto& req = parser_->get();
+    // RFC 9112 6.3: a Transfer-Encoding other than a final "chunked" leaves the body's length
+    // unknown; reading on would take the body for the next request (request smuggling).
+    if (req.count(http::field::transfer_encoding) > 0) {
+      if (!only_chunked(req)) {
+        return reply_error(400, "Transfer-Encoding must be exactly 'chunked' (no other coding)");
+      }
+      if (req.count(http::field::content_length) > 0) {
+        return reply_error(400,
+                           "a request must not have both Transfer-Encoding and "
+                           "Content-Length");
+      }
+    }
     if (std::size_t fields = std::distance(req.begin(), req.end());
         fields > options_.max_header_count) {
       return reply_error(431, "the request has " + std::to_string(fields) +
@@ -276,6 +334,9 @@ class Session final : public SessionBase,
     if (auto auth = req.find(http::field::authorization); auth != req.end()) {
       request.authorization = to_std(auth->value());
     }
+    if (auto host = req.find(http::field::host); host != req.end()) {
+      request.host = to_std(host->value());
+    }
     if (auto actor = req.find("x-forklift-actor"); actor != req.end()) {
       request.actor = to_std(actor->value());
     }
@@ -290,9 +351,9 @@ class Session final : public SessionBase,
     finish();
   }
 
-  ResumeResponse defer() override {
+  ResumeResponse defer(std::chrono::seconds answer_within) override {
     deferred_ = true;
-    deadline_ = Clock::now() + options_.read_timeout;
+    deadline_ = Clock::now() + (answer_within.count() > 0 ? answer_within : options_.read_timeout);
     return PendingAnswer<Session>(shared_from_this(), worker_.shared_from_this());
   }
 
@@ -391,6 +452,8 @@ class Session final : public SessionBase,
     socket().close(ec);
   }
 
+  // What the parser has not consumed yet. Capped: a body streams through it into the request,
+  // so it only ever needs one whole header section, chunk-size line or trailer section.
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -430,7 +493,7 @@ void HttpServer::Impl::accept(Worker& w) {
   w.acceptor->async_accept(w.ioc, [this, &w](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted || !w.acceptor->is_open()) return;
-      log::warn("accept_failed", {{"reason", ec.message()}});
+      if (ec != asio::error::connection_aborted) return pause_accepting(w, ec);
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
@@ -443,6 +506,29 @@ void HttpServer::Impl::accept(Worker& w) {
         std::make_shared<Session<PlainStream>>(w, options, handler, std::move(socket))->start();
       }
     }
+    accept(w);
+  });
+}
+
+// accept() failed with the connection still queued (EMFILE, ENFILE, ENOBUFS, ENOMEM): the loop
+// waits kAcceptPause before trying again, counts each failure and logs at most one line per
+// kAcceptLogInterval for the whole process.
+void HttpServer::Impl::pause_accepting(Worker& w, const beast::error_code& ec) {
+  stats->accept_failures.fetch_add(1, std::memory_order_relaxed);
+  static std::atomic<std::int64_t> last_logged{0};
+  const std::int64_t now = Clock::now().time_since_epoch() / std::chrono::seconds(1);
+  std::int64_t last = last_logged.load(std::memory_order_relaxed);
+  if (now - last >= kAcceptLogInterval.count() &&
+      last_logged.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+    log::warn("accept_failed",
+              {{"reason", ec.message()},
+               {"failures_total",
+                static_cast<std::int64_t>(stats->accept_failures.load(std::memory_order_relaxed))},
+               {"effect", "new connections wait in the kernel's queue; retrying every 100 ms"}});
+  }
+  w.accept_pause->expires_after(kAcceptPause);
+  w.accept_pause->async_wait([this, &w](beast::error_code wait_ec) {
+    if (wait_ec || !w.acceptor->is_open()) return;
     accept(w);
   });
 }
@@ -563,6 +649,7 @@ Status HttpServer::start() {
   im.bound_port = port;
   for (auto& w : im.workers) {
     w->sweeper = std::make_unique<asio::steady_timer>(w->ioc);
+    w->accept_pause = std::make_unique<asio::steady_timer>(w->ioc);
     sweep(*w);
     im.accept(*w);
     Worker* raw = w.get();
@@ -583,6 +670,7 @@ void HttpServer::drain(std::chrono::milliseconds grace) {
       raw->draining = true;
       beast::error_code ec;
       raw->acceptor->close(ec);
+      raw->accept_pause->cancel();
       // Copy: closing a session may destroy it, which erases it from the set.
       std::vector<SessionBase*> sessions(raw->sessions.begin(), raw->sessions.end());
       for (SessionBase* s : sessions) s->drain();

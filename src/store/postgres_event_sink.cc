@@ -20,15 +20,30 @@ COMMIT;
 )sql";
 
 constexpr auto kReconnectEvery = std::chrono::seconds(1);
+// Splits of a refused COPY per send: enough to find a handful of bad lines among thousands.
+constexpr std::size_t kMaxSplitCopies = 256;
 
 // COPY's text format reads a backslash as an escape: JSON's own escapes must be doubled. JSON
-// lines hold no raw tab or newline (the writer escapes control characters).
+// lines hold no raw tab or newline (the writer escapes control characters). jsonb refuses the
+// escape \u0000 (a NUL in a client's string): it becomes \ufffd, the replacement character.
 std::string copy_escaped(std::string_view line) {
   std::string out;
   out.reserve(line.size() + 8);
-  for (char c : line) {
-    if (c == '\\') out.push_back('\\');
-    out.push_back(c);
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (c != '\\') {
+      out.push_back(c);
+      continue;
+    }
+    // An escape: its backslash doubled, and the character after it taken with it, so that an
+    // escaped backslash followed by "u0000" is not read as a NUL escape.
+    if (line.substr(i, 6) == "\\u0000") {
+      out += "\\\\ufffd";
+      i += 5;
+      continue;
+    }
+    out += "\\\\";
+    if (i + 1 < line.size()) out.push_back(line[++i]);
   }
   out.push_back('\n');
   return out;
@@ -36,19 +51,27 @@ std::string copy_escaped(std::string_view line) {
 
 }  // namespace
 
-PostgresEventSink::PostgresEventSink(std::string conninfo, std::size_t max_pending_lines)
-    : conninfo_(std::move(conninfo)), max_pending_lines_(max_pending_lines) {}
+PostgresEventSink::PostgresEventSink(std::string conninfo, std::size_t max_pending_lines,
+                                     std::size_t max_pending_bytes)
+    : conninfo_(std::move(conninfo)),
+      max_pending_lines_(max_pending_lines),
+      max_pending_bytes_(max_pending_bytes) {}
 
 void PostgresEventSink::write(std::string_view lines, std::size_t /*count*/) {
   while (!lines.empty()) {
     const std::size_t end = lines.find('\n');
     const std::string_view line = lines.substr(0, end);
-    if (!line.empty()) pending_.push_back(copy_escaped(line));
+    if (!line.empty()) {
+      pending_.push_back(copy_escaped(line));
+      pending_bytes_ += pending_.back().size();
+    }
     if (end == std::string_view::npos) break;
     lines.remove_prefix(end + 1);
   }
-  // Bounded: while the database is away the oldest lines go first, counted.
-  while (pending_.size() > max_pending_lines_) {
+  // Bounded in lines and bytes: while the database is away the oldest lines go first, counted.
+  while (!pending_.empty() &&
+         (pending_.size() > max_pending_lines_ || pending_bytes_ > max_pending_bytes_)) {
+    pending_bytes_ -= pending_.front().size();
     pending_.pop_front();
     dropped_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -61,6 +84,7 @@ void PostgresEventSink::flush(bool final) {
   log::error("events_not_written",
              {{"sink", "postgres"}, {"events", static_cast<std::int64_t>(pending_.size())}});
   pending_.clear();
+  pending_bytes_ = 0;
 }
 
 bool PostgresEventSink::send() {
@@ -89,47 +113,88 @@ bool PostgresEventSink::send() {
       logged_down_ = false;
     }
   }
+  std::size_t refused = 0;
+  std::size_t done = 0;
+  std::string why;
+  split_copies_left_ = kMaxSplitCopies;
+  const bool all = write_isolating(0, pending_.size(), refused, done, why);
+  if (refused > 0) {
+    dropped_.fetch_add(refused, std::memory_order_relaxed);
+    log::error(
+        "events_rejected",
+        {{"sink", "postgres"}, {"reason", why}, {"events", static_cast<std::int64_t>(refused)}});
+  }
+  // Ranges are handled in order and each COPY is all or nothing: the first `done` lines are
+  // written or refused, the rest wait for the next connection.
+  written_.fetch_add(done - refused, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < done; ++i) {
+    pending_bytes_ -= pending_.front().size();
+    pending_.pop_front();
+  }
+  return all ? true : down(why);
+}
+
+PostgresEventSink::Copy PostgresEventSink::copy_range(std::size_t begin, std::size_t end,
+                                                      std::string& why) {
   PGconn* c = conn_.get();
   {
     pg::ResultHandle start(PQexec(c, "COPY forklift_events (event) FROM STDIN"));
-    if (!start || PQresultStatus(start.get()) != PGRES_COPY_IN) return down(PQerrorMessage(c));
+    if (!start || PQresultStatus(start.get()) != PGRES_COPY_IN) {
+      why = PQerrorMessage(c);
+      return Copy::kDown;
+    }
   }
-  // One COPY for everything pending, in chunks of about 256 KiB per call.
+  // In chunks of about 256 KiB per call.
   std::string chunk;
-  for (const std::string& line : pending_) {
-    chunk += line;
-    if (chunk.size() >= (256u << 10)) {
+  for (std::size_t i = begin; i < end; ++i) {
+    chunk += pending_[i];
+    if (chunk.size() >= (256u << 10) || i + 1 == end) {
       if (PQputCopyData(c, chunk.data(), static_cast<int>(chunk.size())) != 1) {
-        return down(PQerrorMessage(c));
+        why = PQerrorMessage(c);
+        return Copy::kDown;
       }
       chunk.clear();
     }
   }
-  if (!chunk.empty() && PQputCopyData(c, chunk.data(), static_cast<int>(chunk.size())) != 1) {
-    return down(PQerrorMessage(c));
+  if (PQputCopyEnd(c, nullptr) != 1) {
+    why = PQerrorMessage(c);
+    return Copy::kDown;
   }
-  if (PQputCopyEnd(c, nullptr) != 1) return down(PQerrorMessage(c));
   bool ok = true;
-  std::string why;
   while (pg::ResultHandle r{PQgetResult(c)}) {
     if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
       ok = false;
       why = PQresultErrorMessage(r.get());
     }
   }
-  if (!ok) {
-    if (PQstatus(c) != CONNECTION_OK) return down(why);
-    // The database refused the rows themselves (not the connection): retrying cannot help.
-    dropped_.fetch_add(pending_.size(), std::memory_order_relaxed);
-    log::error("events_rejected", {{"sink", "postgres"},
-                                   {"reason", why},
-                                   {"events", static_cast<std::int64_t>(pending_.size())}});
-    pending_.clear();
+  if (ok) return Copy::kWritten;
+  return PQstatus(c) == CONNECTION_OK ? Copy::kRefused : Copy::kDown;
+}
+
+bool PostgresEventSink::write_isolating(std::size_t begin, std::size_t end, std::size_t& refused,
+                                        std::size_t& done, std::string& why) {
+  if (begin == end) return true;
+  switch (copy_range(begin, end, why)) {
+    case Copy::kWritten:
+      done = end;
+      return true;
+    case Copy::kDown:
+      return false;
+    case Copy::kRefused:
+      break;
+  }
+  // The database refused a row in the range (not the connection): halves, down to the line,
+  // within a budget of COPYs per send (a table that refuses every row must not cost one COPY
+  // per line).
+  if (end - begin == 1 || split_copies_left_ == 0) {
+    refused += end - begin;
+    done = end;
     return true;
   }
-  written_.fetch_add(pending_.size(), std::memory_order_relaxed);
-  pending_.clear();
-  return true;
+  --split_copies_left_;
+  const std::size_t middle = begin + (end - begin) / 2;
+  return write_isolating(begin, middle, refused, done, why) &&
+         write_isolating(middle, end, refused, done, why);
 }
 
 }  // namespace forklift

@@ -212,7 +212,7 @@ TEST_F(RouterTest, V2InferErrors) {
             std::string::npos);
   EXPECT_NE(error(R"({"inputs": [{"name": "a", "shape": [2], "datatype": "FP32", "data": [1]},
                                  {"name": "b", "shape": [2], "datatype": "FP32", "data": [1, 2]}]})")
-                .find("shape holds 2 element(s) but data has 1"),
+                .find("shape [2] holds 2 element(s) but data has 1"),
             std::string::npos);
   EXPECT_NE(error(R"({"inputs": [{"name": "a", "shape": [1], "datatype": "FP16", "data": [1]}]})")
                 .find("'FP16' is not supported"),
@@ -237,6 +237,60 @@ TEST_F(RouterTest, V2InferErrors) {
   EXPECT_NE(error(R"({"inputs": [{"name": "a"}]})").find("'datatype' is required"),
             std::string::npos);
   EXPECT_NE(error("{oops").find("malformed JSON"), std::string::npos);
+}
+
+// Issue 14, defect 1: a shape sized the batch before it was checked against the data. A zero
+// dimension let [3000000, 0] with no data reserve three million rows (1.2 GB); a dimension
+// product that wraps around 2^64 matched 16 values and then allocated until bad_alloc.
+TEST_F(RouterTest, V2ShapesCannotSizeAllocationsBeyondTheData) {
+  const auto error = [&](const std::string& body) {
+    auto res = call("POST", "/v2/models/sum/infer", body);
+    EXPECT_EQ(res.status, 400u) << body << " -> " << res.body;
+    return res.body;
+  };
+  EXPECT_NE(error(R"({"inputs":[{"name":"m","datatype":"FP32","shape":[3000000,0],"data":[]}]})")
+                .find("shape must hold positive integers"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"inputs":[{"name":"a","datatype":"FP32","shape":[0],"data":[]},
+                                {"name":"b","datatype":"FP32","shape":[0],"data":[]}]})")
+                .find("positive integers"),
+            std::string::npos);
+  // 1152921504606846977 * 16 is 16 modulo 2^64.
+  EXPECT_NE(error(R"({"inputs":[{"name":"input-0","datatype":"FP32",
+                     "shape":[1152921504606846977,16],
+                     "data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]})")
+                .find("holds too many element(s)"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"inputs":[{"name":"a","datatype":"FP32","shape":[4294967297,4294967297],
+                     "data":[1]}]})")
+                .find("too many"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"inputs":[{"name":"a","datatype":"FP32","shape":[1,1,1,1,1,1,1,1,1],
+                     "data":[1]}]})")
+                .find("more than 8 dimensions"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"inputs":[{"name":"a","datatype":"FP32","shape":[],"data":[1]}]})")
+                .find("must not be empty"),
+            std::string::npos);
+  // The batch dimension of a second input cannot exceed its own data either.
+  EXPECT_NE(error(R"({"inputs":[{"name":"a","datatype":"FP32","shape":[1],"data":[1]},
+                                {"name":"b","datatype":"FP32","shape":[3000000],"data":[1]}]})")
+                .find("shape [3000000] holds 3000000 element(s) but data has 1"),
+            std::string::npos);
+}
+
+// Values beyond the 32-bit float range became infinity silently in the numeric runtimes.
+TEST_F(RouterTest, FloatsBeyondTheFloatRangeAreRefused) {
+  auto res = call("POST", "/infer", R"({"model_id": "sum", "features": {"a": 1e39, "b": 1}})");
+  EXPECT_EQ(res.status, 400u) << res.body;
+  EXPECT_NE(res.body.find("beyond the float range"), std::string::npos) << res.body;
+  res = call("POST", "/v2/models/sum/infer",
+             R"({"inputs":[{"name":"a","datatype":"FP64","shape":[1],"data":[-1e300]},
+                           {"name":"b","datatype":"FP32","shape":[1],"data":[1]}]})");
+  EXPECT_EQ(res.status, 400u) << res.body;
+  EXPECT_NE(res.body.find("beyond the float range"), std::string::npos) << res.body;
+  res = call("POST", "/infer", R"({"model_id": "sum", "features": {"a": 3e38, "b": 1}})");
+  EXPECT_EQ(res.status, 200u) << res.body;
 }
 
 TEST_F(RouterTest, MetricsCountRequestsByVersionAndOutcome) {

@@ -197,8 +197,12 @@ TEST(LightGBM, RefusesWhatItCannotEvaluateByName) {
   refused("split_feature=0 1 2", "split_feature=0 1 5", "splits on feature 5 of 3");
   refused("leaf_value=0.1 0.2 0.3 0.4", "leaf_value=0.1 0.2 0.3", "3 values for 4 leaves");
   refused("threshold=1.5 -1 0", "threshold=1.5 -1 4", "no category set");
-  refused("threshold=1.5 -1 0", "threshold=1.5 one 0", "'one', not a number");
+  refused("threshold=1.5 -1 0", "threshold=1.5 one 0", "'threshold' holds something that is not");
   refused("tree\nversion", "hello\nversion", "not a LightGBM text model");
+  // What the file holds is never quoted: it may be any file the artifact points at.
+  auto f = tree::parse_lightgbm_text("root:secret-hash:0:0\n", "m.txt");
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().message().find("secret"), std::string::npos) << f.status().message();
 }
 
 }  // namespace

@@ -1,8 +1,12 @@
 #include "runtimes/worker_protocol.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstring>
 
 namespace forklift::worker {
 namespace {
@@ -66,6 +70,76 @@ TEST(WorkerProtocol, ResponsesCarryOutputsOrTheError) {
   EXPECT_EQ(s.message(), "ValueError: bad");
   EXPECT_TRUE(got.empty());
   EXPECT_FALSE(decode_response("", schema.output, 1, got).ok());
+}
+
+// Issue 14: a request's row count sized the batch before the bytes were checked: four bytes
+// claiming 2^32-1 rows reserved 2^32 rows' worth of values.
+TEST(WorkerProtocol, ARowCountTheBytesCannotHoldIsRefusedFirst) {
+  const Schema schema = every_type();
+  std::string message(4, '\xff');  // u32 rows = 4294967295, and nothing else
+  Batch batch(schema);
+  const Status s = decode_request(message, batch);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("more than its bytes hold"), std::string::npos) << s.message();
+  // A schema whose rows take no bytes cannot justify any count.
+  Schema empty;
+  Batch none(empty);
+  EXPECT_FALSE(decode_request(std::string("\x02\x00\x00\x00", 4), none).ok());
+}
+
+class FramePair : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0); }
+  void TearDown() override {
+    for (int fd : fds) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  void send_raw(const std::string& bytes) {
+    ASSERT_EQ(::write(fds[1], bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  }
+  static std::string header(std::uint32_t size) {
+    std::string h(4, '\0');
+    std::memcpy(h.data(), &size, 4);
+    return h;
+  }
+  int fds[2] = {-1, -1};
+};
+
+TEST_F(FramePair, AHeaderClaimingMoreThanTheLimitIsRefusedBeforeAllocating) {
+  send_raw(header(0xffffffffu));
+  std::string payload;
+  EXPECT_EQ(read_frame(fds[0], payload), FrameRead::kTooLarge);
+  EXPECT_LT(payload.capacity(), 1u << 20);
+}
+
+TEST_F(FramePair, MemoryGrowsWithTheBytesThatArriveNotWithTheHeader) {
+  // 100 MiB claimed, 10 bytes sent, then the peer goes away.
+  send_raw(header(100u << 20) + "0123456789");
+  ::close(fds[1]);
+  fds[1] = -1;
+  std::string payload;
+  EXPECT_EQ(read_frame(fds[0], payload), FrameRead::kClosed);
+  EXPECT_LE(payload.capacity(), 2u << 20);
+}
+
+// Issue 14: a worker that sent half an answer held the serving thread for good, since only the
+// first byte was waited for with a timeout.
+TEST_F(FramePair, HalfAFrameTimesOutAtTheDeadline) {
+  send_raw(header(100) + "only part of it");
+  std::string payload;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  EXPECT_EQ(read_frame(fds[0], payload, kMaxFrameBytes, deadline), FrameRead::kTimedOut);
+}
+
+TEST_F(FramePair, WholeFramesRoundTrip) {
+  ASSERT_TRUE(write_frame(fds[1], "hello"));
+  ASSERT_TRUE(write_frame(fds[1], ""));
+  std::string payload;
+  EXPECT_EQ(read_frame(fds[0], payload), FrameRead::kOk);
+  EXPECT_EQ(payload, "hello");
+  EXPECT_EQ(read_frame(fds[0], payload), FrameRead::kOk);
+  EXPECT_EQ(payload, "");
 }
 
 }  // namespace

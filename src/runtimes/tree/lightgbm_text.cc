@@ -36,13 +36,12 @@ Result<std::vector<T>> parse_list(const Section& s, const char* key, const std::
       char* stop = nullptr;
       value = static_cast<T>(std::strtod(token.c_str(), &stop));
       if (stop != token.c_str() + token.size()) {
-        return FailedPrecondition(where + ": '" + key + "' holds '" + token + "', not a number");
+        return FailedPrecondition(where + ": '" + key + "' holds something that is not a number");
       }
     } else {
       const auto [ptr, ec] = std::from_chars(text.data() + i, text.data() + end, value);
       if (ec != std::errc() || ptr != text.data() + end) {
-        return FailedPrecondition(where + ": '" + key + "' holds '" + text.substr(i, end - i) +
-                                  "', not an integer");
+        return FailedPrecondition(where + ": '" + key + "' holds something that is not an integer");
       }
     }
     out.push_back(value);
@@ -214,8 +213,9 @@ Result<Forest> parse_lightgbm_text(std::string_view text, const std::string& ori
     if (first) {
       first = false;
       if (line != "tree" && line != "gbdt") {
-        return FailedPrecondition(origin + ": not a LightGBM text model (it starts with '" +
-                                  std::string(line.substr(0, 40)) + "')");
+        // Not quoted: the file may be anything (an error must not echo what it holds).
+        return FailedPrecondition(
+            origin + ": not a LightGBM text model (its first line is neither 'tree' nor 'gbdt')");
       }
       continue;
     }

@@ -1,6 +1,7 @@
 // XGBoost's JSON model format (Booster.save_model("model.json")) into a Forest.
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -107,9 +108,16 @@ Status set_objective(Forest& forest, std::string_view o, double base_score,
   return Status::Ok();
 }
 
-// A categorical node's categories, which XGBoost sends right: one bitset per node.
+constexpr std::size_t kCategoryBytesFloor = 16u << 20;
+constexpr std::size_t kCategoryBytesPerFileByte = 64;
+
+// A categorical node's categories, which XGBoost sends right: one bitset per node. A bitset is
+// sized by the node's largest category, not by the bytes that list it (one category of 2^24 makes
+// 2 MiB), so the forest's bitsets share a budget of 32-bit words that the file's size sets
+// (`words_left`, see kCategoryBytes*).
 Status add_category_sets(Forest& forest, simdjson::dom::element tree, RawTree& raw,
-                         const std::vector<std::int32_t>& types, const std::string& where) {
+                         const std::vector<std::int32_t>& types, const std::string& where,
+                         std::size_t& words_left) {
   auto cats = numbers<double>(tree, "categories");
   auto cat_nodes = numbers<std::int64_t>(tree, "categories_nodes");
   auto segments = numbers<std::int64_t>(tree, "categories_segments");
@@ -126,14 +134,30 @@ Status add_category_sets(Forest& forest, simdjson::dom::element tree, RawTree& r
     std::vector<std::uint32_t> words;
     if (it != list_of.end()) {
       const std::int64_t begin = (*segments)[it->second], size = (*sizes)[it->second];
-      if (begin < 0 || size < 0 || static_cast<std::size_t>(begin + size) > cats->size()) {
+      if (begin < 0 || size < 0 || static_cast<std::uint64_t>(begin) > cats->size() ||
+          static_cast<std::uint64_t>(size) > cats->size() - static_cast<std::uint64_t>(begin)) {
         return FailedPrecondition(where + " has a category list out of range");
       }
+      std::uint32_t largest = 0;
       for (std::int64_t k = begin; k < begin + size; ++k) {
         const double c = (*cats)[static_cast<std::size_t>(k)];
         if (!(c >= 0 && c < (1 << 24))) return FailedPrecondition(where + " has a bad category");
-        const auto cat = static_cast<std::uint32_t>(c);
-        if (words.size() <= cat / 32) words.resize(cat / 32 + 1, 0);
+        largest = std::max(largest, static_cast<std::uint32_t>(c));
+      }
+      const std::size_t needed = size > 0 ? largest / 32 + 1 : 0;
+      if (needed > words_left) {
+        return FailedPrecondition(
+            where +
+            ": its category sets would take more memory than a model file of this size "
+            "may (the largest category, " +
+            std::to_string(largest) +
+            ", sets the size of a node's set; see the tree runtime's "
+            "limits)");
+      }
+      words_left -= needed;
+      words.assign(needed, 0);
+      for (std::int64_t k = begin; k < begin + size; ++k) {
+        const auto cat = static_cast<std::uint32_t>((*cats)[static_cast<std::size_t>(k)]);
         words[cat / 32] |= 1u << (cat % 32);
       }
     }
@@ -183,6 +207,9 @@ Result<Forest> parse_xgboost_json(std::string_view json, const std::string& orig
   if (learner["gradient_booster"]["model"]["trees"].get_array().get(trees)) {
     return bad(origin, "no trees");
   }
+  // The category bitsets may take 16 MiB plus 64 bytes per byte of the file.
+  std::size_t category_words_left =
+      (kCategoryBytesFloor + kCategoryBytesPerFileByte * json.size()) / 4;
   std::size_t t = 0;
   for (auto tree : trees) {
     const std::string where = origin + ": tree " + std::to_string(t);
@@ -211,7 +238,10 @@ Result<Forest> parse_xgboost_json(std::string_view json, const std::string& orig
       bool categorical = false;
       for (std::int32_t type : *types) categorical = categorical || type != 0;
       if (categorical) {
-        if (Status s = add_category_sets(forest, tree, raw, *types, where); !s.ok()) return s;
+        if (Status s = add_category_sets(forest, tree, raw, *types, where, category_words_left);
+            !s.ok()) {
+          return s;
+        }
       }
     }
     if (Status s = append_tree(forest, raw, where); !s.ok()) return s;

@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_http_request fuzz_infer_json fuzz_model_yaml \
-                                     fuzz_selftest_jsonl fuzz_tree_models)
+                                     fuzz_selftest_jsonl fuzz_tree_models fuzz_worker_protocol)
 command -v clang++ >/dev/null || { echo "fuzz: clang++ is missing; run scripts/install-deps.sh" >&2; exit 2; }
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
@@ -41,8 +41,11 @@ for t in "${targets[@]}"; do
   mkdir -p "$build/corpus/$t"
   log="$build/$t.log"
   # -max_total_time bounds the run; -timeout flags an input that takes over 10 s (a hang);
-  # -rss_limit_mb bounds memory. The seed corpus is read, never written.
+  # -rss_limit_mb bounds memory, and -malloc_limit_mb any one allocation: no input of a few KB
+  # may size a buffer of 128 MB (a count taken from content and not bounded by its bytes). The
+  # seed corpus is read, never written.
   if "$build/fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+       -malloc_limit_mb=128 \
        -artifact_prefix="$build/crashes/$t-" -print_final_stats=1 \
        "$build/corpus/$t" "$root/fuzz/corpus/$t" > "$log" 2>&1; then
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/thread_priority.h"
+#include "core/value_bytes.h"
 
 namespace forklift {
 namespace {
@@ -17,6 +18,7 @@ struct Request {
   const Batch* batch;
   BatchDone done;
   Clock::time_point queued;
+  std::size_t bytes;  // batch_bytes(*batch), counted against max_queue_bytes
 };
 
 }  // namespace
@@ -30,6 +32,7 @@ struct BatchingModel::State {
   std::condition_variable arrived;
   std::deque<Request> queue;  // guarded by mu, as are the fields below
   std::size_t queued_rows = 0;
+  std::size_t queued_bytes = 0;
   bool stop = false;
   std::shared_ptr<VersionMetrics> metrics;
   std::vector<std::thread> threads;
@@ -107,6 +110,7 @@ void run(const std::shared_ptr<State>& state) {
       const std::size_t n = s.queue.front().batch->rows();
       if (!taken.empty() && rows + n > max_rows) break;
       rows += n;
+      s.queued_bytes -= s.queue.front().bytes;
       taken.push_back(std::move(s.queue.front()));
       s.queue.pop_front();
     }
@@ -121,6 +125,7 @@ void run(const std::shared_ptr<State>& state) {
   // nothing is).
   std::deque<Request> left = std::move(s.queue);
   s.queue.clear();
+  s.queued_bytes = 0;
   lock.unlock();
   for (Request& r : left) r.done(Unavailable("the model version is being unloaded"), {});
 }
@@ -154,18 +159,28 @@ BatchingModel::~BatchingModel() {
 }
 
 void BatchingModel::submit(const Batch& batch, BatchDone done) const {
+  const std::size_t bytes = batch_bytes(batch);
   {
     std::unique_lock lock(state_->mu);
-    if (!state_->stop && state_->queue.size() >= state_->options.max_queue_size) {
+    const bool full_count = state_->queue.size() >= state_->options.max_queue_size;
+    // A request larger than the whole byte bound is still taken when nothing waits: it can
+    // only ever be predicted alone, and its body was already within --max-body-bytes.
+    const bool full_bytes =
+        !state_->queue.empty() && state_->queued_bytes + bytes > state_->options.max_queue_bytes;
+    if (!state_->stop && (full_count || full_bytes)) {
       if (state_->metrics) state_->metrics->shed.fetch_add(1, std::memory_order_relaxed);
       lock.unlock();
-      return done(Unavailable("the version's batching queue is full (" +
-                              std::to_string(state_->options.max_queue_size) +
-                              " requests waiting); retry later"),
+      return done(Unavailable(full_count ? "the version's batching queue is full (" +
+                                               std::to_string(state_->options.max_queue_size) +
+                                               " requests waiting); retry later"
+                                         : "the version's batching queue is full (" +
+                                               std::to_string(state_->options.max_queue_bytes) +
+                                               " bytes of rows waiting); retry later"),
                   {});
     }
     if (!state_->stop) {
-      state_->queue.push_back(Request{&batch, std::move(done), Clock::now()});
+      state_->queued_bytes += bytes;
+      state_->queue.push_back(Request{&batch, std::move(done), Clock::now(), bytes});
       state_->queued_rows += batch.rows();
       state_->arrived.notify_one();
       return;

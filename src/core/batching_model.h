@@ -24,8 +24,9 @@ namespace forklift {
 struct BatchingOptions {
   std::size_t max_batch_size = 1;  // rows per runtime call (one larger request excepted)
   std::chrono::microseconds max_queue_delay{0};
-  std::size_t threads = 1;            // runtime calls that may run at once
-  std::size_t max_queue_size = 1024;  // requests waiting; more are refused (Unavailable)
+  std::size_t threads = 1;                  // runtime calls that may run at once
+  std::size_t max_queue_size = 1024;        // requests waiting; more are refused (Unavailable)
+  std::size_t max_queue_bytes = 64u << 20;  // and the bytes their rows take (value_bytes.h)
 };
 
 // Called once on a batching thread with the request's outputs (empty when `status` failed).

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/value_bytes.h"
 #include "observability/log.h"
 
 namespace forklift {
@@ -64,8 +65,13 @@ Comparison compare_outputs(const Value& primary, const Value& shadow, double agr
   return c;
 }
 
-ShadowRunner::ShadowRunner(MetricsRegistry& metrics, std::size_t capacity, EventLog* events)
-    : metrics_(metrics), capacity_(capacity), events_(events), worker_([this] { run(); }) {}
+ShadowRunner::ShadowRunner(MetricsRegistry& metrics, std::size_t capacity, EventLog* events,
+                           std::size_t max_queued_bytes)
+    : metrics_(metrics),
+      capacity_(capacity),
+      max_queued_bytes_(max_queued_bytes),
+      events_(events),
+      worker_([this] { run(); }) {}
 
 ShadowRunner::~ShadowRunner() {
   std::deque<ShadowJob> dropped;
@@ -73,6 +79,8 @@ ShadowRunner::~ShadowRunner() {
     std::lock_guard lock(mu_);
     stop_ = true;
     dropped.swap(queue_);
+    queued_job_bytes_.clear();
+    queued_bytes_ = 0;
   }
   wake_.notify_all();
   worker_.join();
@@ -83,10 +91,14 @@ ShadowRunner::~ShadowRunner() {
 }
 
 bool ShadowRunner::offer(ShadowJob job) {
+  const std::size_t bytes =
+      sizeof(ShadowJob) + batch_bytes(job.batch) + values_bytes(job.primary_outputs);
   {
     std::lock_guard lock(mu_);
-    if (!stop_ && queue_.size() < capacity_) {
+    if (!stop_ && queue_.size() < capacity_ && queued_bytes_ + bytes <= max_queued_bytes_) {
       queue_.push_back(std::move(job));
+      queued_job_bytes_.push_back(bytes);
+      queued_bytes_ += bytes;
       wake_.notify_one();
       return true;
     }
@@ -110,6 +122,8 @@ void ShadowRunner::run() {
     {
       ShadowJob job = std::move(queue_.front());
       queue_.pop_front();
+      queued_bytes_ -= queued_job_bytes_.front();
+      queued_job_bytes_.pop_front();
       lock.unlock();
       process(job);
     }  // the job, and the versions it holds, are released here, outside the lock

@@ -41,13 +41,17 @@ Comparison compare_outputs(const Value& primary, const Value& shadow, double agr
 
 class ShadowRunner {
  public:
+  static constexpr std::size_t kMaxQueuedBytes = 64u << 20;
+
   // `events`, if not null, receives a shadow event for each job that asks for one.
-  ShadowRunner(MetricsRegistry& metrics, std::size_t capacity, EventLog* events = nullptr);
+  ShadowRunner(MetricsRegistry& metrics, std::size_t capacity, EventLog* events = nullptr,
+               std::size_t max_queued_bytes = kMaxQueuedBytes);
   ~ShadowRunner();  // stops the worker; jobs still queued are dropped and counted
   ShadowRunner(const ShadowRunner&) = delete;
   ShadowRunner& operator=(const ShadowRunner&) = delete;
 
-  // Queues a job; false (and counted as dropped) when the queue is full.
+  // Queues a job; false (and counted as dropped) when the queue is full: `capacity` jobs, or
+  // `max_queued_bytes` of their rows and outputs.
   bool offer(ShadowJob job);
   // Blocks until the queue is empty and the worker idle (tests and shutdown).
   void wait_idle();
@@ -58,11 +62,14 @@ class ShadowRunner {
 
   MetricsRegistry& metrics_;
   const std::size_t capacity_;
+  const std::size_t max_queued_bytes_;
   EventLog* events_;
   std::mutex mu_;
   std::condition_variable wake_;
   std::condition_variable idle_;
   std::deque<ShadowJob> queue_;
+  std::deque<std::size_t> queued_job_bytes_;  // each queued job's rows, in bytes
+  std::size_t queued_bytes_ = 0;
   bool busy_ = false;
   bool stop_ = false;
   std::thread worker_;  // last: starts after everything it uses

@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "common/json_writer.h"
+#include "core/value_bytes.h"
 #include "observability/log.h"
 
 namespace forklift {
@@ -105,11 +106,27 @@ EventLog::~EventLog() {
   writer_.join();
 }
 
+namespace {
+
+std::size_t event_bytes(const std::variant<PredictionEvent, ShadowEvent>& event) {
+  if (const auto* p = std::get_if<PredictionEvent>(&event)) {
+    return sizeof(event) + batch_bytes(p->batch) + values_bytes(p->outputs);
+  }
+  const auto& s = std::get<ShadowEvent>(event);
+  return sizeof(event) + values_bytes(s.primary_outputs) + values_bytes(s.shadow_outputs) +
+         s.error.size();
+}
+
+}  // namespace
+
 bool EventLog::offer(std::variant<PredictionEvent, ShadowEvent> event) {
+  const std::size_t bytes = event_bytes(event);
   {
     std::lock_guard lock(mu_);
-    if (!stop_ && queue_.size() < options_.queue_capacity) {
+    if (!stop_ && queue_.size() < options_.queue_capacity &&
+        queued_bytes_ + bytes <= options_.queue_bytes) {
       queue_.push_back(std::move(event));
+      queued_bytes_ += bytes;
       wake_.notify_one();
       return true;
     }
@@ -142,6 +159,7 @@ void EventLog::run() {
     if (queue_.empty() && stop_) break;
     std::deque<std::variant<PredictionEvent, ShadowEvent>> batch;
     batch.swap(queue_);
+    queued_bytes_ = 0;
     busy_ = true;
     lock.unlock();
     for (const auto& event : batch) {

@@ -43,8 +43,9 @@ struct ShadowEvent {
 };
 
 struct EventLogOptions {
-  double sample_rate = 1.0;            // fraction of requests whose rows are logged
-  std::size_t queue_capacity = 65536;  // events waiting to be written
+  double sample_rate = 1.0;             // fraction of requests whose rows are logged
+  std::size_t queue_capacity = 65536;   // events waiting to be written
+  std::size_t queue_bytes = 64u << 20;  // and the bytes their rows and outputs take
 };
 
 class EventLog {
@@ -56,7 +57,7 @@ class EventLog {
   EventLog& operator=(const EventLog&) = delete;
 
   double sample_rate() const { return options_.sample_rate; }
-  // Queues an event; false (and counted) when the queue is full.
+  // Queues an event; false (and counted) when the queue is full, in events or in bytes.
   bool offer(std::variant<PredictionEvent, ShadowEvent> event);
   // Blocks until everything queued so far is written and flushed (tests, shutdown).
   void flush();
@@ -75,6 +76,7 @@ class EventLog {
   std::condition_variable wake_;
   std::condition_variable drained_;
   std::deque<std::variant<PredictionEvent, ShadowEvent>> queue_;
+  std::size_t queued_bytes_ = 0;  // of queue_, counted by event_bytes
   bool busy_ = false;
   bool stop_ = false;
   std::atomic<std::uint64_t> dropped_{0};

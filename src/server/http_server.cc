@@ -19,6 +19,7 @@
 #include "common/json_writer.h"
 #include "common/thread_priority.h"
 #include "observability/log.h"
+#include "server/request_framing.h"
 
 namespace forklift {
 
@@ -59,37 +60,6 @@ std::string request_id_for(std::string_view incoming) {
 
 std::string_view to_std(boost::beast::string_view s) {
   return {s.data(), s.size()};
-}
-
-// The read buffer's cap: one whole header section plus a read's worth of what follows it.
-std::size_t read_buffer_cap(const ServerOptions& options) {
-  return options.max_header_bytes + 16 * 1024;
-}
-
-// Whether the request's Transfer-Encoding fields, all of them together, say exactly "chunked":
-// a coding forklift does not decode ("gzip, chunked"), one that is not last ("chunked,
-// identity") or a repeated one cannot be framed safely.
-bool only_chunked(const http::request<http::string_body>& req) {
-  int codings = 0;
-  bool chunked = false;
-  for (const auto& field : req) {
-    if (field.name() != http::field::transfer_encoding) continue;
-    std::string_view list = to_std(field.value());
-    while (!list.empty()) {
-      const auto comma = list.find(',');
-      std::string_view token = list.substr(0, comma);
-      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-        token.remove_prefix(1);
-      }
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
-        token.remove_suffix(1);
-      if (token.empty()) continue;
-      ++codings;
-      chunked = beast::iequals(beast::string_view(token.data(), token.size()), "chunked");
-    }
-  }
-  return codings == 1 && chunked;
 }
 
 using Clock = std::chrono::steady_clock;
@@ -207,7 +177,7 @@ class Session final : public SessionBase,
   Session(Worker& worker, const ServerOptions& options, const RequestHandler& handler,
           StreamArgs&&... stream_args)
       : stream_(std::forward<StreamArgs>(stream_args)...),
-        buffer_(read_buffer_cap(options)),
+        buffer_(read_buffer_cap(options.max_header_bytes)),
         worker_(worker),
         options_(options),
         handler_(handler),
@@ -305,17 +275,10 @@ class Session final : public SessionBase,
     if (ec) return reply_error(400, std::string("malformed HTTP request: ") + ec.message());
 
     auto& req = parser_->get();
-    // RFC 9112 6.3: a Transfer-Encoding other than a final "chunked" leaves the body's length
+    // RFC 9112 6.3: a Transfer-Encoding other than exactly "chunked" leaves the body's length
     // unknown; reading on would take the body for the next request (request smuggling).
-    if (req.count(http::field::transfer_encoding) > 0) {
-      if (!only_chunked(req)) {
-        return reply_error(400, "Transfer-Encoding must be exactly 'chunked' (no other coding)");
-      }
-      if (req.count(http::field::content_length) > 0) {
-        return reply_error(400,
-                           "a request must not have both Transfer-Encoding and "
-                           "Content-Length");
-      }
+    if (Status framing = check_request_framing(req); !framing.ok()) {
+      return reply_error(400, framing.message());
     }
     if (std::size_t fields = std::distance(req.begin(), req.end());
         fields > options_.max_header_count) {

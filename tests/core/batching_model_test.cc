@@ -231,6 +231,35 @@ TEST(BatchingModel, TheLastReferenceMayBeDroppedOnABatchingThread) {
   done.get_future().get();
 }
 
+// Issue 14: queues are bounded in bytes as well as in requests.
+TEST(BatchingModel, ShedsRequestsBeyondTheQueuesByteBound) {
+  const Schema schema = one_float();
+  auto inner = std::make_shared<RecordingModel>();
+  BatchingOptions options{1000, std::chrono::microseconds(0), 1, 1000};
+  options.max_queue_bytes = 100 * sizeof(Value);  // room for about 100 rows
+  BatchingModel model(inner, options);
+  inner->hold();
+  const Batch running = rows(schema, {1});
+  auto a = submit(model, running);
+  inner->wait_for_calls(1);
+  Batch big(schema);
+  for (int i = 0; i < 80; ++i) big.add_row()[0] = 2.0;
+  const Batch big2 = big;
+  Batch huge(schema);
+  for (int i = 0; i < 500; ++i) huge.add_row()[0] = 2.0;
+  auto f1 = submit(model, big);   // 80 rows: fits
+  auto f2 = submit(model, big2);  // 160 rows' worth: refused at once
+  ASSERT_EQ(f2.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  const Answer shed = f2.get();
+  EXPECT_EQ(shed.status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(shed.status.message().find("bytes of rows waiting"), std::string::npos);
+  inner->release();
+  EXPECT_EQ(f1.get().outputs.size(), 80u);
+  EXPECT_TRUE(a.get().status.ok());
+  // A request larger than the whole bound is taken when nothing waits (it runs alone).
+  EXPECT_EQ(submit(model, huge).get().outputs.size(), 500u);
+}
+
 }  // namespace
 }  // namespace forklift
 

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "common/file_util.h"
+#include "observability/event_log.h"
 #include "test_util.h"
 
 namespace forklift {
@@ -100,6 +101,20 @@ TEST(FileEventSink, OpeningCutsATornLineLeftByAKilledWriterAndAppendsToANewFile)
   for (const auto& e : std::filesystem::directory_iterator(dir))
     files += e.path().extension() == ".jsonl";
   EXPECT_EQ(files, 2u);
+}
+
+// Issue 14: the event queue is bounded in bytes as well as in events: a few requests of a
+// hundred thousand rows each must not sit in memory by the gigabyte while a sink is slow.
+TEST(EventLog, AnEventLargerThanTheByteBoundIsDroppedAndCounted) {
+  EventLogOptions options;
+  options.queue_bytes = 1000 * sizeof(Value);
+  EventLog log(options, {});
+  Schema schema;
+  schema.features = {{"x", ValueType::kFloat, 1, false}};
+  PredictionEvent event{std::chrono::system_clock::now(), "r1", nullptr, Batch(schema), {}, 0};
+  for (int i = 0; i < 5000; ++i) event.batch.add_row()[0] = 1.0;
+  EXPECT_FALSE(log.offer(std::move(event)));
+  EXPECT_EQ(log.dropped(), 1u);
 }
 
 }  // namespace

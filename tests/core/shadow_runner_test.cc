@@ -89,6 +89,24 @@ TEST_F(ShadowRunnerTest, AFullQueueDropsAndCounts) {
   EXPECT_EQ(metrics.shadow("sum", 1, 2)->dropped.load(), 2u);
 }
 
+// Issue 14: bounded in bytes as well as in jobs.
+TEST_F(ShadowRunnerTest, TheQueueIsBoundedInBytes) {
+  // Room for a one-row job, not for one of 100 rows.
+  ShadowRunner runner(metrics, 100, nullptr, sizeof(ShadowJob) + 8 * sizeof(Value));
+  ShadowJob large = job(1, 2, 1);
+  for (int i = 0; i < 99; ++i) {
+    auto row = large.batch.add_row();
+    row[0] = 1.0;
+    row[1] = 2.0;
+  }
+  EXPECT_FALSE(runner.offer(std::move(large)));
+  EXPECT_TRUE(runner.offer(job(1, 2, 1)));
+  runner.wait_idle();
+  auto counts = metrics.shadow("sum", 1, 2);
+  EXPECT_EQ(counts->dropped.load(), 1u);
+  EXPECT_EQ(counts->disagree.load(), 1u);
+}
+
 TEST_F(ShadowRunnerTest, DeploymentKeepsShadowVersionsLoaded) {
   ASSERT_TRUE(registry.set_deployment("sum", Deployment{{{1, 1}}, {{2, 0.5, 0.01}}}, "t").ok());
   const ModelState& m = registry.snapshot()->models.at("sum");

@@ -80,7 +80,7 @@ class Server:
     def post(self, path, body=None, **kw):
         if body is not None and not isinstance(body, (str, bytes)):
             body = json.dumps(body)
-        return self.session.post(self.url + path, data=body, timeout=10, **kw)
+        return self.session.post(self.url + path, data=body, timeout=kw.pop("timeout", 10), **kw)
 
     def admin(self, method, path, body=None, token=None, **kw):
         headers = kw.pop("headers", {})
@@ -89,7 +89,7 @@ class Server:
         if body is not None and not isinstance(body, (str, bytes)):
             body = json.dumps(body)
         return self.session.request(method, self.admin_url + path, data=body, headers=headers,
-                                    timeout=30, **kw)
+                                    timeout=kw.pop("timeout", 30), **kw)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc.poll() is None:

@@ -4,6 +4,7 @@ import json
 import time
 
 import pytest
+import requests
 
 import postgres
 from conftest import Server, selftest_cases
@@ -161,5 +162,29 @@ def test_prediction_events_reach_a_postgres_table(repo_copy, tmp_path, pg):
         metrics = s.get("/metrics").text
         assert 'forklift_events_written_total{sink="postgres"} 50' in metrics
         assert 'forklift_events_dropped_total{stage="postgres"} 0' in metrics
+    finally:
+        assert s.stop() == 0
+
+
+def test_one_bad_event_does_not_drop_its_batch(repo_copy, tmp_path, pg):
+    """Issue 14, defect 10: a NUL in a string feature made jsonb refuse the whole COPY, dropping
+    every other event of the batch with it. The NUL is written as U+FFFD; the others arrive."""
+    s = Server(repo_copy, "--events-postgres", pg.conninfo, "--events-sample", "1")
+    try:
+        features = selftest_cases("surge", 1)[0]["features"]
+        bodies = [{"model_id": "surge", "features": {**features, "city": f"sf{i}"}}
+                  for i in range(30)]
+        bodies[15]["features"]["city"] = "s\u0000f"
+        # At once, so that they reach the database in one batch.
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda b: requests.post(s.url + "/infer", json=b,
+                                                          timeout=10).status_code, bodies))
+        assert codes == [200] * 30
+        count = lambda: int(pg.query("SELECT count(*) FROM forklift_events")[0][0])  # noqa: E731
+        assert wait_until(lambda: count() == 30, 15) is not None, (count(), s.logs[-5:])
+        cities = {r[0] for r in pg.query("SELECT event->'features'->>'city' FROM forklift_events")}
+        assert "s\ufffdf" in cities
+        assert 'forklift_events_dropped_total{stage="postgres"} 0' in s.get("/metrics").text
     finally:
         assert s.stop() == 0

@@ -2,7 +2,10 @@
 #include <simdjson.h>
 
 #include <cmath>
+#include <fstream>
 #include <random>
+#include <regex>
+#include <sstream>
 
 #include "runtimes/load_direct.h"
 #include "runtimes/tree/forest.h"
@@ -124,6 +127,39 @@ TEST(TreeForest, RefusesWhatItCannotEvaluateByName) {
           "no learner_model_param");
   EXPECT_FALSE(tree::parse_xgboost_json("{\"learner\": [", "m.json").ok());
   EXPECT_FALSE(tree::parse_xgboost_json("{}", "m.json").ok());
+}
+
+// Issue 14, defect 13: a node's category bitset is sized by its largest category, so a 71 KB file
+// naming category 2^24-1 on every categorical node took 674 MiB. The bitsets now share a budget
+// set by the file's size.
+TEST(TreeForest, CategorySetsAreBoundedByTheFileSize) {
+  std::ifstream in(std::string(FORKLIFT_TEST_MODELS) + "/xgb_categorical_reg.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string model = text.str();
+  ASSERT_TRUE(tree::parse_xgboost_json(model, "m.json").ok());
+  std::size_t lists = 0;
+  // Every category becomes 16777215 (2^24 - 1): 2 MiB per categorical node.
+  std::string hostile;
+  const std::regex list(R"("categories":\s*\[([^\]]*)\])");
+  auto last = model.cbegin();
+  for (std::sregex_iterator it(model.begin(), model.end(), list), end; it != end; ++it) {
+    hostile.append(last, model.cbegin() + it->position());
+    const std::string items = (*it)[1];
+    const auto n = std::count(items.begin(), items.end(), ',') + 1;
+    hostile += "\"categories\": [";
+    for (long i = 0; i < n; ++i) hostile += i ? ", 16777215" : "16777215";
+    hostile += "]";
+    last = model.cbegin() + it->position() + it->length();
+    ++lists;
+  }
+  ASSERT_GT(lists, 0u);
+  hostile.append(last, model.cend());
+  auto refused = tree::parse_xgboost_json(hostile, "m.json");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("more memory than a model file of this size"),
+            std::string::npos)
+      << refused.status().message();
 }
 
 // XGBoost models with categorical splits (scripts/make_tree_test_models.py), against XGBoost's own

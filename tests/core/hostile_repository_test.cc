@@ -182,6 +182,44 @@ TEST_F(HostileRepository, UnreadableAndHugeFilesCostOnlyTheirVersion) {
   EXPECT_TRUE(good_serves());
 }
 
+// A publisher replaces a version directory while it loads, first by another directory, then by
+// a symlink to files outside the repository: the load finishes with what it resolved, and the
+// next scan drops the version that now leads outside. Nothing crashes; other models serve.
+TEST_F(HostileRepository, AVersionDirectorySwappedWhileLoadingCostsOnlyItself) {
+  const std::string slow_yaml =
+      "runtime: constant\nartifact: value.txt\nruntime_options: {delay_us: 1000000}\n"
+      "features:\n  - {name: a, type: float}\noutput: {name: y, type: float}\n";
+  write_file(repo.path() / "slow" / "1" / "model.yaml", slow_yaml);
+  write_file(repo.path() / "slow" / "1" / "value.txt", "1\n");
+  write_file(repo.path() / "slow" / "1" / "selftest.jsonl",
+             "{\"features\": {\"a\": 1}, \"expected\": 1}\n");
+  write_file(outside.path() / "evil" / "1" / "model.yaml", slow_yaml);
+  write_file(outside.path() / "evil" / "1" / "value.txt", "666\n");
+  write_file(outside.path() / "evil" / "1" / "selftest.jsonl",
+             "{\"features\": {\"a\": 1}, \"expected\": 666}\n");
+  std::thread loader([&] { EXPECT_TRUE(registry.sync().ok()); });
+  while (state_of("slow", 1) != "loading: ") std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // Mid-load: the directory goes, a link to the outside takes its name.
+  fs::rename(repo.path() / "slow" / "1", repo.path() / "slow" / "1.old");
+  fs::create_directory_symlink(outside.path() / "evil" / "1", repo.path() / "slow" / "1");
+  loader.join();
+  const std::string first = state_of("slow", 1);
+  EXPECT_TRUE(first == "ready" || first.starts_with("failed")) << first;
+  if (first == "ready") {
+    // Whatever it loaded, it was not the outside file.
+    auto m = registry.snapshot()->resolve("slow", 1);
+    ASSERT_TRUE(m.ok());
+    Batch batch((*m)->manifest.schema);
+    batch.add_row()[0] = 1.0;
+    std::vector<Value> out;
+    ASSERT_TRUE((*m)->model->predict(batch, out).ok());
+    EXPECT_EQ(std::get<double>(out.at(0)), 1.0);
+  }
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_EQ(state_of("slow", 1), "no such version");
+  EXPECT_TRUE(good_serves());
+}
+
 TEST(RealPathWithin, ContainmentIsByRealPathNotText) {
   TempDir root;
   TempDir other;

@@ -189,10 +189,9 @@ AdminRouter::AdminRouter(ApiContext ctx, std::string token, std::filesystem::pat
       token_(std::move(token)),
       ui_dir_(std::move(ui_dir)),
       host_names_(std::move(host_names)),
-      changes_(std::make_unique<SerialWorker>(kMaxPendingChanges)) {
-  // Changes load and self-test models: like the listener, they yield the CPU to serving.
-  changes_->submit([] { lower_this_thread_priority(10); });
-}
+      // Changes load and self-test models: like the listener, they yield the CPU to serving.
+      changes_(std::make_unique<SerialWorker>(kMaxPendingChanges,
+                                              [] { lower_this_thread_priority(10); })) {}
 
 AdminRouter::~AdminRouter() = default;
 
@@ -204,7 +203,7 @@ bool AdminRouter::host_allowed(std::string_view host) const {
                      [&](const std::string& allowed) { return iequals(name, allowed); });
 }
 
-void AdminRouter::defer_change(const HttpRequest& req, HttpResponse& res) const {
+void AdminRouter::defer_change(const HttpRequest& req) const {
   // The request's views point into the connection's parser: copied, since the change runs on
   // another thread.
   struct Copy {
@@ -240,7 +239,6 @@ void AdminRouter::defer_change(const HttpRequest& req, HttpResponse& res) const 
       out.headers.emplace_back("Retry-After", "1");
     });
   }
-  (void)res;  // answered through `resume`
 }
 
 bool AdminRouter::authorized(const HttpRequest& req) const {
@@ -251,10 +249,11 @@ bool AdminRouter::authorized(const HttpRequest& req) const {
 
 void AdminRouter::handle(const HttpRequest& req, HttpResponse& res) const {
   const bool mutating = req.method == "POST" || req.method == "PUT";
-  if (mutating && req.deferral != nullptr && authorized(req)) return defer_change(req, res);
+  const bool change = mutating && authorized(req);
+  if (change && req.deferral != nullptr) return defer_change(req);  // answered later
   handle_now(req, res);
   // Without a deferral (tests) the change ran here: free what it retired.
-  if (mutating && req.deferral == nullptr && authorized(req)) ctx_.registry->collect_retired();
+  if (change) ctx_.registry->collect_retired();
 }
 
 void AdminRouter::handle_now(const HttpRequest& req, HttpResponse& res) const {
@@ -311,7 +310,8 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
   std::string_view path = req.target.substr(0, req.target.find('?'));
   const bool get = req.method == "GET";
   const bool mutating = req.method == "POST" || req.method == "PUT";
-  if (mutating && !authorized(req)) {
+  const bool with_token = authorized(req);  // constant-time, so worth computing once
+  if (mutating && !with_token) {
     res.json(401, json::error_body(
                       token_.empty() ? "this server has no admin token; start it with "
                                        "--admin-token-file or FORKLIFT_ADMIN_TOKEN"
@@ -319,7 +319,7 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
     res.headers.emplace_back("WWW-Authenticate", "Bearer");
     return;
   }
-  if (!host_allowed(req.host) && !authorized(req)) {
+  if (!host_allowed(req.host) && !with_token) {
     return res.json(
         403, json::error_body("this admin API answers unauthenticated requests only for an IP "
                               "address, localhost or a name given with --admin-host-name; send "
@@ -361,7 +361,7 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
     for (const auto& [id, m] : snap->models) {
       if (!first) out.push_back(',');
       first = false;
-      append_model(out, m, authorized(req));
+      append_model(out, m, with_token);
     }
     out += "]}";
     return res.json(200, std::move(out));
@@ -393,7 +393,7 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
         return respond_error(res, NotFound("unknown model '" + std::string(id) + "'"));
       }
       std::string out;
-      append_model(out, it->second, authorized(req));
+      append_model(out, it->second, with_token);
       // What shadowing has shown so far (the UI's shadow agreement).
       out.pop_back();
       out += ",\"shadow_comparisons\":[";

@@ -39,7 +39,7 @@ class AdminRouter final : public RequestHandler {
   bool authorized(const HttpRequest& req) const;
   bool host_allowed(std::string_view host) const;
   // Runs an authorized change on changes_ and answers when it is done.
-  void defer_change(const HttpRequest& req, HttpResponse& res) const;
+  void defer_change(const HttpRequest& req) const;
 
   void serve_ui(std::string_view path, HttpResponse& res) const;
 

@@ -26,9 +26,12 @@ using ResumeResponse = std::function<void(FillResponse)>;
 // handler waiting for a batching queue does not hold up the event loop's other connections.
 class ResponseDeferral {
  public:
+  // What defer() is given to wait as long as the listener's --read-timeout.
+  static constexpr std::chrono::seconds kReadTimeout{0};
+
   // The handler answers later: it must not touch the response again until its fill code runs.
-  // The connection waits up to `answer_within` for it (0: the listener's read timeout), then is
-  // closed.
+  // The connection waits up to `answer_within` for it (kReadTimeout: the listener's read
+  // timeout), then is closed.
   virtual ResumeResponse defer(std::chrono::seconds answer_within) = 0;
 
  protected:

@@ -159,12 +159,13 @@ void handle_infer(const ApiContext& ctx, const HttpRequest& req, HttpResponse& r
                                                        start,
                                                        Status::Ok(),
                                                        {}});
-    model.batcher->submit(q->batch, [q, resume = req.deferral->defer(std::chrono::seconds(0))](
-                                        Status s, std::vector<Value> outputs) {
-      q->status = s.ok() ? std::move(s) : prediction_failure(*q->model, s);
-      q->outputs = std::move(outputs);
-      resume([q](HttpResponse& answer) { answer_queued(*q, answer); });
-    });
+    model.batcher->submit(q->batch,
+                          [q, resume = req.deferral->defer(ResponseDeferral::kReadTimeout)](
+                              Status s, std::vector<Value> outputs) {
+                            q->status = s.ok() ? std::move(s) : prediction_failure(*q->model, s);
+                            q->outputs = std::move(outputs);
+                            resume([q](HttpResponse& answer) { answer_queued(*q, answer); });
+                          });
     return;
   }
   std::vector<Value> outputs;

@@ -14,6 +14,7 @@
 #include "api/handlers.h"
 #include "api/json_request.h"
 #include "common/json_writer.h"
+#include "core/float_range.h"
 
 namespace forklift {
 namespace {
@@ -243,11 +244,8 @@ Status convert(const Tensor& t, std::size_t i, const FeatureSpec& spec, Value& o
     case ValueType::kFloat: {
       const std::optional<double> d = t.number(i);
       if (!d) return bad();
-      if (std::fabs(*d) > std::numeric_limits<float>::max()) {
-        return InvalidArgument("input '" + t.name +
-                               "' has a value beyond the float range "
-                               "(magnitude at most 3.4e38) for feature '" +
-                               spec.name + "'");
+      if (Status s = check_float_range(*d, "a value of input '" + t.name + "'"); !s.ok()) {
+        return s;
       }
       out = *d;
       return Status::Ok();
@@ -339,11 +337,10 @@ Status tensors_to_batch(std::vector<Tensor>& inputs, Batch& batch) {
         std::vector<float> vec(width);
         for (std::size_t k = 0; k < width; ++k) {
           const std::optional<double> d = t.number(r * width + k);
-          if (d && std::fabs(*d) > std::numeric_limits<float>::max()) {
-            return InvalidArgument("input '" + t.name +
-                                   "' has a value beyond the float range (magnitude at most "
-                                   "3.4e38) for feature '" +
-                                   spec.name + "'");
+          if (d) {
+            if (Status s = check_float_range(*d, "a value of input '" + t.name + "'"); !s.ok()) {
+              return s;
+            }
           }
           if (d) {
             vec[k] = static_cast<float>(*d);

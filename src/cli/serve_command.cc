@@ -179,12 +179,10 @@ Result<std::string> read_admin_token(const std::string& file) {
   return token;
 }
 
-}  // namespace
-
 // Each connection takes a descriptor: a --max-connections above the descriptor limit would make
 // accept() fail instead of answering 503. Raises the soft limit as far as the hard one allows and
 // warns when that is still not enough.
-static void check_descriptor_limit(std::size_t max_connections) {
+void check_descriptor_limit(std::size_t max_connections) {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
   // Room for model files, worker sockets, event files, the admin listener: 64 more.
@@ -203,6 +201,8 @@ static void check_descriptor_limit(std::size_t max_connections) {
                 "of being answered 503; raise ulimit -n or lower --max-connections"}});
   }
 }
+
+}  // namespace
 
 int run_serve(const ServeOptions& options) {
   // Log lines go to stdout, often a pipe: if its reader goes away, writing must fail with EPIPE

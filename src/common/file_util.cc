@@ -78,7 +78,7 @@ Result<std::filesystem::path> real_path_within(const std::filesystem::path& root
     const bool is_link = fs::is_symlink(fs::symlink_status(path, lec));
     return NotFound("'" + path.string() + "' " +
                     (is_link ? "is a symlink that cannot be resolved (broken or a loop): "
-                             : "does not exist: ") +
+                             : "cannot be resolved: ") +
                     ec.message());
   }
   // Inside: the root's components are a prefix of the path's.
@@ -93,21 +93,29 @@ Result<std::filesystem::path> real_path_within(const std::filesystem::path& root
   return real;
 }
 
-Result<UniqueFd> open_regular_within(const std::filesystem::path& root,
-                                     const std::filesystem::path& path) {
+Result<ContainedFile> open_regular_within(const std::filesystem::path& root,
+                                          const std::filesystem::path& path,
+                                          std::uintmax_t max_bytes) {
   auto real = real_path_within(root, path);
   if (!real.ok()) return real.status();
-  UniqueFd f{::open(real->c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW)};
-  if (!f.valid()) return errno_status("cannot open '" + path.string() + "'");
+  ContainedFile file;
+  file.fd.reset(::open(real->c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW));
+  if (!file.fd.valid()) return errno_status("cannot open '" + path.string() + "'");
   struct stat st {};
-  if (::fstat(f.get(), &st) != 0) return errno_status("cannot stat '" + path.string() + "'");
+  if (::fstat(file.fd.get(), &st) != 0) return errno_status("cannot stat '" + path.string() + "'");
   if (!S_ISREG(st.st_mode)) {
     return FailedPrecondition("'" + path.string() + "' is not a regular file");
   }
+  file.size = static_cast<std::uintmax_t>(st.st_size);
+  if (file.size > max_bytes) {
+    return FailedPrecondition("'" + path.string() + "' is larger than the limit of " +
+                              std::to_string(max_bytes) + " bytes");
+  }
   // Back to blocking reads for the caller.
-  const int flags = ::fcntl(f.get(), F_GETFL);
-  if (flags >= 0) ::fcntl(f.get(), F_SETFL, flags & ~O_NONBLOCK);
-  return f;
+  const int flags = ::fcntl(file.fd.get(), F_GETFL);
+  if (flags >= 0) ::fcntl(file.fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+  file.real_path = std::move(real).value();
+  return file;
 }
 
 Result<std::uint64_t> cut_torn_last_line(const std::filesystem::path& path) {

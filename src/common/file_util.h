@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <string_view>
 #include <utility>
 
@@ -46,10 +47,19 @@ Status write_file_atomically(const std::filesystem::path& path, std::string_view
 Result<std::filesystem::path> real_path_within(const std::filesystem::path& root,
                                                const std::filesystem::path& path);
 
-// Opens a regular file for reading if its real path lies inside `root`; a directory, FIFO, socket
-// or device in its place is refused (opened with O_NONBLOCK, so a FIFO cannot block the caller).
-Result<UniqueFd> open_regular_within(const std::filesystem::path& root,
-                                     const std::filesystem::path& path);
+// A regular file opened for reading, with its real path and size.
+struct ContainedFile {
+  UniqueFd fd;
+  std::filesystem::path real_path;
+  std::uintmax_t size = 0;
+};
+
+// Opens `path` for reading if its real path lies inside `root` and it is a regular file of at
+// most `max_bytes`; a directory, FIFO, socket or device in its place is refused (it is opened
+// with O_NONBLOCK, so a FIFO cannot block the caller). Errors name `path`, never its content.
+Result<ContainedFile> open_regular_within(
+    const std::filesystem::path& root, const std::filesystem::path& path,
+    std::uintmax_t max_bytes = std::numeric_limits<std::uintmax_t>::max());
 
 // A JSON-lines file whose writer died mid-write (kill -9, a full disk) may end in part of a line:
 // cuts the file back to its last '\n'. Returns the bytes removed (0 when the file was whole).

@@ -4,8 +4,8 @@
 
 namespace forklift {
 
-SerialWorker::SerialWorker(std::size_t max_pending)
-    : max_pending_(max_pending), thread_([this] { run(); }) {}
+SerialWorker::SerialWorker(std::size_t max_pending, std::function<void()> on_start)
+    : max_pending_(max_pending), on_start_(std::move(on_start)), thread_([this] { run(); }) {}
 
 SerialWorker::~SerialWorker() {
   std::deque<std::function<void()>> unrun;
@@ -30,6 +30,7 @@ bool SerialWorker::submit(std::function<void()> task) {
 }
 
 void SerialWorker::run() {
+  if (on_start_) on_start_();
   for (;;) {
     std::function<void()> task;
     {

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/float_range.h"
+
 namespace forklift {
 namespace {
 
@@ -93,12 +95,7 @@ Status parse_one(simdjson::ondemand::value v, const FeatureSpec& spec, Value& ou
     case ValueType::kFloat: {
       double d = 0;
       if (Status s = parse_number(v, spec, d); !s.ok()) return s;
-      // The numeric runtimes compute in 32-bit floats, where a larger value would silently
-      // become infinity: refused for every runtime, so a schema means the same everywhere.
-      if (std::fabs(d) > std::numeric_limits<float>::max()) {
-        return InvalidArgument("feature '" + spec.name +
-                               "' is beyond the float range (magnitude at most 3.4e38)");
-      }
+      if (Status s = check_float_range(d, "feature '" + spec.name + "'"); !s.ok()) return s;
       out = d;
       return Status::Ok();
     }
@@ -142,8 +139,8 @@ Status parse_one(simdjson::ondemand::value v, const FeatureSpec& spec, Value& ou
         }
         double d = 0;
         if (Status s = parse_number(ev, spec, d); !s.ok()) return s;
-        if (std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max()) {
-          return InvalidArgument("feature '" + spec.name + "' has an element out of float range");
+        if (Status s = check_float_range(d, "an element of feature '" + spec.name + "'"); !s.ok()) {
+          return s;
         }
         vec.push_back(static_cast<float>(d));
       }

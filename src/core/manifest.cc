@@ -1,10 +1,15 @@
 #include "core/manifest.h"
 
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include "common/file_util.h"
+#include "core/repository.h"
 
 namespace forklift {
 namespace {
@@ -225,6 +230,22 @@ Result<Manifest> parse_manifest_text(const std::string& yaml, const std::string&
   } catch (const YAML::Exception& e) {
     return InvalidArgument(origin + ": not valid YAML: " + e.what());
   }
+}
+
+Result<Manifest> read_manifest(const std::filesystem::path& version_dir) {
+  const std::filesystem::path file = version_dir / "model.yaml";
+  auto opened = open_regular_within(repository_of(version_dir), file, kMaxManifestBytes);
+  if (!opened.ok()) return opened.status();
+  std::string text(static_cast<std::size_t>(opened->size), '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::read(opened->fd.get(), text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  text.resize(got);
+  return parse_manifest_text(text, file.string());
 }
 
 Result<Manifest> parse_manifest(const std::filesystem::path& file) {

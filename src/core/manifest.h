@@ -47,6 +47,12 @@ struct Manifest {
 
 // Parses <version dir>/model.yaml. Errors name the file and the field at fault.
 Result<Manifest> parse_manifest(const std::filesystem::path& file);
+
+// <version_dir>/model.yaml when it resolves to a regular file of at most kMaxManifestBytes inside
+// the repository (repository_of(version_dir)): read from the file it checked, so no other file
+// can take its place in between.
+inline constexpr std::uintmax_t kMaxManifestBytes = 1 << 20;
+Result<Manifest> read_manifest(const std::filesystem::path& version_dir);
 // Same, from text; `origin` names the source in error messages.
 Result<Manifest> parse_manifest_text(const std::string& yaml, const std::string& origin);
 

@@ -141,8 +141,8 @@ class ModelRegistry {
   // The stored control state of every model id, including ones not (yet) on disk here; a model
   // directory that appears starts from it. Guarded by sync_mu_.
   std::map<std::string, ModelControl, std::less<>> stored_;
-  // Guards retired_ and retired_snapshots_ only: never held during a load, so freeing what
-  // left (after every admin change, on every loader tick) never waits for one.
+  // Guards retired_ and retired_snapshots_ only. Never held during a load, so freeing retired
+  // versions (after every admin change, on every loader tick) never waits for one.
   mutable std::mutex retired_mu_;
   // Versions no longer in the registry, kept so the last reference is dropped here, not by
   // whichever request or snapshot happens to release it last. Guarded by retired_mu_.

@@ -7,6 +7,12 @@
 
 namespace forklift {
 
+std::filesystem::path repository_of(const std::filesystem::path& version_dir) {
+  std::filesystem::path dir = version_dir;
+  if (!dir.has_filename()) dir = dir.parent_path();  // "<repo>/m/1/" -> "<repo>/m/1"
+  return dir.parent_path().parent_path();
+}
+
 bool is_valid_model_id(std::string_view id) {
   if (id.empty() || id.size() > 128 || id.front() == '.') return false;
   return std::all_of(id.begin(), id.end(), [](char c) {

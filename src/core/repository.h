@@ -23,6 +23,10 @@ struct ModelDirectory {
 Result<std::vector<ModelDirectory>> scan_repository(const std::filesystem::path& root,
                                                     std::vector<std::string>* skipped = nullptr);
 
+// The repository a version directory (<repository>/<model id>/<version>, with or without a
+// trailing separator) belongs to: what every file of that version must resolve inside.
+std::filesystem::path repository_of(const std::filesystem::path& version_dir);
+
 // A model id: 1-128 of [A-Za-z0-9_.-], not starting with '.' (so no path can leave the repository).
 bool is_valid_model_id(std::string_view id);
 // A version: a positive decimal integer without sign or leading zeros; -1 when `text` is not one.

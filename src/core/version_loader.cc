@@ -1,47 +1,21 @@
 #include "core/version_loader.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <chrono>
-#include <limits>
 #include <thread>
 
 #include "common/file_util.h"
 #include "core/batching_model.h"
 #include "core/deadline_model.h"
+#include "core/repository.h"
 #include "runtimes/runtime_registry.h"
 
 namespace forklift {
 namespace {
 
-constexpr std::uintmax_t kMaxManifestBytes = 1 << 20;
 constexpr std::uintmax_t kMaxSelfTestBytes = 64 << 20;
 
-// The real path of a version's file, when it lies inside the repository, is a regular file and
-// holds at most `max_bytes`.
-Result<std::filesystem::path> contained_file(const std::filesystem::path& repository,
-                                             const std::filesystem::path& path,
-                                             std::uintmax_t max_bytes) {
-  auto opened = open_regular_within(repository, path);
-  if (!opened.ok()) return opened.status();
-  struct stat st {};
-  if (::fstat(opened->get(), &st) != 0) return NotFound("'" + path.string() + "' cannot be read");
-  if (static_cast<std::uintmax_t>(st.st_size) > max_bytes) {
-    return FailedPrecondition("'" + path.string() + "' is larger than the limit of " +
-                              std::to_string(max_bytes) + " bytes");
-  }
-  return real_path_within(repository, path);
-}
-
 }  // namespace
-
-Result<Manifest> read_manifest(const std::filesystem::path& version_dir) {
-  auto file = contained_file(version_dir.parent_path().parent_path(), version_dir / "model.yaml",
-                             kMaxManifestBytes);
-  if (!file.ok()) return file.status();
-  return parse_manifest(*file);
-}
 
 LoadOutcome load_version(const std::filesystem::path& version_dir, const std::string& model_id,
                          std::int64_t version) {
@@ -58,7 +32,7 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
   // Every file a version names must resolve (symlinks followed) inside the repository, be a
   // regular file and be of a bounded size: a link to /etc/shadow or a FIFO in place of
   // model.yaml costs this version only, and no error quotes what such a file holds.
-  const std::filesystem::path repository = version_dir.parent_path().parent_path();
+  const std::filesystem::path repository = repository_of(version_dir);
   Result<Manifest> manifest = read_manifest(version_dir);
   if (!manifest.ok()) return finish(manifest.status());
   const RuntimeInfo* runtime = find_runtime(manifest->runtime);
@@ -69,14 +43,13 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
                                   manifest->runtime +
                                   "' is not a registered runtime (known: " + known + ")"));
   }
-  auto contained_artifact = contained_file(repository, version_dir / manifest->artifact,
-                                           std::numeric_limits<std::uintmax_t>::max());
+  auto contained_artifact = open_regular_within(repository, version_dir / manifest->artifact);
   if (!contained_artifact.ok()) {
     return finish(
         FailedPrecondition((version_dir / "model.yaml").string() +
                            ": field 'artifact': " + contained_artifact.status().message()));
   }
-  const std::filesystem::path artifact = *contained_artifact;
+  const std::filesystem::path artifact = contained_artifact->real_path;
 
   auto loaded = std::make_shared<LoadedModel>();
   loaded->model_id = model_id;
@@ -109,9 +82,9 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
   std::error_code ec;
   if (std::filesystem::symlink_status(selftests, ec).type() !=
       std::filesystem::file_type::not_found) {
-    auto contained = contained_file(repository, selftests, kMaxSelfTestBytes);
+    auto contained = open_regular_within(repository, selftests, kMaxSelfTestBytes);
     if (!contained.ok()) return finish(FailedPrecondition(contained.status().message()));
-    selftests = *contained;
+    selftests = contained->real_path;
   }
   SelfTestReport report = run_selftests(*loaded->model, loaded->manifest.schema, selftests);
   outcome.selftest = report;

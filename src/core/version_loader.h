@@ -40,10 +40,6 @@ struct LoadOutcome {
   double load_seconds = 0;
 };
 
-// Reads <version_dir>/model.yaml when it resolves to a regular file of at most 1 MiB inside the
-// repository (<version_dir>/../..).
-Result<Manifest> read_manifest(const std::filesystem::path& version_dir);
-
 // `version_dir` is <repository>/<model id>/<version>: model.yaml, the artifact and
 // selftest.jsonl must each resolve (symlinks followed) to a regular file inside <repository>.
 LoadOutcome load_version(const std::filesystem::path& version_dir, const std::string& model_id,

@@ -41,6 +41,7 @@
 #include "common/file_util.h"
 #include "common/thread_priority.h"
 #include "core/manifest.h"
+#include "core/repository.h"
 #include "runtimes/runtime_registry.h"
 #include "runtimes/worker_protocol.h"
 
@@ -215,12 +216,12 @@ class PythonModel final : public Model {
 // followed, to a regular file inside the model repository, as every file of a version must.
 Result<std::filesystem::path> module_file(const LoadContext& ctx) {
   const std::filesystem::path code = ctx.version_dir / ctx.option("module", "model.py");
-  auto opened = open_regular_within(ctx.version_dir.parent_path().parent_path(), code);
+  auto opened = open_regular_within(repository_of(ctx.version_dir), code);
   if (!opened.ok()) {
     return FailedPrecondition("runtime_options.module: " + opened.status().message() +
                               " (the python runtime calls load() and predict() from it)");
   }
-  return real_path_within(ctx.version_dir.parent_path().parent_path(), code);
+  return opened->real_path;
 }
 
 Result<std::unique_ptr<Model>> load_in_process(const LoadContext& ctx) {
@@ -415,7 +416,7 @@ Result<std::unique_ptr<Model>> load_python(const LoadContext& ctx) {
   const std::filesystem::path code = *module_path;
   // timeout_ms is not in the load context (the server enforces it above every runtime); the
   // pool reads it too, to stop a worker that overruns it.
-  auto manifest = parse_manifest(ctx.version_dir / "model.yaml");
+  auto manifest = read_manifest(ctx.version_dir);
   const std::chrono::milliseconds timeout(manifest.ok() ? manifest->timeout_ms : 0);
   LoadContext copy = ctx;
   copy.schema = nullptr;  // the worker reads model.yaml itself
@@ -444,13 +445,19 @@ int run_python_worker(int argc, char** argv) {
     ::_exit(0);
   }).detach();
   const std::filesystem::path dir = argv[0];
-  auto manifest = parse_manifest(dir / "model.yaml");
+  // The same checks as the server's: every file inside the repository.
+  auto manifest = read_manifest(dir);
   std::vector<Value> none;
   if (!manifest.ok()) {
     worker::write_frame(kFd, worker::encode_response({}, manifest.status(), none));
     return 1;
   }
-  LoadContext ctx{argv[1],           std::stoll(argv[2]),      dir, dir / manifest->artifact,
+  auto artifact = open_regular_within(repository_of(dir), dir / manifest->artifact);
+  if (!artifact.ok()) {
+    worker::write_frame(kFd, worker::encode_response({}, artifact.status(), none));
+    return 1;
+  }
+  LoadContext ctx{argv[1],           std::stoll(argv[2]),      dir, artifact->real_path,
                   &manifest->schema, manifest->runtime_options};
   auto model = load_in_process(ctx);
   worker::write_frame(kFd, worker::encode_response(manifest->schema.output, model.status(), none));

@@ -67,7 +67,9 @@ void put_value(std::string& out, ValueType type, std::size_t length, const Value
   }
 }
 
-// The fewest bytes one value of `type` takes on the wire (an empty string: its length).
+// The fewest bytes one value of `type` takes on the wire: exact for every type but a string (its
+// 4-byte length, when empty). A schema whose rows take no bytes at all (no features, or only
+// zero-length vectors, which the manifest refuses) can justify no row count.
 std::size_t min_encoded_bytes(ValueType type, std::size_t length) {
   switch (type) {
     case ValueType::kFloat:

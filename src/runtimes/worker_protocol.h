@@ -26,7 +26,8 @@ std::string encode_response(const OutputSpec& output, const Status& status,
 Status decode_response(std::string_view message, const OutputSpec& output, std::size_t rows,
                        std::vector<Value>& outputs);
 
-// Whole frames over a blocking socket. write_frame: false when the peer has gone.
+// Whole frames over a blocking socket (read_frame polls it when given a deadline). write_frame:
+// false when the peer has gone.
 bool write_frame(int fd, const std::string& payload);
 enum class FrameRead { kOk, kClosed, kTooLarge, kTimedOut };
 // The largest frame either side accepts; a header claiming more is refused before any allocation.

@@ -108,6 +108,9 @@ struct HttpServer::Impl {
   std::shared_ptr<ConnectionStats> stats =
       options.stats ? options.stats : std::make_shared<ConnectionStats>();
   std::optional<ssl::context> tls;  // set when the listener speaks TLS
+  // When (steady clock, seconds) this listener last logged an accept failure: one line per
+  // kAcceptLogInterval, whichever of its loops failed.
+  std::atomic<std::int64_t> accept_failure_logged{0};
 
   Impl(ServerOptions o, const RequestHandler& r) : options(std::move(o)), handler(r) {}
   void accept(Worker& w);
@@ -259,9 +262,9 @@ class Session final : public SessionBase,
       // One element that the parser needs whole (a header section, a chunk-size line, the
       // trailers) outgrew the read buffer's cap.
       return reply_error(431,
-                         "a request header, chunk-size line or trailer section is larger "
-                         "than the limit of " +
-                             std::to_string(options_.max_header_bytes) + " bytes");
+                         "a header section, chunk-size line or trailer section is larger "
+                         "than the read buffer's " +
+                             std::to_string(read_buffer_cap(options_.max_header_bytes)) + " bytes");
     }
     if (ec == http::error::header_limit) {
       return reply_error(431, "request headers are larger than the limit of " +
@@ -316,7 +319,8 @@ class Session final : public SessionBase,
 
   ResumeResponse defer(std::chrono::seconds answer_within) override {
     deferred_ = true;
-    deadline_ = Clock::now() + (answer_within.count() > 0 ? answer_within : options_.read_timeout);
+    deadline_ =
+        Clock::now() + (answer_within != kReadTimeout ? answer_within : options_.read_timeout);
     return PendingAnswer<Session>(shared_from_this(), worker_.shared_from_this());
   }
 
@@ -475,16 +479,16 @@ void HttpServer::Impl::accept(Worker& w) {
 
 // accept() failed with the connection still queued (EMFILE, ENFILE, ENOBUFS, ENOMEM): the loop
 // waits kAcceptPause before trying again, counts each failure and logs at most one line per
-// kAcceptLogInterval for the whole process.
+// kAcceptLogInterval for this listener.
 void HttpServer::Impl::pause_accepting(Worker& w, const beast::error_code& ec) {
   stats->accept_failures.fetch_add(1, std::memory_order_relaxed);
-  static std::atomic<std::int64_t> last_logged{0};
   const std::int64_t now = Clock::now().time_since_epoch() / std::chrono::seconds(1);
-  std::int64_t last = last_logged.load(std::memory_order_relaxed);
+  std::int64_t last = accept_failure_logged.load(std::memory_order_relaxed);
   if (now - last >= kAcceptLogInterval.count() &&
-      last_logged.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+      accept_failure_logged.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
     log::warn("accept_failed",
-              {{"reason", ec.message()},
+              {{"listener", options.host + ":" + std::to_string(bound_port)},
+               {"reason", ec.message()},
                {"failures_total",
                 static_cast<std::int64_t>(stats->accept_failures.load(std::memory_order_relaxed))},
                {"effect", "new connections wait in the kernel's queue; retrying every 100 ms"}});

@@ -113,25 +113,23 @@ bool PostgresEventSink::send() {
       logged_down_ = false;
     }
   }
-  std::size_t refused = 0;
-  std::size_t done = 0;
-  std::string why;
+  CopyOutcome outcome;
   split_copies_left_ = kMaxSplitCopies;
-  const bool all = write_isolating(0, pending_.size(), refused, done, why);
-  if (refused > 0) {
-    dropped_.fetch_add(refused, std::memory_order_relaxed);
-    log::error(
-        "events_rejected",
-        {{"sink", "postgres"}, {"reason", why}, {"events", static_cast<std::int64_t>(refused)}});
+  const bool all = write_isolating(0, pending_.size(), outcome);
+  if (outcome.refused > 0) {
+    dropped_.fetch_add(outcome.refused, std::memory_order_relaxed);
+    log::error("events_rejected", {{"sink", "postgres"},
+                                   {"reason", outcome.refused_why},
+                                   {"events", static_cast<std::int64_t>(outcome.refused)}});
   }
   // Ranges are handled in order and each COPY is all or nothing: the first `done` lines are
   // written or refused, the rest wait for the next connection.
-  written_.fetch_add(done - refused, std::memory_order_relaxed);
-  for (std::size_t i = 0; i < done; ++i) {
+  written_.fetch_add(outcome.done - outcome.refused, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < outcome.done; ++i) {
     pending_bytes_ -= pending_.front().size();
     pending_.pop_front();
   }
-  return all ? true : down(why);
+  return all ? true : down(outcome.down_why);
 }
 
 PostgresEventSink::Copy PostgresEventSink::copy_range(std::size_t begin, std::size_t end,
@@ -171,30 +169,31 @@ PostgresEventSink::Copy PostgresEventSink::copy_range(std::size_t begin, std::si
   return PQstatus(c) == CONNECTION_OK ? Copy::kRefused : Copy::kDown;
 }
 
-bool PostgresEventSink::write_isolating(std::size_t begin, std::size_t end, std::size_t& refused,
-                                        std::size_t& done, std::string& why) {
+bool PostgresEventSink::write_isolating(std::size_t begin, std::size_t end, CopyOutcome& outcome) {
   if (begin == end) return true;
+  std::string why;
   switch (copy_range(begin, end, why)) {
     case Copy::kWritten:
-      done = end;
+      outcome.done = end;
       return true;
     case Copy::kDown:
+      outcome.down_why = std::move(why);
       return false;
     case Copy::kRefused:
+      if (outcome.refused_why.empty()) outcome.refused_why = std::move(why);
       break;
   }
   // The database refused a row in the range (not the connection): halves, down to the line,
   // within a budget of COPYs per send (a table that refuses every row must not cost one COPY
   // per line).
   if (end - begin == 1 || split_copies_left_ == 0) {
-    refused += end - begin;
-    done = end;
+    outcome.refused += end - begin;
+    outcome.done = end;
     return true;
   }
   --split_copies_left_;
   const std::size_t middle = begin + (end - begin) / 2;
-  return write_isolating(begin, middle, refused, done, why) &&
-         write_isolating(middle, end, refused, done, why);
+  return write_isolating(begin, middle, outcome) && write_isolating(middle, end, outcome);
 }
 
 }  // namespace forklift

@@ -2,7 +2,8 @@
 // writer thread becomes one COPY. While the database is unreachable the lines wait in memory (up
 // to a limit in lines and in bytes, then the oldest are dropped and counted) and the sink
 // reconnects once a second. A line the database refuses costs only itself: a refused COPY is
-// split in halves and retried until the refused lines are found, dropped and counted.
+// split in halves and retried until the refused lines are found, dropped and counted (within 256
+// splits per send; past that a refused range is dropped whole).
 //
 //   CREATE TABLE forklift_events (
 //     id bigserial PRIMARY KEY, written_at timestamptz DEFAULT now(), event jsonb NOT NULL,
@@ -35,11 +36,16 @@ class PostgresEventSink : public EventSink {
   enum class Copy { kWritten, kRefused, kDown };
   // One COPY of pending_[begin, end); `why` gets the database's message when not written.
   Copy copy_range(std::size_t begin, std::size_t end, std::string& why);
-  // Writes pending_[begin, end), splitting a refused range to drop only the refused lines
-  // (counted in `refused`); `done` becomes the end of the last range written or refused. False
-  // when the connection went down (nothing more can be written now).
-  bool write_isolating(std::size_t begin, std::size_t end, std::size_t& refused, std::size_t& done,
-                       std::string& why);
+  struct CopyOutcome {
+    std::size_t refused = 0;  // lines the database refused (dropped)
+    std::size_t done = 0;     // end of the last range written or refused
+    std::string refused_why;  // the database's first refusal
+    std::string down_why;     // why the connection went down, if it did
+  };
+  // Writes pending_[begin, end), splitting a refused range to drop only the refused lines (once
+  // the per-send budget of splits is spent, a refused range is dropped whole). False when the
+  // connection went down (nothing more can be written now).
+  bool write_isolating(std::size_t begin, std::size_t end, CopyOutcome& outcome);
 
   std::string conninfo_;
   std::size_t max_pending_lines_;

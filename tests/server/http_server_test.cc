@@ -29,7 +29,7 @@ using namespace std::chrono_literals;
 class DeferringHandler final : public RequestHandler {
  public:
   void handle(const HttpRequest& req, HttpResponse&) const override {
-    ResumeResponse resume = req.deferral->defer(std::chrono::seconds(0));
+    ResumeResponse resume = req.deferral->defer(ResponseDeferral::kReadTimeout);
     std::lock_guard lock(mu_);
     pending_ = std::move(resume);
     cv_.notify_all();

@@ -142,13 +142,23 @@ constexpr std::chrono::seconds kChangeAnswerWithin{15 * 60};
 // Changes waiting behind the one running; more are refused with 503.
 constexpr std::size_t kMaxPendingChanges = 64;
 
-// The Host header without its port: "a:1" -> "a", "[::1]:8081" -> "[::1]".
+// The Host header without its port ("a:1" -> "a", "[::1]:8081" -> "[::1]"), or empty when what
+// follows the name is not ":" and digits ("localhost:evil.example" names no host of ours).
 std::string_view host_name(std::string_view host) {
+  std::size_t end = host.find(':');
   if (host.starts_with('[')) {
     const auto close = host.find(']');
-    return close == std::string_view::npos ? host : host.substr(0, close + 1);
+    if (close == std::string_view::npos) return {};
+    end = close + 1 == host.size() ? std::string_view::npos : close + 1;
+    if (end != std::string_view::npos && host[end] != ':') return {};
   }
-  return host.substr(0, host.find(':'));
+  if (end == std::string_view::npos) return host;
+  const std::string_view port = host.substr(end + 1);
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return {};
+  }
+  return host.substr(0, end);
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -170,7 +180,8 @@ bool is_ip_literal(std::string_view name) {
     const auto dot = name.find('.');
     const std::string_view part = name.substr(0, dot);
     if (part.empty() || part.size() > 3 ||
-        !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        std::stoi(std::string(part)) > 255) {
       return false;
     }
     ++parts;
@@ -198,6 +209,7 @@ AdminRouter::~AdminRouter() = default;
 bool AdminRouter::host_allowed(std::string_view host) const {
   if (host.empty()) return true;  // HTTP/1.0 without Host: no browser sends that
   const std::string_view name = host_name(host);
+  if (name.empty()) return false;
   if (is_ip_literal(name) || iequals(name, "localhost")) return true;
   return std::any_of(host_names_.begin(), host_names_.end(),
                      [&](const std::string& allowed) { return iequals(name, allowed); });

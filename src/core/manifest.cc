@@ -3,6 +3,8 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <fstream>
 #include <set>
@@ -22,6 +24,16 @@ struct ManifestError {
 
 [[noreturn]] void fail(std::string field, std::string message) {
   throw ManifestError{std::move(field), std::move(message)};
+}
+
+// A key from the file as an error may show it: a name of the kind model.yaml uses, or else only
+// its length (an error never quotes arbitrary content of a file).
+std::string shown_key(const std::string& key) {
+  const bool plain =
+      !key.empty() && key.size() <= 64 && std::all_of(key.begin(), key.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+      });
+  return plain ? key : "(a key of " + std::to_string(key.size()) + " characters)";
 }
 
 std::string required_string(const YAML::Node& node, const std::string& key, const std::string& at) {
@@ -161,7 +173,7 @@ Manifest::Batching parse_batching(const YAML::Node& b) {
     const std::string key = kv.first.as<std::string>();
     if (key != "max_batch_size" && key != "max_queue_delay_us" && key != "threads" &&
         key != "max_queue_size") {
-      fail(at + key,
+      fail(at + shown_key(key),
            "is not a known field (max_batch_size, max_queue_delay_us, threads, max_queue_size)");
     }
   }
@@ -183,7 +195,7 @@ Manifest parse_root(const YAML::Node& root) {
       "output",  "runtime_options", "new_versions", "timeout_ms",     "dynamic_batching"};
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
-    if (!kKnown.contains(key)) fail(key, "is not a known field");
+    if (!kKnown.contains(key)) fail(shown_key(key), "is not a known field");
   }
   Manifest m;
   m.runtime = required_string(root, "runtime", "");

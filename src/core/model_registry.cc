@@ -50,7 +50,7 @@ bool RegistrySnapshot::ready() const {
 std::vector<std::string> RegistrySnapshot::unready_models() const {
   std::vector<std::string> out;
   for (const auto& [id, m] : models) {
-    if (m.serving.empty() && !m.unloaded) out.push_back(id);
+    if (m.required_for_readiness && m.serving.empty() && !m.unloaded) out.push_back(id);
   }
   return out;
 }
@@ -161,6 +161,7 @@ bool ModelRegistry::try_load(ModelState& model, std::int64_t version) {
   status.state = VersionState::kReady;
   status.message.clear();
   model.serving[version] = std::move(outcome.loaded);
+  model.required_for_readiness = true;  // it has served: losing every version makes it unready
   log::info("version_ready",
             {{"model_id", model.model_id},
              {"version", version},
@@ -269,7 +270,12 @@ Status ModelRegistry::sync() {
     log::error("repository_unreadable", {{"reason", scanned.status().message()}});
     return scanned.status();
   }
-  for (const auto& s : skipped) log::warn("repository_entry_skipped", {{"reason", s}});
+  // Logged when they change, not on every poll (200 broken links polled every 0.2 s would be
+  // 1,000 lines a second).
+  if (skipped != last_skipped_) {
+    for (const auto& s : skipped) log::warn("repository_entry_skipped", {{"reason", s}});
+    last_skipped_ = std::move(skipped);
+  }
   std::set<std::string> present;
   for (const auto& dir : *scanned) {
     present.insert(dir.model_id);
@@ -278,6 +284,7 @@ Status ModelRegistry::sync() {
       model.model_id = dir.model_id;
       if (auto st = stored_.find(dir.model_id); st != stored_.end()) adopt(model, st->second);
     }
+    if (!working_.initial_sync_done && !dir.versions.empty()) model.required_for_readiness = true;
     if (model.unloaded) continue;
     sync_model(model, dir.versions);
     publish();

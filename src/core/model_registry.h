@@ -43,7 +43,11 @@ struct ModelState {
   bool hold_new_versions = false;
   std::map<std::int64_t, std::shared_ptr<const LoadedModel>> serving;
   std::map<std::int64_t, VersionStatus> versions;  // every version seen on disk
-  bool unloaded = false;            // unloaded through the admin API: serves nothing until loaded
+  bool unloaded = false;  // unloaded through the admin API: serves nothing until loaded
+  // Whether /readyz waits for this model: one with versions on disk at start, or one that has
+  // served since. A model id that appears later and has not served yet (still loading, every
+  // version failing, a stray directory) does not take a ready replica out of its balancer.
+  bool required_for_readiness = false;
   Deployment deployment;            // empty: the version policy decides
   std::vector<Deployment> history;  // earlier deployments, newest last (for rollback)
   std::int64_t revision = 0;        // of the stored control state this reflects
@@ -60,9 +64,10 @@ struct RegistrySnapshot {
   std::map<std::string, ModelState, std::less<>> models;
   bool initial_sync_done = false;
 
-  // Ready once the first sync finished and every model id has a serving version.
+  // Ready once the first sync finished and every model required for readiness (see ModelState)
+  // has a serving version.
   bool ready() const;
-  std::vector<std::string> unready_models() const;
+  std::vector<std::string> unready_models() const;  // required ones without a serving version
   // The loaded model a request for `model_id` should use: `version` if given, else the
   // deployment's choice for `experiment_key` (sticky), else the newest serving version.
   Result<std::shared_ptr<const LoadedModel>> resolve(std::string_view model_id,
@@ -141,6 +146,7 @@ class ModelRegistry {
   // The stored control state of every model id, including ones not (yet) on disk here; a model
   // directory that appears starts from it. Guarded by sync_mu_.
   std::map<std::string, ModelControl, std::less<>> stored_;
+  std::vector<std::string> last_skipped_;  // the last scan's skipped entries; guarded by sync_mu_
   // Guards retired_ and retired_snapshots_ only. Never held during a load, so freeing retired
   // versions (after every admin change, on every loader tick) never waits for one.
   mutable std::mutex retired_mu_;

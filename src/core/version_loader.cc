@@ -14,6 +14,9 @@ namespace forklift {
 namespace {
 
 constexpr std::uintmax_t kMaxSelfTestBytes = 64 << 20;
+// The largest artifact a version may have. Most runtimes read it whole into memory (and a sparse
+// file claims any size on no disk): larger ones are refused rather than left to the OOM killer.
+constexpr std::uintmax_t kMaxArtifactBytes = std::uintmax_t{2} << 30;
 
 }  // namespace
 
@@ -43,7 +46,8 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
                                   manifest->runtime +
                                   "' is not a registered runtime (known: " + known + ")"));
   }
-  auto contained_artifact = open_regular_within(repository, version_dir / manifest->artifact);
+  auto contained_artifact =
+      open_regular_within(repository, version_dir / manifest->artifact, kMaxArtifactBytes);
   if (!contained_artifact.ok()) {
     return finish(
         FailedPrecondition((version_dir / "model.yaml").string() +

@@ -39,6 +39,11 @@ bool only_chunked(const http::request<http::string_body>& req) {
 
 Status check_request_framing(const http::request<http::string_body>& req) {
   if (req.count(http::field::transfer_encoding) == 0) return Status::Ok();
+  // RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (a 1.0 proxy
+  // in front would not have read it as chunked).
+  if (req.version() < 11) {
+    return InvalidArgument("Transfer-Encoding is not allowed in an HTTP/1.0 request");
+  }
   if (!only_chunked(req)) {
     return InvalidArgument("Transfer-Encoding must be exactly 'chunked' (no other coding)");
   }

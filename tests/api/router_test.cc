@@ -138,12 +138,25 @@ TEST_F(RouterTest, Health) {
   EXPECT_EQ(call("GET", "/v2/health/ready").status, 200u);
 }
 
-TEST_F(RouterTest, ReadyzIs503WhileAModelHasNoVersion) {
+TEST_F(RouterTest, ReadyzIs503WhileAModelPresentAtStartHasNoVersion) {
   testing::write_file(repo.path() / "bad" / "1" / "model.yaml", "nonsense: [");
-  ASSERT_TRUE(registry.sync().ok());
-  auto res = call("GET", "/readyz");
+  // A registry starting on this repository: "bad" is there from the start.
+  ModelRegistry fresh{repo.path(), metrics};
+  ASSERT_TRUE(fresh.sync().ok());
+  Router router_on_fresh{ApiContext{&fresh, &metrics}};
+  std::string body;
+  HttpRequest req;
+  req.method = "GET";
+  req.target = "/readyz";
+  req.body = &body;
+  HttpResponse res;
+  router_on_fresh.handle(req, res);
   EXPECT_EQ(res.status, 503u);
   EXPECT_NE(res.body.find("no ready version for: bad"), std::string::npos);
+  // The registry that was serving before "bad" appeared stays ready (issue 14: a stray or
+  // failing new model must not take a serving replica out of its balancer).
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_EQ(call("GET", "/readyz").status, 200u);
 }
 
 TEST_F(RouterTest, V2ServerMetadata) {
@@ -271,6 +284,11 @@ TEST_F(RouterTest, V2ShapesCannotSizeAllocationsBeyondTheData) {
             std::string::npos);
   EXPECT_NE(error(R"({"inputs":[{"name":"a","datatype":"FP32","shape":[],"data":[1]}]})")
                 .find("must not be empty"),
+            std::string::npos);
+  // One feature's tensor of many rows to a model of several features: refused (missing input)
+  // before N rows of every feature are sized.
+  EXPECT_NE(error(R"({"inputs":[{"name":"a","datatype":"FP32","shape":[4],"data":[1,2,3,4]}]})")
+                .find("missing input 'b'"),
             std::string::npos);
   // The batch dimension of a second input cannot exceed its own data either.
   EXPECT_NE(error(R"({"inputs":[{"name":"a","datatype":"FP32","shape":[1],"data":[1]},

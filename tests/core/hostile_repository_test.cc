@@ -198,7 +198,8 @@ TEST_F(HostileRepository, AVersionDirectorySwappedWhileLoadingCostsOnlyItself) {
   write_file(outside.path() / "evil" / "1" / "selftest.jsonl",
              "{\"features\": {\"a\": 1}, \"expected\": 666}\n");
   std::thread loader([&] { EXPECT_TRUE(registry.sync().ok()); });
-  while (state_of("slow", 1) != "loading: ") std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  while (state_of("slow", 1) != "loading: ")
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   // Mid-load: the directory goes, a link to the outside takes its name.
   fs::rename(repo.path() / "slow" / "1", repo.path() / "slow" / "1.old");
   fs::create_directory_symlink(outside.path() / "evil" / "1", repo.path() / "slow" / "1");
@@ -217,6 +218,30 @@ TEST_F(HostileRepository, AVersionDirectorySwappedWhileLoadingCostsOnlyItself) {
   }
   ASSERT_TRUE(registry.sync().ok());
   EXPECT_EQ(state_of("slow", 1), "no such version");
+  EXPECT_TRUE(good_serves());
+}
+
+// Found by the hostile review: any stray entry (a bare directory, a new model whose only version
+// is a broken link or fails) took a ready replica out of its balancer until someone removed it.
+TEST_F(HostileRepository, ANewModelThatCannotServeDoesNotUnreadyAServingReplica) {
+  ASSERT_TRUE(registry.sync().ok());
+  ASSERT_TRUE(registry.snapshot()->ready());
+  fs::create_directories(repo.path() / "stray");
+  fs::create_directories(repo.path() / "dangling");
+  fs::create_directory_symlink(repo.path() / "nowhere", repo.path() / "dangling" / "1");
+  write_file(repo.path() / "broken" / "1" / "model.yaml", "nonsense: [");
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_TRUE(registry.snapshot()->ready());
+  EXPECT_TRUE(registry.snapshot()->unready_models().empty());
+}
+
+TEST_F(HostileRepository, AnArtifactLargerThanTheLimitIsRefused) {
+  // Sparse: 3 GiB claimed on no disk (the limit is 2 GiB; runtimes read artifacts whole).
+  write_sum_version(repo.path(), "sparse", 1, 0, 3);
+  fs::resize_file(repo.path() / "sparse" / "1" / "weights.txt", std::uintmax_t{3} << 30);
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_NE(state_of("sparse", 1).find("larger than the limit"), std::string::npos)
+      << state_of("sparse", 1);
   EXPECT_TRUE(good_serves());
 }
 

@@ -98,6 +98,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"output: {name: eta, type: float}\n", "", "field 'output' is required"},
         BadCase{"version_policy: all", "version_policy: newest", "'newest' is not a policy"},
         BadCase{"description: test", "descripton: test", "'descripton' is not a known field"},
+        // A key that is not a plain name (it could be any file's content) is not quoted.
+        BadCase{"description: test", "'root:x secret': test",
+                "(a key of 13 characters)' is not a known field"},
         BadCase{"description: test", "new_versions: later", "must be promote or hold"},
         BadCase{"features:", "features: [\nfoo", "not valid YAML"},
         BadCase{"description: test", "dynamic_batching: {max_queue_delay_us: 5}",

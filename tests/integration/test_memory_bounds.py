@@ -46,6 +46,16 @@ def infer_body():
     return body, rows
 
 
+def one_feature_body():
+    # One feature's tensor of 2-byte elements to a model of 16 features: refused (the other
+    # inputs are missing), and used to size N rows of all 16 features first (330x the body).
+    n = (MAX_BODY - 200) // 2
+    body = ('{"inputs":[{"name":"trip_distance_km","datatype":"FP32","shape":[%d],"data":[' % n +
+            ",".join(["0"] * n) + "]}]}")
+    assert len(body) <= MAX_BODY
+    return body, n
+
+
 @pytest.fixture
 def eta_only(tmp_path, example_models):
     repo = tmp_path / "repo"
@@ -53,21 +63,22 @@ def eta_only(tmp_path, example_models):
     return repo
 
 
-@pytest.mark.parametrize("route", ["v2", "infer"])
+@pytest.mark.parametrize("route", ["v2", "infer", "v2-one-feature"])
 def test_the_largest_bodies_cost_a_bounded_multiple_of_their_size(eta_only, route):
     s = Server(eta_only, "--threads", "1")
     try:
-        body, rows = v2_body() if route == "v2" else infer_body()
-        path = "/v2/models/eta/infer" if route == "v2" else "/infer"
+        body, rows = {"v2": v2_body, "infer": infer_body, "v2-one-feature": one_feature_body}[route]()
+        path = "/infer" if route == "infer" else "/v2/models/eta/infer"
+        expected = 400 if route == "v2-one-feature" else 200
         # Warm up the paths (allocator arenas, thread-local buffers) with a small request.
         small = selftest_cases("eta", 2)[0]["features"]
         assert s.post("/infer", {"model_id": "eta", "features": small}).status_code == 200
         before = rss_kib(s.proc.pid, "VmHWM")
         r = s.post(path, body, timeout=60)
-        assert r.status_code == 200, r.text[:300]
+        assert r.status_code == expected, r.text[:300]
         first = rss_kib(s.proc.pid, "VmHWM")
         for _ in range(4):
-            assert s.post(path, body, timeout=60).status_code == 200
+            assert s.post(path, body, timeout=60).status_code == expected
         after = rss_kib(s.proc.pid, "VmHWM")
         growth = (first - before) * 1024
         print(f"{route}: body {len(body)} bytes, {rows} rows; peak RSS +{growth / 2**20:.1f} MiB "

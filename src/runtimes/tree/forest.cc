@@ -140,11 +140,14 @@ Status append_tree(Forest& forest, const RawTree& tree, const std::string& where
 }
 
 Result<Forest> load_forest(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
+  // Read straight into one string of the file's size (a stringstream copied it twice).
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return NotFound(path.string() + ": cannot be read");
-  std::stringstream content;
-  content << in.rdbuf();
-  const std::string text = content.str();
+  const std::streamoff size = in.tellg();
+  if (size < 0) return NotFound(path.string() + ": cannot be read");
+  std::string text(static_cast<std::size_t>(size), '\0');
+  in.seekg(0);
+  if (!in.read(text.data(), size)) return NotFound(path.string() + ": cannot be read");
   const std::size_t first = text.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && text[first] == '{') {
     return parse_xgboost_json(text, path.string());

@@ -46,9 +46,13 @@ class RepositoryLoader {
     // traffic to protect, and at idle priority any other busy process on the machine would
     // starve it (measured: servers that never became ready beside two busy loops).
     registry_.sync();
-    const auto snap = registry_.snapshot();
-    log::info("repository_loaded", {{"models", static_cast<std::int64_t>(snap->models.size())},
-                                    {"ready", snap->ready()}});
+    {
+      // Scoped: a snapshot held for the life of this loop would keep every version loaded at
+      // start in memory (and a python version's worker processes running) after it retires.
+      const auto snap = registry_.snapshot();
+      log::info("repository_loaded", {{"models", static_cast<std::int64_t>(snap->models.size())},
+                                      {"ready", snap->ready()}});
+    }
     // Later loads and self-tests yield the CPU to the serving threads.
     lower_this_thread_priority(10);
     // Tick often enough to free retired versions soon after their last request; rescan the

@@ -423,3 +423,24 @@ def test_a_worker_that_sends_half_an_answer_is_stopped_at_the_timeout(repo_copy)
         assert r.status_code == 200, r.text
     finally:
         assert s.stop() == 0
+
+
+# --- Defect 7: versions loaded at start were never freed -----------------------------------------
+
+@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+def test_a_version_loaded_at_start_is_freed_when_unloaded(repo_copy):
+    # The loader thread's snapshot cache pinned the start-up snapshot: a python version with
+    # worker processes, unloaded later, kept its processes for the life of the server.
+    from test_runtimes import assert_workers_leave, python_workers
+    manifest = repo_copy / "cancel_risk" / "1" / "model.yaml"
+    manifest.write_text(manifest.read_text() + "runtime_options: {processes: 2}\n")
+    s = Server(repo_copy, env={"FORKLIFT_ADMIN_TOKEN": TOKEN})
+    try:
+        assert len(python_workers(repo_copy)) == 2
+        r = s.admin("POST", "/v2/repository/models/cancel_risk/unload", token=TOKEN)
+        assert r.status_code == 200, r.text
+        assert_workers_leave(repo_copy, within=10)
+        eta = selftest_cases("eta", 2)[0]["features"]
+        assert s.post("/infer", {"model_id": "eta", "features": eta}).status_code == 200
+    finally:
+        assert s.stop() == 0

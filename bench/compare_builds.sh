@@ -32,6 +32,18 @@ done
 command -v wrk >/dev/null || { echo "compare_builds: wrk is missing; run scripts/install-deps.sh" >&2; exit 2; }
 work=$(mktemp -d)
 /usr/bin/python3 "$here/make_bodies.py" "$models" "$work" > /dev/null
+# The same rows as Open Inference Protocol v2 bodies: one [N, F] FP32 tensor.
+/usr/bin/python3 - "$work" <<'EOF2'
+import json, sys
+work = sys.argv[1]
+for name in ("one", "batch100"):
+    body = json.load(open(f"{work}/eta_{name}.json"))
+    rows = [body["features"]] if "features" in body else body["instances"]
+    data = [v for row in rows for v in row.values()]
+    v2 = {"inputs": [{"name": "input-0", "datatype": "FP32", "shape": [len(rows), len(rows[0])],
+                      "data": data}]}
+    json.dump(v2, open(f"{work}/v2_{name}.json", "w"))
+EOF2
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()
@@ -53,22 +65,23 @@ start() {  # binary -> prints the port once ready
 base_port=$(start "$baseline")
 cand_port=$(start "$candidate")
 
-measure() {  # port body connections -> "rps p50_us p99_us errors"
+measure() {  # port body connections path -> "rps p50_us p99_us errors"
   local line
   line=$(BENCH_BODY_FILE="$2" wrk -t1 -c"$3" -d"${duration}s" --timeout 5s \
-           -s "$here/post.lua" "http://127.0.0.1:$1/infer" | grep '^BENCH_JSON' | sed 's/^BENCH_JSON //')
+           -s "$here/post.lua" "http://127.0.0.1:$1$4" | grep '^BENCH_JSON' | sed 's/^BENCH_JSON //')
   /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["rps"], d["p50_us"], d["p99_us"], d["errors"])' "$line"
 }
 
 raw="$work/raw.txt"
 : > "$raw"
-for case in "one 8" "one 64" "batch100 8"; do
-  read -r body conns <<< "$case"
+for case in "eta_one 8 /infer" "eta_one 64 /infer" "eta_batch100 8 /infer" \
+            "v2_one 8 /v2/models/eta/infer" "v2_batch100 8 /v2/models/eta/infer"; do
+  read -r body conns path <<< "$case"
   for _ in $(seq 1 "$reps"); do
     for which in baseline candidate; do
       port=$base_port
       [ "$which" = candidate ] && port=$cand_port
-      read -r rps p50 p99 err < <(measure "$port" "$work/eta_$body.json" "$conns")
+      read -r rps p50 p99 err < <(measure "$port" "$work/$body.json" "$conns" "$path")
       [ "$err" = 0 ] || { echo "compare_builds: $which $body c=$conns had $err errors" >&2; exit 1; }
       echo "$body $conns $which $rps $p50 $p99" >> "$raw"
     done
@@ -91,7 +104,8 @@ for body, conns in cases:
         sel = [r for r in rows if r[0] == body and r[1] == conns and r[2] == which]
         med[which] = [statistics.median(float(r[i]) for r in sel) for i in (3, 4, 5)]
     b, c = med["baseline"], med["candidate"]
-    label = "one row" if body == "one" else body.replace("batch", "") + " rows"
+    kind, size = body.split("_", 1)
+    label = ("v2, " if kind == "v2" else "") + ("one row" if size == "one" else size.replace("batch", "") + " rows")
     print(f"| {label} | {conns} | {b[0]:,.0f} | {b[1]/1000:.2f} | {b[2]/1000:.2f} | "
           f"{c[0]:,.0f} | {c[1]/1000:.2f} | {c[2]/1000:.2f} | {c[0]/b[0]:.2f}x |")
 EOF

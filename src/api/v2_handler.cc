@@ -244,9 +244,7 @@ Status convert(const Tensor& t, std::size_t i, const FeatureSpec& spec, Value& o
     case ValueType::kFloat: {
       const std::optional<double> d = t.number(i);
       if (!d) return bad();
-      if (Status s = check_float_range(*d, "a value of input '" + t.name + "'"); !s.ok()) {
-        return s;
-      }
+      if (beyond_float_range(*d)) return float_range_error("a value of input '" + t.name + "'");
       out = *d;
       return Status::Ok();
     }
@@ -370,9 +368,7 @@ Status tensors_to_batch(const std::vector<Tensor>& inputs, Batch& batch) {
           return InvalidArgument("input '" + t.name + "' must be numeric for feature '" +
                                  spec.name + "'");
         }
-        if (Status s = check_float_range(*d, "a value of input '" + t.name + "'"); !s.ok()) {
-          return s;
-        }
+        if (beyond_float_range(*d)) return float_range_error("a value of input '" + t.name + "'");
         vec[k] = static_cast<float>(*d);
       }
       cell(r, f) = std::move(vec);

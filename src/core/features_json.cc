@@ -95,7 +95,7 @@ Status parse_one(simdjson::ondemand::value v, const FeatureSpec& spec, Value& ou
     case ValueType::kFloat: {
       double d = 0;
       if (Status s = parse_number(v, spec, d); !s.ok()) return s;
-      if (Status s = check_float_range(d, "feature '" + spec.name + "'"); !s.ok()) return s;
+      if (beyond_float_range(d)) return float_range_error("feature '" + spec.name + "'");
       out = d;
       return Status::Ok();
     }
@@ -139,9 +139,8 @@ Status parse_one(simdjson::ondemand::value v, const FeatureSpec& spec, Value& ou
         }
         double d = 0;
         if (Status s = parse_number(ev, spec, d); !s.ok()) return s;
-        if (Status s = check_float_range(d, "an element of feature '" + spec.name + "'"); !s.ok()) {
-          return s;
-        }
+        if (beyond_float_range(d))
+          return float_range_error("an element of feature '" + spec.name + "'");
         vec.push_back(static_cast<float>(d));
       }
       if (vec.size() != spec.length) {

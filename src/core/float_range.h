@@ -6,17 +6,22 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <string_view>
 
 #include "forklift/status.h"
 
 namespace forklift {
 
-// Ok, or InvalidArgument saying that `what` (e.g. "feature 'x'") is beyond the float range.
-inline Status check_float_range(double value, const std::string& what) {
-  if (std::fabs(value) <= std::numeric_limits<float>::max() || std::isnan(value)) {
-    return Status::Ok();
-  }
-  return InvalidArgument(what + " is beyond the float range (magnitude at most 3.4e38)");
+// Whether `value` would become infinity as a float (NaN, "missing", is in range).
+inline bool beyond_float_range(double value) {
+  return std::fabs(value) > std::numeric_limits<float>::max();
+}
+
+// The error for such a value: `what` names it, e.g. "feature 'x'". Built only on failure: on
+// the hot path (every float of every request) the check must cost a comparison, not a string.
+inline Status float_range_error(std::string_view what) {
+  return InvalidArgument(std::string(what) +
+                         " is beyond the float range (magnitude at most 3.4e38)");
 }
 
 }  // namespace forklift

@@ -9,8 +9,9 @@
 #include <random>
 
 #include "core/features_json.h"
+#include "core/runtime_table.h"
 #include "core/version_loader.h"
-#include "runtimes/runtime_registry.h"
+#include "runtimes/builtin.h"
 
 namespace {
 

@@ -14,7 +14,7 @@
 #include "core/model_registry.h"
 #include "observability/log.h"
 #include "observability/metrics.h"
-#include "runtimes/runtime_registry.h"
+#include "runtimes/builtin.h"
 
 namespace forklift::fuzz {
 
@@ -51,7 +51,10 @@ inline std::filesystem::path make_repository() {
 // One router over the repository above, made once per fuzzing process.
 struct Served {
   Served()
-      : root(make_repository()), registry(root, metrics), router(ApiContext{&registry, &metrics}) {
+      : root(make_repository()),
+        registry(root, metrics),
+        inference(registry, nullptr, nullptr),
+        router(ApiContext{&registry, &inference, &metrics}) {
     log::set_min_level(log::Level::kError);
     register_builtin_runtimes();
     if (!registry.sync().ok()) std::abort();
@@ -63,6 +66,7 @@ struct Served {
   std::filesystem::path root;
   MetricsRegistry metrics;
   ModelRegistry registry;
+  InferenceService inference;
   Router router;
 };
 

@@ -3,7 +3,7 @@
 #include <stdexcept>
 
 #include "forklift/runtime.h"
-#include "runtimes/runtime_registry.h"
+#include "runtimes/builtin.h"
 
 namespace {
 

@@ -5,8 +5,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <string>
+
+#include "core/guarded_model.h"
+#include "forklift/runtime.h"
 
 namespace forklift::testing {
 
@@ -54,6 +58,22 @@ inline void write_sum_version(const std::filesystem::path& repo, const std::stri
   write_file(dir / "weights.txt", std::to_string(offset));
   write_file(dir / "selftest.jsonl", "{\"features\": {\"a\": 1, \"b\": 2}, \"expected\": " +
                                          std::to_string(expected) + "}\n");
+}
+
+// `inner` behind the guard every loaded version gets (core/guarded_model.h), still reachable
+// through the caller's pointer: what a decorator under test sits on in the server.
+inline std::shared_ptr<const Model> guarded_shared(std::shared_ptr<const Model> inner) {
+  class Forwarding final : public Model {
+   public:
+    explicit Forwarding(std::shared_ptr<const Model> m) : m_(std::move(m)) {}
+    Status predict(const Batch& batch, std::vector<Value>& outputs) const override {
+      return m_->predict(batch, outputs);
+    }
+
+   private:
+    std::shared_ptr<const Model> m_;
+  };
+  return guarded(std::make_unique<Forwarding>(std::move(inner)));
 }
 
 }  // namespace forklift::testing

@@ -22,6 +22,7 @@
 //   FORKLIFT_REGISTER_RUNTIME("surge", load, predict);
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -45,6 +46,10 @@ struct LoadContext {
   const Schema* schema = nullptr;
   // The manifest's `runtime_options` as strings (e.g. nthread: "1").
   std::map<std::string, std::string> options;
+  // The manifest's `timeout_ms` (0: none). forklift enforces it above every runtime; one that
+  // predicts elsewhere (the python runtime's worker processes) uses it to stop a call that overran.
+  // (Fields are only ever added at the end, so teams' aggregate initialisers keep compiling.)
+  std::chrono::milliseconds timeout{0};
 
   std::string option(const std::string& key, const std::string& fallback) const {
     auto it = options.find(key);
@@ -52,11 +57,26 @@ struct LoadContext {
   }
 };
 
+// Called exactly once with a prediction's status and its outputs (empty when it failed).
+using PredictDone = std::function<void(Status status, std::vector<Value> outputs)>;
+
 class Model {
  public:
   virtual ~Model() = default;
   // Appends one output per row of `batch` to `outputs`. Thread-safe; see the contract above.
   virtual Status predict(const Batch& batch, std::vector<Value>& outputs) const = 0;
+
+  // The asynchronous form, which forklift's serving path calls: predicts `batch` and calls `done`,
+  // on this thread or on another one later. `batch` (and its schema) must stay alive until then.
+  // The default predicts here and now; a model that queues requests (forklift's dynamic batching)
+  // overrides it so that the caller's thread is free while a request waits. Runtimes implement
+  // predict only.
+  virtual void submit(const Batch& batch, PredictDone done) const {
+    std::vector<Value> outputs;
+    Status status = predict(batch, outputs);
+    if (!status.ok()) outputs.clear();
+    done(std::move(status), std::move(outputs));
+  }
 };
 
 using Loader = std::function<Result<std::unique_ptr<Model>>(const LoadContext&)>;

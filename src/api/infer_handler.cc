@@ -1,6 +1,7 @@
 // POST /infer {"model_id": "eta", "version": 3?, "features": {...}} or "instances": [{...}, ...].
 #include <string>
 
+#include "api/async_answer.h"
 #include "api/handlers.h"
 #include "api/json_request.h"
 #include "common/json_writer.h"
@@ -109,29 +110,6 @@ void write_answer(const LoadedModel& model, const std::vector<Value>& outputs, b
   out.push_back('}');
 }
 
-// A request waiting in its version's batching queue, and what it needs to be answered after.
-struct QueuedInfer {
-  ApiContext ctx;
-  std::shared_ptr<const RegistrySnapshot> snapshot;
-  std::shared_ptr<const LoadedModel> model;
-  Batch batch;
-  bool many = false;    // "instances": answer with "outputs"
-  bool routed = false;  // no version asked: the deployment chose, so shadows apply
-  std::chrono::steady_clock::time_point start;
-  Status status;
-  std::vector<Value> outputs;
-};
-
-// On the connection's loop, once the batching thread has predicted the request.
-void answer_queued(QueuedInfer& q, HttpResponse& res) {
-  record_outcome(*q.model, q.status, q.start, res);
-  if (!q.status.ok()) return respond_error(res, q.status);
-  res.status = 200;
-  write_answer(*q.model, q.outputs, q.many, res.request_id, res.body);
-  after_prediction(q.ctx, *q.snapshot, q.model, std::move(q.batch), q.outputs, res.request_id,
-                   q.start, q.routed);
-}
-
 }  // namespace
 
 void handle_infer(const ApiContext& ctx, const HttpRequest& req, HttpResponse& res) {
@@ -141,41 +119,30 @@ void handle_infer(const ApiContext& ctx, const HttpRequest& req, HttpResponse& r
   Envelope env;
   if (Status s = read_envelope(doc, env); !s.ok()) return respond_error(res, s);
 
-  const auto snapshot = ctx.registry->snapshot();
-  auto resolved = snapshot->resolve(env.model_id, env.version, env.experiment_key);
-  if (!resolved.ok()) return respond_error(res, resolved.status());
-  const LoadedModel& model = **resolved;
-
-  Batch batch(model.manifest.schema);
-  Status status = parse_payload(doc, env, batch);
-  if (status.ok() && model.batcher != nullptr && req.deferral != nullptr) {
-    // Queued for a batched runtime call; this loop serves other connections meanwhile.
-    auto q = std::make_shared<QueuedInfer>(QueuedInfer{ctx,
-                                                       snapshot,
-                                                       *resolved,
-                                                       std::move(batch),
-                                                       env.has_instances,
-                                                       !env.version,
-                                                       start,
-                                                       Status::Ok(),
-                                                       {}});
-    model.batcher->submit(q->batch,
-                          [q, resume = req.deferral->defer(ResponseDeferral::kReadTimeout)](
-                              Status s, std::vector<Value> outputs) {
-                            q->status = s.ok() ? std::move(s) : prediction_failure(*q->model, s);
-                            q->outputs = std::move(outputs);
-                            resume([q](HttpResponse& answer) { answer_queued(*q, answer); });
-                          });
-    return;
+  auto target = ctx.inference->route(env.model_id, env.version, env.experiment_key);
+  if (!target.ok()) return respond_error(res, target.status());
+  res.model_id = target->model->model_id;
+  res.model_version = target->model->version;
+  Batch batch(target->schema());
+  if (Status s = parse_payload(doc, env, batch); !s.ok()) {
+    return respond_error(res, ctx.inference->refuse(*target, std::move(s), start));
   }
-  std::vector<Value> outputs;
-  if (status.ok()) status = predict_guarded(model, batch, outputs);
-  record_outcome(model, status, start, res);
-  if (!status.ok()) return respond_error(res, status);
-  res.status = 200;
-  write_answer(model, outputs, env.has_instances, res.request_id, res.body);
-  after_prediction(ctx, *snapshot, *resolved, std::move(batch), outputs, res.request_id, start,
-                   !env.version);
+  auto answer = std::make_shared<AsyncAnswer>(res.request_id);
+  ctx.inference->infer(std::move(target).value(), std::move(batch), res.request_id, start,
+                       [answer, many = env.has_instances](const InferenceResult& result) {
+                         HttpResponse& out = answer->response();
+                         out.model_id = result.model.model_id;
+                         out.model_version = result.model.version;
+                         if (result.status.ok()) {
+                           out.status = 200;
+                           write_answer(result.model, result.outputs, many, out.request_id,
+                                        out.body);
+                         } else {
+                           respond_error(out, result.status);
+                         }
+                         answer->done();
+                       });
+  AsyncAnswer::deliver(answer, req, res);
 }
 
 }  // namespace forklift

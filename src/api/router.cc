@@ -7,6 +7,7 @@
 
 #include "api/route_util.h"
 #include "common/json_writer.h"
+#include "common/sampling.h"
 #include "core/repository.h"
 #include "observability/log.h"
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "api/async_answer.h"
 #include "api/handlers.h"
 #include "api/json_request.h"
 #include "common/json_writer.h"
@@ -458,39 +459,14 @@ void write_tensor_metadata(std::string& out, std::string_view name, ValueType ty
                                          : std::string("\",\"shape\":[-1]}");
 }
 
-}  // namespace
-
-void handle_v2_infer(const ApiContext& ctx, std::string_view model_id,
-                     std::optional<std::int64_t> version, const HttpRequest& req,
-                     HttpResponse& res) {
-  const auto start = std::chrono::steady_clock::now();
-  V2Request request;
-  if (Status s = parse_v2_request(*req.body, request); !s.ok()) return respond_error(res, s);
-  const auto snapshot = ctx.registry->snapshot();
-  auto resolved = snapshot->resolve(model_id, version, request.experiment_key);
-  if (!resolved.ok()) return respond_error(res, resolved.status());
-  const LoadedModel& model = **resolved;
-  const OutputSpec& output = model.manifest.schema.output;
-
-  Status status;
-  for (const auto& name : request.requested_outputs) {
-    if (name != output.name) {
-      status = InvalidArgument("unknown output '" + name + "'; model '" + model.model_id +
-                               "' produces '" + output.name + "'");
-    }
-  }
-  Batch batch(model.manifest.schema);
-  std::vector<Value> outputs;
-  if (status.ok()) status = tensors_to_batch(request.inputs, batch);
-  if (status.ok()) status = predict_guarded(model, batch, outputs);
-  record_outcome(model, status, start, res);
-  if (!status.ok()) return respond_error(res, status);
-
-  std::string& out = res.body;
+// The v2 answer: one output tensor, shape [N] (or [N, length] for a float_vector).
+void write_v2_answer(const LoadedModel& model, const std::vector<Value>& outputs,
+                     std::string_view id, std::string& out) {
+  const OutputSpec& output = model.schema->output;
   out += "{\"model_name\":";
   json::append_string(out, model.model_id);
   out += ",\"model_version\":\"" + std::to_string(model.version) + "\",\"id\":";
-  json::append_string(out, request.id.empty() ? res.request_id : request.id);
+  json::append_string(out, id);
   out += ",\"outputs\":[{\"name\":";
   json::append_string(out, output.name);
   out += ",\"datatype\":\"";
@@ -513,9 +489,52 @@ void handle_v2_infer(const ApiContext& ctx, std::string_view model_id,
     json::append_value(out, v);
   }
   out += "]}]}";
-  res.status = 200;
-  after_prediction(ctx, *snapshot, *resolved, std::move(batch), outputs, res.request_id, start,
-                   !version);
+}
+
+Status check_requested_outputs(const V2Request& request, const LoadedModel& model) {
+  const OutputSpec& output = model.schema->output;
+  for (const auto& name : request.requested_outputs) {
+    if (name != output.name) {
+      return InvalidArgument("unknown output '" + name + "'; model '" + model.model_id +
+                             "' produces '" + output.name + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void handle_v2_infer(const ApiContext& ctx, std::string_view model_id,
+                     std::optional<std::int64_t> version, const HttpRequest& req,
+                     HttpResponse& res) {
+  const auto start = std::chrono::steady_clock::now();
+  V2Request request;
+  if (Status s = parse_v2_request(*req.body, request); !s.ok()) return respond_error(res, s);
+  auto target = ctx.inference->route(model_id, version, request.experiment_key);
+  if (!target.ok()) return respond_error(res, target.status());
+  res.model_id = target->model->model_id;
+  res.model_version = target->model->version;
+  Batch batch(target->schema());
+  Status status = check_requested_outputs(request, *target->model);
+  if (status.ok()) status = tensors_to_batch(request.inputs, batch);
+  if (!status.ok()) return respond_error(res, ctx.inference->refuse(*target, status, start));
+
+  auto answer = std::make_shared<AsyncAnswer>(res.request_id);
+  std::string id = request.id.empty() ? res.request_id : std::move(request.id);
+  ctx.inference->infer(std::move(target).value(), std::move(batch), res.request_id, start,
+                       [answer, id = std::move(id)](const InferenceResult& result) {
+                         HttpResponse& out = answer->response();
+                         out.model_id = result.model.model_id;
+                         out.model_version = result.model.version;
+                         if (result.status.ok()) {
+                           out.status = 200;
+                           write_v2_answer(result.model, result.outputs, id, out.body);
+                         } else {
+                           respond_error(out, result.status);
+                         }
+                         answer->done();
+                       });
+  AsyncAnswer::deliver(answer, req, res);
 }
 
 void handle_v2_model_metadata(const ApiContext& ctx, std::string_view model_id,

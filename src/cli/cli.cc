@@ -11,7 +11,7 @@
 #include "cli/serve_command.h"
 #include "forklift/server.h"
 #include "observability/log.h"
-#include "runtimes/runtime_registry.h"
+#include "runtimes/builtin.h"
 
 namespace forklift {
 

@@ -4,7 +4,7 @@
 
 #include "core/repository.h"
 #include "core/version_loader.h"
-#include "runtimes/runtime_registry.h"
+#include "runtimes/builtin.h"
 
 namespace forklift {
 

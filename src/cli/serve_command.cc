@@ -19,7 +19,7 @@
 #include "common/thread_priority.h"
 #include "core/model_registry.h"
 #include "observability/log.h"
-#include "runtimes/runtime_registry.h"
+#include "runtimes/builtin.h"
 #include "store/postgres_event_sink.h"
 #include "store/postgres_state_store.h"
 
@@ -268,7 +268,8 @@ int run_serve(const ServeOptions& options) {
   ShadowRunner shadows(metrics, options.shadow_queue, events.get());
   TimeSeries timeseries(metrics);
   const auto connections = std::make_shared<ConnectionStats>();
-  const ApiContext ctx{&registry,    &metrics,    options.log_requests, &shadows,
+  const InferenceService inference(registry, &shadows, events.get());
+  const ApiContext ctx{&registry,    &inference,  &metrics,         options.log_requests,
                        events.get(), &timeseries, connections.get()};
   Router router(ctx);
   AdminRouter admin_router(ctx, std::move(token).value(), find_ui(options.ui_dir),

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "common/thread_priority.h"
-#include "core/value_bytes.h"
+#include "common/value_bytes.h"
 
 namespace forklift {
 namespace {
@@ -16,7 +16,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Request {
   const Batch* batch;
-  BatchDone done;
+  PredictDone done;
   Clock::time_point queued;
   std::size_t bytes;  // batch_bytes(*batch), counted against max_queue_bytes
 };
@@ -56,24 +56,15 @@ void execute(const State& s, std::vector<Request>& taken, std::size_t rows,
   }
   std::vector<Value> outputs;
   outputs.reserve(rows);
+  // `inner` is guarded (guarded_model.h): a Status, never an exception, and one output per row.
   Status status;
-  try {
-    if (taken.size() == 1) {
-      status = s.inner->predict(*taken.front().batch, outputs);
-    } else {
-      Batch combined(taken.front().batch->schema());
-      combined.reserve_rows(rows);
-      for (const Request& r : taken) combined.append_rows(*r.batch);
-      status = s.inner->predict(combined, outputs);
-    }
-  } catch (const std::exception& e) {
-    status = Internal(e.what());
-  } catch (...) {
-    status = Internal("unknown exception");
-  }
-  if (status.ok() && outputs.size() != rows) {
-    status = Internal("returned " + std::to_string(outputs.size()) + " outputs for " +
-                      std::to_string(rows) + " rows");
+  if (taken.size() == 1) {
+    status = s.inner->predict(*taken.front().batch, outputs);
+  } else {
+    Batch combined(taken.front().batch->schema());
+    combined.reserve_rows(rows);
+    for (const Request& r : taken) combined.append_rows(*r.batch);
+    status = s.inner->predict(combined, outputs);
   }
   std::size_t offset = 0;
   for (Request& r : taken) {
@@ -158,7 +149,7 @@ BatchingModel::~BatchingModel() {
   }
 }
 
-void BatchingModel::submit(const Batch& batch, BatchDone done) const {
+void BatchingModel::submit(const Batch& batch, PredictDone done) const {
   const std::size_t bytes = batch_bytes(batch);
   {
     std::unique_lock lock(state_->mu);

@@ -29,9 +29,6 @@ struct BatchingOptions {
   std::size_t max_queue_bytes = 64u << 20;  // and the bytes their rows take (value_bytes.h)
 };
 
-// Called once on a batching thread with the request's outputs (empty when `status` failed).
-using BatchDone = std::function<void(Status status, std::vector<Value> outputs)>;
-
 class BatchingModel final : public Model {
  public:
   BatchingModel(std::shared_ptr<const Model> inner, BatchingOptions options);
@@ -42,9 +39,10 @@ class BatchingModel final : public Model {
   // Queues `batch`; `done` is called later on a batching thread. `batch` (and the schema it
   // points to) must stay alive until then. When max_queue_size requests are already waiting,
   // `done` is called at once, on the caller's thread, with Unavailable (load shedding).
-  void submit(const Batch& batch, BatchDone done) const;
+  // `inner` must be guarded (guarded_model.h): the batching threads do not catch.
+  void submit(const Batch& batch, PredictDone done) const override;
 
-  // The blocking form (self-tests, shadows, the v2 route): queues and waits.
+  // The blocking form (shadows): queues and waits.
   Status predict(const Batch& batch, std::vector<Value>& outputs) const override;
 
   // Where rows and requests per call and queue waits are counted from now on (the registry

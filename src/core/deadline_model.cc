@@ -90,14 +90,7 @@ class DeadlineModel final : public Model {
       std::shared_ptr<Call> call = std::move(pool.queue.front());
       pool.queue.pop_front();
       lock.unlock();
-      Status status;
-      try {
-        status = inner.predict(call->batch, call->outputs);
-      } catch (const std::exception& e) {
-        status = Internal(e.what());
-      } catch (...) {
-        status = Internal("unknown exception");
-      }
+      Status status = inner.predict(call->batch, call->outputs);  // guarded: never throws
       lock.lock();
       call->status = std::move(status);
       call->done = true;

@@ -4,7 +4,7 @@
 #include <chrono>
 #include <cmath>
 
-#include "core/value_bytes.h"
+#include "common/value_bytes.h"
 #include "observability/log.h"
 
 namespace forklift {
@@ -140,21 +140,13 @@ void ShadowRunner::process(ShadowJob& job) {
   Status status;
   std::optional<Batch> remapped;
   const Batch* input = &job.batch;
-  if (&job.primary->manifest.schema != &job.shadow->manifest.schema) {
-    remapped = remap(job.batch, job.shadow->manifest.schema);
+  if (job.primary != job.shadow) {
+    remapped = remap(job.batch, *job.shadow->schema);
     if (!remapped) status = InvalidArgument("the shadow needs features the request lacks");
     input = remapped ? &*remapped : nullptr;
   }
-  if (status.ok()) {
-    try {
-      status = job.shadow->model->predict(*input, outputs);
-      if (status.ok() && outputs.size() != job.primary_outputs.size()) {
-        status = Internal("wrong number of outputs");
-      }
-    } catch (const std::exception& e) {
-      status = Internal(e.what());
-    }
-  }
+  // The shadow's model is guarded (guarded_model.h): a Status, one output per row.
+  if (status.ok()) status = job.shadow->model->predict(*input, outputs);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   m->latency.observe(seconds);

@@ -7,8 +7,9 @@
 #include "common/file_util.h"
 #include "core/batching_model.h"
 #include "core/deadline_model.h"
+#include "core/guarded_model.h"
 #include "core/repository.h"
-#include "runtimes/runtime_registry.h"
+#include "core/runtime_table.h"
 
 namespace forklift {
 namespace {
@@ -60,12 +61,16 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
   loaded->version = version;
   loaded->manifest = std::move(manifest).value();
   loaded->platform = runtime->platform;
+  // Requests' rows and prediction events point at this copy, which outlives the version for as
+  // long as an event that needs it is queued (event_log.h).
+  loaded->schema = std::make_shared<const Schema>(loaded->manifest.schema);
   LoadContext ctx{model_id,
                   version,
                   version_dir,
                   artifact,
                   &loaded->manifest.schema,
-                  loaded->manifest.runtime_options};
+                  loaded->manifest.runtime_options,
+                  std::chrono::milliseconds(loaded->manifest.timeout_ms)};
   try {
     Result<std::unique_ptr<Model>> model = runtime->loader(ctx);
     if (!model.ok()) return finish(model.status());
@@ -75,6 +80,10 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
                            artifact.string() + ": " + e.what()));
   }
   if (!loaded->model) return finish(Internal("runtime '" + runtime->name + "' returned no model"));
+  // The decorators, innermost first: the guard (so every layer above gets a Status and one output
+  // per row), the deadline (so a slow call is abandoned before it holds up a batch), then, after
+  // the self-tests, batching.
+  loaded->model = guarded(std::move(loaded->model));
   if (loaded->manifest.timeout_ms > 0) {
     // As many calls at once as the serving threads can make (at least 4).
     const std::size_t workers = std::max(4u, std::thread::hardware_concurrency());
@@ -101,7 +110,7 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
         std::shared_ptr<const Model>(std::move(loaded->model)),
         BatchingOptions{b.max_batch_size, std::chrono::microseconds(b.max_queue_delay_us),
                         b.threads, b.max_queue_size});
-    loaded->batcher = batcher.get();
+    loaded->batcher = batcher.get();  // for its metrics, once the registry attaches them
     loaded->model = std::move(batcher);
   }
 

@@ -23,10 +23,15 @@ struct LoadedModel {
   std::string model_id;
   std::int64_t version = 0;
   Manifest manifest;
+  // manifest.schema, shared: requests' rows point at it, and a queued prediction event keeps it
+  // (not the whole version) alive.
+  std::shared_ptr<const Schema> schema;
   std::string platform;
+  // The runtime's model inside its decorators: guarded, then with a deadline and batching when
+  // the manifest asks (version_loader.cc gives the order and why). Call submit(), never assume
+  // the answer comes before it returns.
   std::unique_ptr<Model> model;
-  // `model` itself when the version batches requests (model.yaml's dynamic_batching), else null:
-  // the /infer route then queues without blocking its event loop.
+  // `model` itself when the version batches requests (model.yaml's dynamic_batching), else null.
   const BatchingModel* batcher = nullptr;
   SelfTestReport selftest;
   double load_seconds = 0;  // manifest + artifact + self-tests

@@ -4,7 +4,7 @@
 #include <ctime>
 
 #include "common/json_writer.h"
-#include "core/value_bytes.h"
+#include "common/value_bytes.h"
 #include "observability/log.h"
 
 namespace forklift {
@@ -39,9 +39,9 @@ void append_event(const std::variant<PredictionEvent, ShadowEvent>& event, std::
     for (std::size_t r = 0; r < p->batch.rows(); ++r) {
       append_header(line, "prediction", p->time, p->request_id);
       line += ",\"model_id\":";
-      json::append_string(line, p->model->model_id);
+      json::append_string(line, p->model_id);
       line += ",\"version\":";
-      json::append_int(line, p->model->version);
+      json::append_int(line, p->version);
       if (p->batch.rows() > 1) {
         line += ",\"row\":";
         json::append_int(line, static_cast<std::int64_t>(r));

@@ -16,15 +16,19 @@
 #include <variant>
 #include <vector>
 
-#include "core/version_loader.h"
+#include "forklift/types.h"
 #include "observability/event_sink.h"
 
 namespace forklift {
 
+// Holds the version's name and schema, never the loaded version itself: the event thread must not
+// be the one to drop a version's last reference (versions are freed on the loader thread).
 struct PredictionEvent {
   std::chrono::system_clock::time_point time;
   std::string request_id;
-  std::shared_ptr<const LoadedModel> model;  // keeps the batch's schema alive
+  std::string model_id;
+  std::int64_t version = 0;
+  std::shared_ptr<const Schema> schema;  // what `batch` points at, kept alive with it
   Batch batch;
   std::vector<Value> outputs;
   double latency_seconds = 0;

@@ -1,6 +1,6 @@
-#include <string_view>
+#include "runtimes/builtin.h"
 
-#include "runtimes/runtime_registry.h"
+#include <string_view>
 
 namespace forklift {
 

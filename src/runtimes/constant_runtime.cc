@@ -8,7 +8,7 @@
 #include <string>
 #include <thread>
 
-#include "runtimes/runtime_registry.h"
+#include "forklift/runtime.h"
 
 namespace forklift {
 namespace {

@@ -40,9 +40,9 @@
 
 #include "common/file_util.h"
 #include "common/thread_priority.h"
-#include "core/manifest.h"
+#include "core/manifest.h"  // the worker process reads model.yaml itself
 #include "core/repository.h"
-#include "runtimes/runtime_registry.h"
+#include "forklift/runtime.h"
 #include "runtimes/worker_protocol.h"
 
 namespace py = pybind11;
@@ -414,13 +414,11 @@ Result<std::unique_ptr<Model>> load_python(const LoadContext& ctx) {
   auto module_path = module_file(ctx);
   if (!module_path.ok()) return module_path.status();
   const std::filesystem::path code = *module_path;
-  // timeout_ms is not in the load context (the server enforces it above every runtime); the
-  // pool reads it too, to stop a worker that overruns it.
-  auto manifest = read_manifest(ctx.version_dir);
-  const std::chrono::milliseconds timeout(manifest.ok() ? manifest->timeout_ms : 0);
+  // The server enforces timeout_ms above every runtime; the pool uses it too, to stop (and
+  // replace) a worker process that overran it.
   LoadContext copy = ctx;
   copy.schema = nullptr;  // the worker reads model.yaml itself
-  auto pool = std::make_unique<ProcessPoolModel>(std::move(copy), *ctx.schema, timeout);
+  auto pool = std::make_unique<ProcessPoolModel>(std::move(copy), *ctx.schema, ctx.timeout);
   if (Status s = pool->start(static_cast<std::size_t>(processes)); !s.ok()) {
     return FailedPrecondition(code.string() + ": " + s.message());
   }

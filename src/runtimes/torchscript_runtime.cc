@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "forklift/runtime.h"
 #include "runtimes/dense_rows.h"
-#include "runtimes/runtime_registry.h"
 
 namespace forklift {
 namespace {

@@ -38,7 +38,8 @@ class RouterTest : public ::testing::Test {
   testing::TempDir repo;
   MetricsRegistry metrics;
   ModelRegistry registry{repo.path(), metrics};
-  Router router{ApiContext{&registry, &metrics}};
+  InferenceService inference{registry, nullptr, nullptr};
+  Router router{ApiContext{&registry, &inference, &metrics}};
   std::vector<std::unique_ptr<std::string>> bodies;
 };
 
@@ -114,7 +115,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadRequest{R"({"model_id": "sum", "version": 9, "features": {"a": 1, "b": 1}})", 404,
                    "version 9 of model 'sum' does not exist; serving versions: 1, 2"},
         BadRequest{R"({"model_id": "sum", "features": {"a": -1, "b": 1}})", 500,
-                   "model 'sum' version 2 failed to predict: negative a is not supported"}));
+                   "model 'sum' version 2 failed to predict: predict threw: negative a is not "
+                   "supported"}));
 
 TEST_F(RouterTest, WrongMethodIs405WithAllow) {
   auto res = call("GET", "/infer");
@@ -143,7 +145,8 @@ TEST_F(RouterTest, ReadyzIs503WhileAModelPresentAtStartHasNoVersion) {
   // A registry starting on this repository: "bad" is there from the start.
   ModelRegistry fresh{repo.path(), metrics};
   ASSERT_TRUE(fresh.sync().ok());
-  Router router_on_fresh{ApiContext{&fresh, &metrics}};
+  InferenceService fresh_inference{fresh, nullptr, nullptr};
+  Router router_on_fresh{ApiContext{&fresh, &fresh_inference, &metrics}};
   std::string body;
   HttpRequest req;
   req.method = "GET";

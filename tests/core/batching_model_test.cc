@@ -8,6 +8,8 @@
 #include <mutex>
 #include <thread>
 
+#include "test_util.h"
+
 namespace forklift {
 namespace {
 
@@ -94,7 +96,8 @@ std::vector<double> doubles(const std::vector<Value>& values) {
 TEST(BatchingModel, RequestsQueuedWhileARuntimeCallRunsArePredictedTogether) {
   const Schema schema = one_float();
   auto inner = std::make_shared<RecordingModel>();
-  BatchingModel model(inner, BatchingOptions{8, std::chrono::microseconds(0), 1});
+  BatchingModel model(testing::guarded_shared(inner),
+                      BatchingOptions{8, std::chrono::microseconds(0), 1});
   inner->hold();
   const Batch first = rows(schema, {1});
   auto a = submit(model, first);
@@ -114,7 +117,8 @@ TEST(BatchingModel, RequestsQueuedWhileARuntimeCallRunsArePredictedTogether) {
 TEST(BatchingModel, NeverPutsMoreThanMaxBatchSizeRowsInOneCallButRunsALargerRequestAlone) {
   const Schema schema = one_float();
   auto inner = std::make_shared<RecordingModel>();
-  BatchingModel model(inner, BatchingOptions{3, std::chrono::microseconds(0), 1});
+  BatchingModel model(testing::guarded_shared(inner),
+                      BatchingOptions{3, std::chrono::microseconds(0), 1});
   inner->hold();
   const Batch first = rows(schema, {0});
   auto a = submit(model, first);
@@ -137,7 +141,7 @@ TEST(BatchingModel, AFullBatchDoesNotWaitForTheQueueDelay) {
   // max_batch_size 2 are answered together at once.
   const Schema schema = one_float();
   auto inner = std::make_shared<RecordingModel>();
-  BatchingModel model(inner, BatchingOptions{2, std::chrono::hours(1), 1});
+  BatchingModel model(testing::guarded_shared(inner), BatchingOptions{2, std::chrono::hours(1), 1});
   const Batch b1 = rows(schema, {1}), b2 = rows(schema, {2});
   auto f1 = submit(model, b1);
   auto f2 = submit(model, b2);
@@ -149,7 +153,8 @@ TEST(BatchingModel, AFullBatchDoesNotWaitForTheQueueDelay) {
 TEST(BatchingModel, AFailedOrThrowingCallFailsEveryRequestInItAndNotTheNextOnes) {
   const Schema schema = one_float();
   auto inner = std::make_shared<RecordingModel>();
-  BatchingModel model(inner, BatchingOptions{8, std::chrono::microseconds(0), 1});
+  BatchingModel model(testing::guarded_shared(inner),
+                      BatchingOptions{8, std::chrono::microseconds(0), 1});
   for (double bad : {-1.0, 13.0}) {
     inner->hold();
     const Batch first = rows(schema, {0});
@@ -175,7 +180,8 @@ TEST(BatchingModel, AFailedOrThrowingCallFailsEveryRequestInItAndNotTheNextOnes)
 TEST(BatchingModel, TheBlockingFormAnswersManyThreadsCorrectly) {
   const Schema schema = one_float();
   auto inner = std::make_shared<RecordingModel>();
-  BatchingModel model(inner, BatchingOptions{16, std::chrono::microseconds(100), 2});
+  BatchingModel model(testing::guarded_shared(inner),
+                      BatchingOptions{16, std::chrono::microseconds(100), 2});
   auto metrics = std::make_shared<VersionMetrics>();
   model.set_metrics(metrics);
   std::atomic<int> wrong{0};
@@ -237,7 +243,7 @@ TEST(BatchingModel, ShedsRequestsBeyondTheQueuesByteBound) {
   auto inner = std::make_shared<RecordingModel>();
   BatchingOptions options{1000, std::chrono::microseconds(0), 1, 1000};
   options.max_queue_bytes = 100 * sizeof(Value);  // room for about 100 rows
-  BatchingModel model(inner, options);
+  BatchingModel model(testing::guarded_shared(inner), options);
   inner->hold();
   const Batch running = rows(schema, {1});
   auto a = submit(model, running);
@@ -269,7 +275,8 @@ namespace {
 TEST(BatchingModel, ShedsRequestsBeyondTheQueueLimitAtOnce) {
   const Schema schema = one_float();
   auto inner = std::make_shared<RecordingModel>();
-  BatchingModel model(inner, BatchingOptions{1, std::chrono::microseconds(0), 1, 2});
+  BatchingModel model(testing::guarded_shared(inner),
+                      BatchingOptions{1, std::chrono::microseconds(0), 1, 2});
   auto metrics = std::make_shared<VersionMetrics>();
   model.set_metrics(metrics);
   inner->hold();

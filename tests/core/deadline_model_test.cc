@@ -6,6 +6,8 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "test_util.h"
+
 namespace forklift {
 namespace {
 
@@ -54,7 +56,7 @@ Status predict_one(const Model& m, const Schema& schema, double x, std::vector<V
 TEST(DeadlineModel, AnswersInTimeAndGivesUpOnAHungCall) {
   const Schema schema = one_float();
   auto gate = std::make_shared<Gate>();
-  auto model = with_deadline(std::make_shared<HangingModel>(gate), schema,
+  auto model = with_deadline(testing::guarded_shared(std::make_shared<HangingModel>(gate)), schema,
                              std::chrono::milliseconds(500), 2);
   std::vector<Value> out;
   ASSERT_TRUE(predict_one(*model, schema, 4, out).ok());
@@ -88,8 +90,8 @@ TEST(DeadlineModel, AnswersInTimeAndGivesUpOnAHungCall) {
 TEST(DeadlineModel, WhenEveryWorkerIsStuckCallsTimeOutInsteadOfWaiting) {
   const Schema schema = one_float();
   auto gate = std::make_shared<Gate>();
-  auto model =
-      with_deadline(std::make_shared<HangingModel>(gate), schema, std::chrono::milliseconds(50), 1);
+  auto model = with_deadline(testing::guarded_shared(std::make_shared<HangingModel>(gate)), schema,
+                             std::chrono::milliseconds(50), 1);
   std::vector<Value> out;
   EXPECT_EQ(predict_one(*model, schema, -1, out).code(), StatusCode::kDeadlineExceeded);
   // The only worker is stuck: this call waits in the queue and is given up on at its deadline.

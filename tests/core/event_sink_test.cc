@@ -111,7 +111,8 @@ TEST(EventLog, AnEventLargerThanTheByteBoundIsDroppedAndCounted) {
   EventLog log(options, {});
   Schema schema;
   schema.features = {{"x", ValueType::kFloat, 1, false}};
-  PredictionEvent event{std::chrono::system_clock::now(), "r1", nullptr, Batch(schema), {}, 0};
+  PredictionEvent event{
+      std::chrono::system_clock::now(), "r1", "m", 1, nullptr, Batch(schema), {}, 0};
   for (int i = 0; i < 5000; ++i) event.batch.add_row()[0] = 1.0;
   EXPECT_FALSE(log.offer(std::move(event)));
   EXPECT_EQ(log.dropped(), 1u);

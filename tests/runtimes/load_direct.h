@@ -6,7 +6,8 @@
 #include <string>
 
 #include "core/manifest.h"
-#include "runtimes/runtime_registry.h"
+#include "core/runtime_table.h"
+#include "runtimes/builtin.h"
 
 namespace forklift::testing {
 

@@ -5,8 +5,8 @@
 #include <thread>
 
 #include "core/version_loader.h"
+#include "forklift/runtime.h"
 #include "runtimes/load_direct.h"
-#include "runtimes/runtime_registry.h"
 #include "test_util.h"
 
 namespace forklift {

@@ -3,7 +3,7 @@
 #include <thread>
 
 #include "core/version_loader.h"
-#include "runtimes/runtime_registry.h"
+#include "runtimes/builtin.h"
 #include "test_util.h"
 
 namespace forklift {

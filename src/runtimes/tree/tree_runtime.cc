@@ -4,8 +4,8 @@
 #include <memory>
 #include <vector>
 
+#include "forklift/runtime.h"
 #include "runtimes/dense_rows.h"
-#include "runtimes/runtime_registry.h"
 #include "runtimes/tree/forest.h"
 
 namespace forklift {

@@ -1,4 +1,4 @@
-#include "runtimes/runtime_registry.h"
+#include "core/runtime_table.h"
 
 #include <map>
 #include <memory>

@@ -25,9 +25,22 @@ TEST(Deployment, KeysAreStickyAndSpreadByWeight) {
     ++counts[v];
   }
   EXPECT_NEAR(counts[1] / 10000.0, 0.5, 0.03);
-  // The hash is fixed (FNV-1a), so replicas and restarts agree: pin one known assignment.
-  EXPECT_EQ(pick_version(d, "rider-42"),
-            pick_version(Deployment::of({{1, 50}, {2, 50}}), "rider-42"));
+}
+
+TEST(Deployment, StickyAssignmentsArePinned) {
+  // The hash is fixed (64-bit FNV-1a of the key, modulo the total weight), so replicas and
+  // restarts agree. These are the assignments it gives today; changing the hash (or how the
+  // draw maps onto the routes) would move users between the arms of running experiments, so a
+  // failure here is a break of that promise, not a constant to update.
+  const Deployment even = Deployment::of({{1, 50}, {2, 50}});
+  EXPECT_EQ(pick_version(even, "rider-0"), 1);   // FNV-1a % 100 = 30
+  EXPECT_EQ(pick_version(even, "rider-2"), 1);   // 8
+  EXPECT_EQ(pick_version(even, "rider-42"), 2);  // 72
+  EXPECT_EQ(pick_version(even, "alice"), 2);     // 83
+  const Deployment three = Deployment::of({{1, 70}, {2, 20}, {3, 10}});
+  EXPECT_EQ(pick_version(three, "rider-1"), 1);  // 41
+  EXPECT_EQ(pick_version(three, "rider-7"), 2);  // 75
+  EXPECT_EQ(pick_version(three, "bob"), 3);      // 92
 }
 
 TEST(Deployment, OneRouteTakesEverything) {

@@ -259,11 +259,21 @@ TEST(RegistryState, CorruptStateFileIsReportedAndIgnored) {
   write_sum_version(repo.path(), "sum", 1, 0, 3);
   write_file(repo.path() / ".forklift-state.json", "{\"models\": tru");
   MetricsRegistry metrics;
+  // The report is an error line of the JSON log, on stdout.
+  ::testing::internal::CaptureStdout();
   ModelRegistry r(repo.path(), metrics,
                   std::make_shared<FileStateStore>(repo.path() / ".forklift-state.json"));
-  ASSERT_TRUE(r.sync().ok());
-  EXPECT_TRUE(r.snapshot()->ready());
+  const bool synced = r.sync().ok();
+  const std::string logged = ::testing::internal::GetCapturedStdout();
   log::set_min_level(log::Level::kInfo);
+  ASSERT_TRUE(synced);
+  // Ignored: the model serves by its version policy.
+  EXPECT_TRUE(r.snapshot()->ready());
+  EXPECT_EQ(r.snapshot()->models.at("sum").deployment.describe(), "policy");
+  // Reported: the event, the file and why.
+  EXPECT_NE(logged.find("\"level\":\"error\",\"event\":\"state_unreadable\""), std::string::npos)
+      << logged;
+  EXPECT_NE(logged.find(".forklift-state.json' is unreadable"), std::string::npos) << logged;
 }
 
 TEST_F(RegistryTest, BreakingSchemaIsRefusedUnlessForced) {

@@ -14,6 +14,31 @@ import requests
 BUILD = Path(__file__).resolve().parents[2] / "build"
 FORKLIFT = os.environ.get("FORKLIFT_BIN", str(BUILD / "forklift"))
 EXAMPLE_MODELS = Path(os.environ.get("FORKLIFT_MODELS", BUILD / "models"))
+# Set by .ci/run: what the project installs must be there, and no test may skip for want of it.
+REQUIRE_ALL = bool(os.environ.get("FORKLIFT_REQUIRE_ALL"))
+
+
+def require_or_skip(available, reason, installed_by_project=True):
+    """Skips the calling test (or fixture) when `available` is false, saying why. With
+    FORKLIFT_REQUIRE_ALL set (CI) a missing tool, runtime or package that the project installs
+    itself (scripts/install-deps.sh, the build) fails the test instead: there a skip would hide a
+    broken install step and a suite that quietly shrank. Tools the project cannot install from
+    its package registries (installed_by_project=False) stay skips, also in CI."""
+    if available:
+        return
+    if REQUIRE_ALL and installed_by_project:
+        pytest.fail(f"{reason}; FORKLIFT_REQUIRE_ALL is set and the project installs it",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
+def require_runtime_model(model_id, runtime):
+    """For tests of an optional runtime: its example model `model_id` exists only in a build with
+    that runtime (require_or_skip). The TSan build leaves the torchscript and python runtimes out
+    on purpose (scripts/sanitize.sh), so there it is a plain skip."""
+    if os.environ.get("FORKLIFT_SANITIZER") == "tsan":
+        pytest.skip(f"the TSan build has no {runtime} runtime (scripts/sanitize.sh)")
+    require_or_skip((EXAMPLE_MODELS / model_id).is_dir(), f"built without the {runtime} runtime")
 
 
 class Server:
@@ -114,6 +139,18 @@ def server(example_models):
     s = Server(example_models)
     yield s
     assert s.stop() == 0
+
+
+@pytest.fixture
+def torchscript_runtime():
+    """Use (pytest.mark.usefixtures) in tests of the torchscript runtime."""
+    require_runtime_model("fraud", "torchscript")
+
+
+@pytest.fixture
+def python_runtime():
+    """Use (pytest.mark.usefixtures) in tests of the python runtime."""
+    require_runtime_model("cancel_risk", "python")
 
 
 @pytest.fixture

@@ -1,9 +1,12 @@
 """Dynamic batching (model.yaml's `dynamic_batching`) over real HTTP: concurrent requests to one
 version are predicted together, every client still gets its own answers, and the rest of the
 server's behaviour (errors, the v2 route, draining on SIGTERM) is unchanged."""
+import http.client
+import json
 import math
 import re
 import shutil
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +36,23 @@ def infer(url, body):
     return requests.post(url + "/infer", json=body, timeout=30)
 
 
+def staged_infer(port, body):
+    """A connection that has sent all of a POST /infer but its last byte, and that byte: the
+    server cannot take the request before the byte arrives."""
+    data = json.dumps(body).encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(b"POST /infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(data) + data[:-1])
+    return sock, data[-1:]
+
+
+def read_answer(sock):
+    with sock:
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, json.loads(response.read())
+
+
 def test_concurrent_requests_share_one_runtime_call_and_get_their_own_answers(repo_copy):
     # The longest queue delay allowed (1 s) and room for four rows: the four concurrent one-row
     # requests below are answered by one runtime call, started as soon as the fourth arrives.
@@ -40,12 +60,19 @@ def test_concurrent_requests_share_one_runtime_call_and_get_their_own_answers(re
     s = Server(repo_copy)
     try:
         cases = selftest_cases("eta", 2)[:4]
-        with ThreadPoolExecutor(4) as pool:
-            answers = list(pool.map(
-                lambda c: infer(s.url, {"model_id": "eta", "features": c["features"]}), cases))
-        for r, case in zip(answers, cases):
-            assert r.status_code == 200, r.text
-            assert math.isclose(r.json()["output"], case["expected"], rel_tol=1e-5)
+        # The four must all reach the queue within the 1 s delay, which threads each opening a
+        # connection and sending a request do not promise on a busy 2-core CI machine (under a
+        # sanitizer, too). So the requests are staged first, each on its own connection short of
+        # its last byte; then the four last bytes go out back to back: what remains inside the
+        # 1 s is four one-byte sends and the server's reading of them.
+        staged = [staged_infer(s.port, {"model_id": "eta", "features": c["features"]})
+                  for c in cases]
+        for sock, last_byte in staged:
+            sock.sendall(last_byte)
+        answers = [read_answer(sock) for sock, _ in staged]
+        for (status, body), case in zip(answers, cases, strict=True):
+            assert status == 200, body
+            assert math.isclose(body["output"], case["expected"], rel_tol=1e-5)
         assert metric(s, "forklift_batch_requests_sum") == 4
         assert metric(s, "forklift_batch_rows_sum") == 4
         assert metric(s, "forklift_batch_requests_count") == 1
@@ -135,7 +162,7 @@ def test_sigterm_answers_requests_waiting_in_the_queue(repo_copy):
         time.sleep(0.3)  # all three are queued by now; the delay keeps them there
         assert not any(f.done() for f in futures)
         assert s.stop() == 0
-        for f, case in zip(futures, cases):
+        for f, case in zip(futures, cases, strict=True):
             r = f.result()
             assert r.status_code == 200
             assert math.isclose(r.json()["output"], case["expected"], rel_tol=1e-5)

@@ -333,10 +333,21 @@ def test_shadow_never_changes_the_answer_and_is_compared(admin_server):
     cases = selftest_cases("eta", 2)[1:]
     before = [admin_server.post("/infer", {"model_id": "eta", "features": c["features"]}).json()["output"]
               for c in cases]
+    # What the shadow (version 1) answers for the same rows, asked directly.
+    shadow = [admin_server.post("/infer", {"model_id": "eta", "version": 1,
+                                           "features": c["features"]}).json()["output"]
+              for c in cases]
     out = cli(admin_server, "shadow", "eta", "1", "--rate", "1")
     assert out.returncode == 0, out.stderr
     assert out.stdout == ("eta: newest serving version (version policy); "
                           "shadow version 1 on 100% of requests\n")
+    # The rows that agree: relative difference within the shadow's tolerance (admin-api.md).
+    tolerance = admin_server.admin("GET", "/admin/models/eta/deployment").json()[
+        "deployment"]["shadows"][0]["agree_tolerance"]
+    rel = [abs(s - p) / abs(p) for p, s in zip(before, shadow, strict=True)]
+    assert all(abs(r - tolerance) > 1e-4 for r in rel), rel  # none so close that rounding decides
+    agree = sum(r <= tolerance for r in rel)
+    assert 0 < agree < len(cases)  # both kinds, so that a swap of the two counts shows
     for _ in range(5):
         for c, want in zip(cases, before):
             r = admin_server.post("/infer", {"model_id": "eta", "features": c["features"]})
@@ -354,6 +365,12 @@ def test_shadow_never_changes_the_answer_and_is_compared(admin_server):
             break
         time.sleep(0.05)
     assert total == 5 * len(cases)
+    assert rows[f'forklift_shadow_rows_total{{{labels},result="agree"}}'] == 5 * agree
+    assert rows[f'forklift_shadow_rows_total{{{labels},result="disagree"}}'] == \
+        5 * (len(cases) - agree)
+    comparisons = admin_server.admin("GET", "/admin/models/eta").json()["shadow_comparisons"]
+    assert [(c["primary_version"], c["shadow_version"], c["agree"], c["disagree"], c["errors"])
+            for c in comparisons] == [(2, 1, 5 * agree, 5 * (len(cases) - agree), 0)]
     assert f'forklift_shadow_duration_seconds_count{{{labels}}} {5 * len(cases)}' in metrics
     assert f'forklift_shadow_errors_total{{{labels}}} 0' in metrics
     assert f'forklift_shadow_dropped_total{{{labels}}} 0' in metrics

@@ -2,6 +2,8 @@
 import json
 import signal
 
+import pytest
+
 from conftest import Server, selftest_cases
 
 TOKEN = "events-token-0123456789"
@@ -26,6 +28,10 @@ def test_every_prediction_and_shadow_comparison_is_written(repo_copy, tmp_path):
                    headers={"x-request-id": "three-rows"})
         assert r.status_code == 200
         s.post("/infer", {"model_id": "eta", "features": {"bad": 1}})  # failures are not events
+        r = s.post("/infer", {"model_id": "eta", "version": 1, "features": cases[1]["features"]},
+                   headers={"x-request-id": "version-1"})
+        assert r.status_code == 200
+        shadow_answer = r.json()["output"]  # what the shadow below should answer
         r = s.admin("PUT", "/admin/models/eta/deployment",
                     {"routes": [], "shadows": [{"version": 1, "sample_rate": 1}]},
                     headers={"Authorization": f"Bearer {TOKEN}"})
@@ -40,7 +46,7 @@ def test_every_prediction_and_shadow_comparison_is_written(repo_copy, tmp_path):
     predictions = [e for e in events if e["type"] == "prediction"]
     shadows = [e for e in events if e["type"] == "shadow"]
     assert [e["request_id"] for e in predictions] == [
-        "one-row", "three-rows", "three-rows", "three-rows", "shadowed"]
+        "one-row", "three-rows", "three-rows", "three-rows", "version-1", "shadowed"]
     first = predictions[0]
     assert first["model_id"] == "eta" and first["version"] == 2
     assert first["features"].keys() == cases[1]["features"].keys()
@@ -54,7 +60,8 @@ def test_every_prediction_and_shadow_comparison_is_written(repo_copy, tmp_path):
     assert sh["request_id"] == "shadowed"
     assert (sh["primary_version"], sh["shadow_version"]) == (2, 1)
     assert sh["primary_outputs"] == [answer]
-    assert len(sh["shadow_outputs"]) == 1
+    assert sh["shadow_outputs"] == [pytest.approx(shadow_answer, rel=1e-6)]
+    assert abs(shadow_answer - answer) > 0.01 * abs(answer)  # the two versions differ here
 
 
 def test_sampling_and_counters(repo_copy, tmp_path):

@@ -21,8 +21,6 @@ from conftest import FORKLIFT, Server, selftest_cases
 from test_limits import constant_repo, metric, read_response
 
 TOKEN = "hardening-token-0123456789"
-HAS_PYTHON = (Path(os.environ.get("FORKLIFT_MODELS", Path(FORKLIFT).parent / "models"))
-              / "cancel_risk").exists()
 
 
 def exchange(port, data, timeout=10):
@@ -349,7 +347,7 @@ def test_why_a_version_failed_is_shown_only_with_the_token(tmp_path):
 
 # --- Defect 11 and the interpreter: python models -------------------------------------------------
 
-@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+@pytest.mark.usefixtures("python_runtime")
 def test_a_python_module_outside_its_repository_is_refused(repo_copy, tmp_path):
     outside = tmp_path / "outside.py"
     ran = tmp_path / "it-ran"
@@ -371,7 +369,7 @@ def test_a_python_module_outside_its_repository_is_refused(repo_copy, tmp_path):
             assert s.stop() == 0
 
 
-@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+@pytest.mark.usefixtures("python_runtime")
 def test_the_embedded_interpreter_ignores_another_python3_first_on_path(repo_copy, tmp_path):
     # A Python installation that is not the one forklift was built with (as a pyenv or a
     # virtualenv would be), first on PATH: CPython used to take its standard library from there.
@@ -394,7 +392,7 @@ def test_the_embedded_interpreter_ignores_another_python3_first_on_path(repo_cop
             assert s.stop() == 0
 
 
-@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+@pytest.mark.usefixtures("python_runtime")
 def test_a_worker_that_sends_half_an_answer_is_stopped_at_the_timeout(repo_copy):
     # predict() writes the start of a frame (a header claiming 100 bytes, then 3 of them) on the
     # worker's socket to the server, then hangs: only the first byte used to be waited for.
@@ -430,7 +428,7 @@ def test_a_worker_that_sends_half_an_answer_is_stopped_at_the_timeout(repo_copy)
 
 # --- Defect 7: versions loaded at start were never freed -----------------------------------------
 
-@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+@pytest.mark.usefixtures("python_runtime")
 def test_a_version_loaded_at_start_is_freed_when_unloaded(repo_copy):
     # The loader thread's snapshot cache pinned the start-up snapshot: a python version with
     # worker processes, unloaded later, kept its processes for the life of the server.

@@ -2,16 +2,27 @@
 prediction events written to a PostgreSQL table."""
 import json
 import time
+from datetime import datetime
 
 import pytest
 import requests
 
 import postgres
-from conftest import Server, selftest_cases
+from conftest import Server, require_or_skip, selftest_cases
 from postgres import wait_until
 
 TOKEN = "test-token-0123456789abcdef"
-pytestmark = pytest.mark.skipif(not postgres.available(), reason="PostgreSQL is not installed")
+# A change reaches the other replicas by NOTIFY in 1 to 4 ms (bench/replicas.py); without it, by
+# the periodic re-read every 5 s. The bound tells the two apart with room for a sanitizer build
+# on a busy 2-core CI machine. It is measured between the replicas' own log lines (the change
+# stored on one, applied on the other), not by how soon this test gets round to asking.
+PROPAGATION_BOUND = 2.0
+
+
+@pytest.fixture(autouse=True)
+def postgres_installed():
+    require_or_skip(postgres.available(),
+                    "PostgreSQL is not installed (scripts/install-deps.sh installs it)")
 
 
 @pytest.fixture
@@ -47,20 +58,33 @@ def deployment(server):
     return server.admin("GET", "/admin/models/eta/deployment").json()["deployment"]
 
 
-def test_a_promote_on_one_replica_reaches_the_other_within_a_second(replicas):
+def log_time(event):
+    return datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
+
+
+def propagation_seconds(source, target):
+    """From `source` storing its latest change to `target` applying it, by their log lines."""
+    changed = source.events("deployment_changed")[-1]
+    applied = lambda: [e for e in target.events("remote_change_applied")  # noqa: E731
+                       if e["revision"] == changed["revision"]]
+    assert wait_until(applied, 10) is not None, target.logs[-10:]
+    return log_time(applied()[0]) - log_time(changed)
+
+
+def test_a_promote_on_one_replica_reaches_the_other_at_once(replicas):
     a, b = replicas
     assert answered_version(a) == answered_version(b) == 2
     r = a.admin("POST", "/admin/models/eta/promote", {"version": 1}, token=TOKEN)
     assert r.status_code == 200, r.text
-    took = wait_until(lambda: answered_version(b) == 1, timeout=5)
-    assert took is not None, b.logs[-20:]
-    assert took < 1.0, took
-    assert b.events("remote_change_applied")
+    assert wait_until(lambda: answered_version(b) == 1, timeout=5) is not None, b.logs[-20:]
+    took = propagation_seconds(a, b)
+    assert took < PROPAGATION_BOUND, took
     # And back the other way, with a split set on the second replica.
     split = {"routes": [{"version": 1, "weight": 50}, {"version": 2, "weight": 50}], "shadows": []}
     assert b.admin("PUT", "/admin/models/eta/deployment", split, token=TOKEN).status_code == 200
-    took = wait_until(lambda: deployment(a) == split, timeout=5)
-    assert took is not None and took < 1.0, took
+    assert wait_until(lambda: deployment(a) == split, timeout=5) is not None, a.logs[-20:]
+    took = propagation_seconds(b, a)
+    assert took < PROPAGATION_BOUND, took
     # Sticky hashing is the same function everywhere: a key lands on one version in both.
     for key in ("rider-1", "rider-2", "rider-3", "rider-4", "rider-5"):
         assert answered_version(a, key) == answered_version(b, key)

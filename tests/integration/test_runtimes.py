@@ -9,10 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import EXAMPLE_MODELS, Server, selftest_cases
-
-HAS_TORCH = (EXAMPLE_MODELS / "fraud").is_dir()
-HAS_PYTHON = (EXAMPLE_MODELS / "cancel_risk").is_dir()
+from conftest import Server, selftest_cases
 
 
 def check_every_case(server, model_id):
@@ -28,11 +25,11 @@ def check_every_case(server, model_id):
     assert r.status_code == 200, r.text
     outputs = r.json()["outputs"]
     assert len(outputs) == len(cases)
-    for got, case in zip(outputs, cases):
+    for got, case in zip(outputs, cases, strict=True):
         assert math.isclose(got, case["expected"], rel_tol=1e-5)
 
 
-@pytest.mark.skipif(not HAS_TORCH, reason="built without the torchscript runtime")
+@pytest.mark.usefixtures("torchscript_runtime")
 def test_torchscript_model_answers_rows_and_batches(server):
     check_every_case(server, "fraud")
     meta = server.get("/v2/models/fraud").json()
@@ -42,7 +39,7 @@ def test_torchscript_model_answers_rows_and_batches(server):
     assert r.status_code == 400 and "amount" in r.json()["error"]
 
 
-@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+@pytest.mark.usefixtures("python_runtime")
 def test_python_model_answers_rows_batches_and_v2(server):
     check_every_case(server, "cancel_risk")
     case = selftest_cases("cancel_risk", 1)[1]
@@ -52,7 +49,7 @@ def test_python_model_answers_rows_batches_and_v2(server):
         inputs.append({"name": name, "shape": [1], "datatype": datatype, "data": [value]})
     r = server.post("/v2/models/cancel_risk/infer", {"inputs": inputs})
     assert r.status_code == 200, r.text
-    assert math.isclose(r.json()["outputs"][0]["data"][0], case["expected"], rel_tol=1e-9)
+    assert r.json()["outputs"][0]["data"] == [pytest.approx(case["expected"], rel=1e-9)]
 
 
 def patch_cancel_risk(repo, predict_prelude, manifest_extra):
@@ -82,7 +79,7 @@ def assert_workers_leave(repo, within=5.0):
     assert not python_workers(repo)
 
 
-@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+@pytest.mark.usefixtures("python_runtime")
 def test_a_failing_or_hanging_python_predict_fails_that_request_only(repo_copy):
     patch_cancel_risk(repo_copy, (
         "    if (features['surge_multiplier'] == 99).any():\n"
@@ -118,7 +115,7 @@ def test_a_failing_or_hanging_python_predict_fails_that_request_only(repo_copy):
         assert s.stop() == 0
 
 
-@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+@pytest.mark.usefixtures("python_runtime")
 def test_a_hung_python_worker_process_is_killed_and_replaced_at_the_timeout(repo_copy):
     patch_cancel_risk(
         repo_copy, HANG_ON_98,
@@ -156,7 +153,7 @@ def test_a_hung_python_worker_process_is_killed_and_replaced_at_the_timeout(repo
     assert_workers_leave(repo_copy)
 
 
-@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+@pytest.mark.usefixtures("python_runtime")
 def test_python_worker_processes_leave_with_a_killed_server(repo_copy):
     # No timeout_ms: the hung worker is never killed by the server, which itself dies by kill -9
     # (no shutdown code runs); the worker sees its socket close and exits.
@@ -175,7 +172,7 @@ def test_python_worker_processes_leave_with_a_killed_server(repo_copy):
     assert_workers_leave(repo_copy)
 
 
-@pytest.mark.skipif(not HAS_PYTHON, reason="built without the python runtime")
+@pytest.mark.usefixtures("python_runtime")
 def test_python_worker_processes_answer_and_survive_a_crash(repo_copy):
     patch_cancel_risk(repo_copy, (
         "    import os, signal\n"
@@ -215,7 +212,7 @@ def test_the_native_tree_runtime_serves_eta_like_xgboost(repo_copy):
         cases = selftest_cases("eta", 2)
         r = s.post("/infer", {"model_id": "eta", "instances": [c["features"] for c in cases]})
         assert r.status_code == 200, r.text
-        for got, case in zip(r.json()["outputs"], cases):
+        for got, case in zip(r.json()["outputs"], cases, strict=True):
             assert math.isclose(got, case["expected"], rel_tol=1e-5), case["name"]
     finally:
         assert s.stop() == 0
@@ -245,6 +242,7 @@ def test_tree_runtime_serves_a_lightgbm_model_file(tmp_path):
         assert s.get("/v2/models/na_rule").json()["platform"] == "forklift_tree"
         r = s.post("/infer", {"model_id": "na_rule", "instances": [{"x": x} for x in xs]})
         assert r.status_code == 200, r.text
-        assert all(math.isclose(g, y, abs_tol=1e-7) for g, y in zip(r.json()["outputs"], ys))
+        assert all(math.isclose(g, y, abs_tol=1e-7)
+                   for g, y in zip(r.json()["outputs"], ys, strict=True))
     finally:
         assert s.stop() == 0

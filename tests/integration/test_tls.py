@@ -54,11 +54,22 @@ def test_https_answers_inference_and_keeps_connections_alive(tls_server):
         r = tls_server.post("/infer", eta_body())
         assert r.status_code == 200, r.text
         assert r.json()["version"] == 2
+        assert r.json()["output"] == pytest.approx(selftest_cases("eta", 2)[0]["expected"],
+                                                   rel=1e-5)
     assert tls_server.get("/readyz").status_code == 200
-    r = tls_server.post("/v2/models/eta/infer", {"inputs": [
-        {"name": k, "shape": [1], "datatype": "FP32" if isinstance(v, float) else "INT64",
-         "data": [v]} for k, v in eta_body()["features"].items() if v is not None]})
-    assert r.status_code in (200, 400), r.text  # answered over TLS either way
+    # The v2 route over TLS too: a row with no missing value (v2 has no null), every feature
+    # of eta a float.
+    case = selftest_cases("eta", 2)[1]
+    assert None not in case["features"].values()
+    r = tls_server.post("/v2/models/eta/infer", {"id": "tls-1", "inputs": [
+        {"name": k, "shape": [1], "datatype": "FP32", "data": [v]}
+        for k, v in case["features"].items()]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["id"] == "tls-1" and body["model_version"] == "2"
+    out = body["outputs"][0]
+    assert out["name"] == "eta_seconds" and out["shape"] == [1]
+    assert out["data"] == [pytest.approx(case["expected"], rel=1e-5)]
     r = tls_server.post("/infer", "{not json")
     assert r.status_code == 400
 

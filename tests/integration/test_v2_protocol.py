@@ -94,7 +94,7 @@ def test_infer_one_tensor_per_feature(server, datatype):
     assert body["id"] == "req-1"
     out = body["outputs"][0]
     assert out["name"] == "eta_seconds" and out["datatype"] == "FP32" and out["shape"] == [5]
-    for got, case in zip(out["data"], cases):
+    for got, case in zip(out["data"], cases, strict=True):
         assert got == pytest.approx(case["expected"], rel=1e-5)
 
 
@@ -108,7 +108,7 @@ def test_infer_one_matrix_tensor_nested_data(server):
     body = check("inference_response", r.json())
     assert body["model_version"] == "1"
     assert body["id"]  # the server's request id when the client sent none
-    for got, case in zip(body["outputs"][0]["data"], cases):
+    for got, case in zip(body["outputs"][0]["data"], cases, strict=True):
         assert got == pytest.approx(case["expected"], rel=1e-5)
 
 

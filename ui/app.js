@@ -8,6 +8,8 @@ const state = { models: [], series: {}, audit: [], online: true, timer: null };
 
 const $ = (id) => document.getElementById(id);
 const token = () => sessionStorage.getItem("forklift-token") || "";
+// Who makes the changes, for the audit log (the admin token says only that one may).
+const actor = () => sessionStorage.getItem("forklift-actor") || "web-ui";
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -34,6 +36,7 @@ async function api(method, path, body) {
   const headers = { "Content-Type": "application/json" };
   // Sent on reads too: without it the admin API leaves out why versions failed.
   if (token()) headers.Authorization = "Bearer " + token();
+  headers["X-Forklift-Actor"] = actor();
   let res;
   try {
     res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -280,7 +283,9 @@ function renderLogin() {
   document.querySelector("label[for='token']").hidden = signedIn;
   $("sign-in").hidden = signedIn;
   $("sign-out").hidden = !signedIn;
-  $("who").textContent = signedIn ? "Signed in: changes allowed" : "";
+  document.querySelector("label[for='actor']").hidden = signedIn;
+  $("actor").hidden = signedIn;
+  $("who").textContent = signedIn ? `Signed in as ${actor()}: changes allowed` : "";
 }
 
 $("login").addEventListener("submit", async (e) => {
@@ -288,6 +293,8 @@ $("login").addEventListener("submit", async (e) => {
   const value = $("token").value.trim();
   if (!value) return show("Type the admin token first.");
   sessionStorage.setItem("forklift-token", value);
+  const name = $("actor").value.trim();
+  if (name) sessionStorage.setItem("forklift-actor", name);
   try {
     await api("POST", "/admin/login");
     $("token").value = "";

@@ -58,7 +58,7 @@ void append_selftest(std::string& out, const SelfTestReport& r) {
 void append_model(std::string& out, const ModelState& m, bool details) {
   out += "{\"model_id\":";
   json::append_string(out, m.model_id);
-  out += m.unloaded ? ",\"unloaded\":true" : ",\"unloaded\":false";
+  out += m.control.unloaded ? ",\"unloaded\":true" : ",\"unloaded\":false";
   out += ",\"serving\":[";
   bool first = true;
   for (const auto& [v, _] : m.serving) {
@@ -67,9 +67,9 @@ void append_model(std::string& out, const ModelState& m, bool details) {
     json::append_int(out, v);
   }
   out += "],\"deployment\":";
-  append_deployment_json(out, m.deployment);
+  append_deployment_json(out, m.control.deployment);
   out += ",\"can_roll_back\":";
-  out += m.history.empty() ? "false" : "true";
+  out += m.control.history.empty() ? "false" : "true";
   out += ",\"versions\":[";
   first = true;
   for (const auto& [v, st] : m.versions) {
@@ -441,7 +441,7 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
         if (it == snap->models.end()) {
           return respond_error(res, NotFound("unknown model '" + std::string(id) + "'"));
         }
-        return res.json(200, deployment_answer(id, it->second.deployment));
+        return res.json(200, deployment_answer(id, it->second.control.deployment));
       }
       if (req.method != "PUT") return method_not_allowed(res, "GET, PUT");
       auto d = parse_deployment_json(*req.body);
@@ -465,6 +465,20 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
       if (!set.ok()) return respond_error(res, set.status());
       return res.json(200, deployment_answer(id, *set));
     }
+    // versions/{v}/reload: load the version's files again (model.yaml included).
+    if (std::string_view tail = rest; consume(tail, "versions/") && tail.ends_with("/reload")) {
+      if (req.method != "POST") return method_not_allowed(res, "POST");
+      const std::int64_t v = parse_version(tail.substr(0, tail.size() - 7));
+      if (v < 1)
+        return respond_error(res, NotFound("no such version of model '" + std::string(id) + "'"));
+      if (Status s = registry.reload_version(id, v, actor); !s.ok()) return respond_error(res, s);
+      std::string out = "{\"model_id\":";
+      json::append_string(out, id);
+      out += ",\"version\":";
+      json::append_int(out, v);
+      out += ",\"reloaded\":true}";
+      return res.json(200, std::move(out));
+    }
   }
   // The Open Inference Protocol model repository extension, as Triton speaks it.
   if (path == "/v2/repository/index") {
@@ -479,9 +493,11 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
         out += "{\"name\":";
         json::append_string(out, id);
         out += ",\"version\":\"" + std::to_string(v) + "\",\"state\":\"";
-        out += st.state == VersionState::kReady && !m.unloaded ? "READY"
-               : st.state == VersionState::kLoading            ? "LOADING"
-                                                               : "UNAVAILABLE";
+        // The repository extension's states; the version's own state is the one truth.
+        out += st.state == VersionState::kReady ? "READY"
+               : st.state == VersionState::kLoading || st.state == VersionState::kSelfTesting
+                   ? "LOADING"
+                   : "UNAVAILABLE";
         out += "\",\"reason\":";
         json::append_string(out, st.message);
         out.push_back('}');

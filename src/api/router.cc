@@ -54,7 +54,7 @@ void render_model_gauges(const RegistrySnapshot& snap, std::string& out) {
   out += "# TYPE forklift_selftest_passed gauge\n";
   for (const auto& [id, m] : snap.models) {
     for (const auto& [v, st] : m.versions) {
-      if (st.state == VersionState::kLoading) continue;
+      if (st.state == VersionState::kLoading || st.state == VersionState::kSelfTesting) continue;
       const bool passed = st.selftest && st.selftest->ok();
       out += "forklift_selftest_passed{model_id=\"" + prometheus_label(id) + "\",version=\"" +
              std::to_string(v) + "\"} " + (passed ? "1" : "0") + "\n";
@@ -64,7 +64,7 @@ void render_model_gauges(const RegistrySnapshot& snap, std::string& out) {
   out += "# TYPE forklift_model_load_duration_seconds gauge\n";
   for (const auto& [id, m] : snap.models) {
     for (const auto& [v, st] : m.versions) {
-      if (st.state == VersionState::kLoading) continue;
+      if (st.state == VersionState::kLoading || st.state == VersionState::kSelfTesting) continue;
       std::string line = "forklift_model_load_duration_seconds{model_id=\"" + prometheus_label(id) +
                          "\",version=\"" + std::to_string(v) + "\"} ";
       json::append_double(line, st.load_seconds);

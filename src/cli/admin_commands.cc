@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -180,15 +181,34 @@ int run_split(const AdminEndpoint& endpoint, const std::string& model_id,
       return kUsage;
     }
   }
+  // The shadows stay, as in the web UI: a split changes who takes traffic, not who shadows it
+  // (a version now routed to stops shadowing).
+  AdminAnswer answer;
+  const std::string path = "/admin/models/" + model_id + "/deployment";
+  if (int rc = call(endpoint, "GET", path, "", answer)) return rc;
+  const std::optional<Deployment> current = deployment_in(answer, nullptr);
+  if (!current) return kRefused;
+  for (const Shadow& sh : current->shadows) {
+    const bool routed = std::any_of(d.routes.begin(), d.routes.end(),
+                                    [&](const Route& r) { return r.version == sh.version; });
+    if (!routed) d.shadows.push_back(sh);
+  }
   std::string body;
   append_deployment_json(body, d);
-  AdminAnswer answer;
-  const std::string path =
-      "/admin/models/" + model_id + "/deployment" + (force ? "?force=true" : "");
-  if (int rc = call(endpoint, "PUT", path, body, answer)) {
+  if (int rc = call(endpoint, "PUT", path + (force ? "?force=true" : ""), body, answer)) {
     return rc;
   }
   return print_deployment(answer);
+}
+
+int run_reload(const AdminEndpoint& endpoint, const std::string& model_id, long version) {
+  AdminAnswer answer;
+  const std::string path =
+      "/admin/models/" + model_id + "/versions/" + std::to_string(version) + "/reload";
+  if (int rc = call(endpoint, "POST", path, "", answer)) return rc;
+  std::printf("%s: version %ld reloaded from its files and self-tested\n", model_id.c_str(),
+              version);
+  return run_status(endpoint, model_id);
 }
 
 int run_shadow(const AdminEndpoint& endpoint, const std::string& model_id, long version,
@@ -199,7 +219,12 @@ int run_shadow(const AdminEndpoint& endpoint, const std::string& model_id, long 
   const std::optional<Deployment> current = deployment_in(answer, nullptr);
   if (!current) return kRefused;
   Deployment next = *current;
-  std::erase_if(next.shadows, [&](const Shadow& sh) { return sh.version == version; });
+  const bool was_shadowing =
+      std::erase_if(next.shadows, [&](const Shadow& sh) { return sh.version == version; }) > 0;
+  if (off && !was_shadowing) {
+    std::printf("%s: version %ld is not shadowing; nothing changed\n", model_id.c_str(), version);
+    return 0;
+  }
   if (!off) next.shadows.push_back(Shadow{version, rate, tolerance});
   std::string body;
   append_deployment_json(body, next);

@@ -1,4 +1,5 @@
-// Control-plane commands: `forklift status | promote | rollback | split | deploy | undeploy`,
+// Control-plane commands: `forklift status | promote | rollback | split | shadow | reload |
+// deploy | undeploy`,
 // each one call to a server's admin API.
 //
 // Exit status, for scripts: 0 done; 1 the server refused (its message is printed); 2 bad usage;
@@ -23,6 +24,9 @@ int run_split(const AdminEndpoint& endpoint, const std::string& model_id,
 // Starts (or, with `off`, stops) shadowing `model_id` with `version`.
 int run_shadow(const AdminEndpoint& endpoint, const std::string& model_id, long version,
                double rate, double tolerance, bool off);
+// Loads `version` again from its files and self-tests it (a serving copy keeps serving until the
+// new one passes).
+int run_reload(const AdminEndpoint& endpoint, const std::string& model_id, long version);
 int run_deploy(const AdminEndpoint& endpoint, const std::string& model_id);
 int run_undeploy(const AdminEndpoint& endpoint, const std::string& model_id);
 

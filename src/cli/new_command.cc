@@ -2,16 +2,21 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <kainjow/mustache.hpp>
 #include <map>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <vector>
+
+#include "cli/commands.h"
 
 namespace forklift {
 namespace {
@@ -257,6 +262,33 @@ int run_new(const NewOptions& options, std::istream& in, std::ostream& out, std:
   for (const auto& w : written) out << "  " << w << "\n";
   out << "\nNext: cd " << dir.string() << " && scripts/test.sh && scripts/serve.sh\n";
   return 0;
+}
+
+}  // namespace forklift
+
+namespace forklift {
+
+Command add_new_command(CLI::App& app) {
+  auto options = std::make_shared<NewOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "new", "Write a new model-service repository (asks a few questions; flags answer them)");
+  cmd->add_option("directory", options->directory, "Where to write it")->capture_default_str();
+  const auto answer = [cmd](const char* flag, std::optional<std::string>& into, const char* what) {
+    cmd->add_option_function<std::string>(
+        flag, [&into](const std::string& v) { into = v; }, what);
+  };
+  answer("--name", options->answers.name, "Service name (a DNS-1123 label)");
+  answer("--team", options->answers.team, "Owning GitHub team, e.g. @my-org/pricing");
+  answer("--oncall", options->answers.oncall, "On-call contact");
+  answer("--runtime", options->answers.runtime, "Runtime of the first model: cpp or python");
+  answer("--port", options->answers.port, "Port the service listens on");
+  answer("--registry", options->answers.registry, "Container registry");
+  answer("--region", options->answers.region, "Cloud region");
+  cmd->add_flag("--yes,-y", options->yes, "Take the defaults for every unanswered question");
+  cmd->add_flag("--force", options->force, "Write into a non-empty directory");
+  cmd->add_option("--templates", options->templates,
+                  "Service templates directory (default: the installed ones)");
+  return {cmd, [options] { return run_new(*options, std::cin, std::cout, std::cerr); }};
 }
 
 }  // namespace forklift

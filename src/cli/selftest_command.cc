@@ -1,9 +1,13 @@
 #include "cli/selftest_command.h"
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
+#include <memory>
 
+#include "cli/commands.h"
 #include "core/repository.h"
 #include "core/version_loader.h"
+#include "observability/log.h"
 #include "runtimes/builtin.h"
 
 namespace forklift {
@@ -42,6 +46,28 @@ int run_selftest(const std::string& repository, const std::string& model_id) {
   }
   std::printf("\n%zu passed, %zu failed\n", versions - failed, failed);
   return failed == 0 ? 0 : 1;
+}
+
+}  // namespace forklift
+
+namespace forklift {
+
+Command add_selftest_command(CLI::App& app) {
+  struct Options {
+    std::string repository;
+    std::string model_id;
+  };
+  auto options = std::make_shared<Options>();
+  CLI::App* cmd =
+      app.add_subcommand("selftest", "Run every version's self-tests without a server (for CI)");
+  cmd->add_option("repository", options->repository, "Model repository directory")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--model", options->model_id, "Only this model id");
+  return {cmd, [options] {
+            log::set_min_level(log::Level::kWarn);
+            return run_selftest(options->repository, options->model_id);
+          }};
 }
 
 }  // namespace forklift

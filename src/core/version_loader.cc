@@ -22,7 +22,7 @@ constexpr std::uintmax_t kMaxArtifactBytes = std::uintmax_t{2} << 30;
 }  // namespace
 
 LoadOutcome load_version(const std::filesystem::path& version_dir, const std::string& model_id,
-                         std::int64_t version) {
+                         std::int64_t version, const std::function<void()>& on_selftesting) {
   const auto start = std::chrono::steady_clock::now();
   LoadOutcome outcome;
   const auto finish = [&](Status status) {
@@ -99,6 +99,7 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
     if (!contained.ok()) return finish(FailedPrecondition(contained.status().message()));
     selftests = contained->real_path;
   }
+  if (on_selftesting) on_selftesting();
   SelfTestReport report = run_selftests(*loaded->model, loaded->manifest.schema, selftests);
   outcome.selftest = report;
   if (!report.ok()) return finish(FailedPrecondition("self-tests failed: " + report.summary()));

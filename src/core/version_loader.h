@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,7 +48,8 @@ struct LoadOutcome {
 
 // `version_dir` is <repository>/<model id>/<version>: model.yaml, the artifact and
 // selftest.jsonl must each resolve (symlinks followed) to a regular file inside <repository>.
+// `on_selftesting`, if set, is called once the runtime has loaded and the self-tests start.
 LoadOutcome load_version(const std::filesystem::path& version_dir, const std::string& model_id,
-                         std::int64_t version);
+                         std::int64_t version, const std::function<void()>& on_selftesting = {});
 
 }  // namespace forklift

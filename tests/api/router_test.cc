@@ -140,26 +140,44 @@ TEST_F(RouterTest, Health) {
   EXPECT_EQ(call("GET", "/v2/health/ready").status, 200u);
 }
 
-TEST_F(RouterTest, ReadyzIs503WhileAModelPresentAtStartHasNoVersion) {
+// Readiness means "serving what it should": a model that never had a good version (here one
+// present from the start) is reported, not fatal — Kubernetes must not pull a pod serving every
+// other model because of it.
+TEST_F(RouterTest, ReadyzStays200WhenAModelNeverHadAGoodVersion) {
   testing::write_file(repo.path() / "bad" / "1" / "model.yaml", "nonsense: [");
-  // A registry starting on this repository: "bad" is there from the start.
   ModelRegistry fresh{repo.path(), metrics};
   ASSERT_TRUE(fresh.sync().ok());
   InferenceService fresh_inference{fresh, nullptr, nullptr};
   Router router_on_fresh{ApiContext{&fresh, &fresh_inference, &metrics}};
-  std::string body;
-  HttpRequest req;
-  req.method = "GET";
-  req.target = "/readyz";
-  req.body = &body;
-  HttpResponse res;
-  router_on_fresh.handle(req, res);
-  EXPECT_EQ(res.status, 503u);
-  EXPECT_NE(res.body.find("no ready version for: bad"), std::string::npos);
-  // The registry that was serving before "bad" appeared stays ready (issue 14: a stray or
-  // failing new model must not take a serving replica out of its balancer).
+  const auto get = [&](const char* target) {
+    std::string body;
+    HttpRequest req;
+    req.method = "GET";
+    req.target = target;
+    req.body = &body;
+    HttpResponse res;
+    router_on_fresh.handle(req, res);
+    return res;
+  };
+  EXPECT_EQ(get("/readyz").status, 200u);
+  EXPECT_EQ(get("/v2/health/ready").status, 200u);
+  // Reported: its own ready route, and the metrics.
+  const HttpResponse model_ready = get("/v2/models/bad/ready");
+  EXPECT_EQ(model_ready.status, 503u);
+  EXPECT_EQ(model_ready.body, R"({"name":"bad","ready":false})");
+  EXPECT_NE(get("/metrics").body.find("forklift_model_versions_serving{model_id=\"bad\"} 0"),
+            std::string::npos);
+}
+
+TEST_F(RouterTest, ReadyzIs503WhenAModelThatServedLosesEveryVersion) {
+  ASSERT_EQ(call("GET", "/readyz").status, 200u);
+  // Every version of "sum" goes; the one that replaces them fails its self-tests.
+  std::filesystem::remove_all(repo.path() / "sum");
+  testing::write_sum_version(repo.path(), "sum", 3, 0, 999);
   ASSERT_TRUE(registry.sync().ok());
-  EXPECT_EQ(call("GET", "/readyz").status, 200u);
+  const HttpResponse res = call("GET", "/readyz");
+  EXPECT_EQ(res.status, 503u);
+  EXPECT_NE(res.body.find("no ready version for: sum"), std::string::npos) << res.body;
 }
 
 TEST_F(RouterTest, V2ServerMetadata) {

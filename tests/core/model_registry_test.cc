@@ -78,8 +78,8 @@ TEST_F(RegistryTest, NewVersionSwapsInAndOldRequestsKeepTheirModel) {
   ASSERT_TRUE(registry.sync().ok());
   EXPECT_DOUBLE_EQ(predict(), 8);
   auto snap = registry.snapshot();
-  EXPECT_EQ(snap->models.at("sum").versions.at(1).state, VersionState::kUnloaded);
-  // The request that started before the swap still holds a working version 1.
+  // Unloading while the request that started before the swap holds it.
+  EXPECT_EQ(snap->models.at("sum").versions.at(1).state, VersionState::kUnloading);
   EXPECT_EQ(held->version, 1);
   Batch batch(held->manifest.schema);
   auto row = batch.add_row();
@@ -88,6 +88,12 @@ TEST_F(RegistryTest, NewVersionSwapsInAndOldRequestsKeepTheirModel) {
   std::vector<Value> out;
   ASSERT_TRUE(held->model->predict(batch, out).ok());
   EXPECT_DOUBLE_EQ(std::get<double>(out[0]), 3);
+  // Once it lets go and the retired copy is freed, the next sync sees it unloaded.
+  held.reset();
+  snap.reset();
+  registry.collect_retired();
+  ASSERT_TRUE(registry.sync().ok());
+  EXPECT_EQ(registry.snapshot()->models.at("sum").versions.at(1).state, VersionState::kUnloaded);
 }
 
 TEST_F(RegistryTest, AllPolicyServesEveryPassingVersion) {
@@ -126,8 +132,10 @@ TEST_F(RegistryTest, BrokenManifestIsRejectedAndTheRestServe) {
   const auto& noartifact = snap->models.at("noartifact").versions.at(1);
   EXPECT_NE(noartifact.message.find("field 'artifact'"), std::string::npos) << noartifact.message;
   EXPECT_NE(noartifact.message.find("weights.txt"), std::string::npos);
-  EXPECT_FALSE(snap->ready());
-  EXPECT_EQ(snap->unready_models(), (std::vector<std::string>{"broken", "noartifact"}));
+  // Models that never had a good version are reported (above), not fatal: the replica serves
+  // everything else, so it stays ready.
+  EXPECT_TRUE(snap->ready());
+  EXPECT_TRUE(snap->unready_models().empty());
 }
 
 TEST_F(RegistryTest, UnknownRuntimeNamesTheKnownOnes) {
@@ -244,12 +252,12 @@ TEST(RegistryState, DeploymentsSurviveARestart) {
   ASSERT_TRUE(second.sync().ok());
   auto snap = second.snapshot();
   const ModelState& m = snap->models.at("sum");
-  EXPECT_EQ(m.deployment.describe(), "1:80,2:20");
+  EXPECT_EQ(m.control.deployment.describe(), "1:80,2:20");
   EXPECT_EQ(m.serving.size(), 2u);  // both routed versions were loaded at start
   ASSERT_EQ(second.audit()->size(), 1u);
   EXPECT_EQ((*second.audit())[0].actor, "alice");
   ASSERT_TRUE(second.rollback("sum", "bob").ok());
-  EXPECT_EQ(second.snapshot()->models.at("sum").deployment.describe(), "policy");
+  EXPECT_EQ(second.snapshot()->models.at("sum").control.deployment.describe(), "policy");
   log::set_min_level(log::Level::kInfo);
 }
 
@@ -269,7 +277,7 @@ TEST(RegistryState, CorruptStateFileIsReportedAndIgnored) {
   ASSERT_TRUE(synced);
   // Ignored: the model serves by its version policy.
   EXPECT_TRUE(r.snapshot()->ready());
-  EXPECT_EQ(r.snapshot()->models.at("sum").deployment.describe(), "policy");
+  EXPECT_EQ(r.snapshot()->models.at("sum").control.deployment.describe(), "policy");
   // Reported: the event, the file and why.
   EXPECT_NE(logged.find("\"level\":\"error\",\"event\":\"state_unreadable\""), std::string::npos)
       << logged;
@@ -297,7 +305,7 @@ TEST_F(RegistryTest, BreakingSchemaIsRefusedUnlessForced) {
           "new feature 'c'"),
       std::string::npos)
       << refused.status().message();
-  EXPECT_EQ(registry.snapshot()->models.at("sum").deployment.describe(), "policy");
+  EXPECT_EQ(registry.snapshot()->models.at("sum").control.deployment.describe(), "policy");
   // Version 2 was loaded only to check it: default traffic must still go to version 1.
   EXPECT_EQ((*registry.snapshot()->resolve("sum", std::nullopt))->version, 1);
   auto forced = registry.set_deployment("sum", Deployment::of({{2, 1}}), "t", "promote", true);
@@ -321,7 +329,7 @@ TEST_F(RegistryTest, HeldNewVersionsWaitForAPromote) {
   const ModelState& m = snap->models.at("sum");
   EXPECT_TRUE(m.serving.contains(2));  // loaded and self-tested...
   EXPECT_DOUBLE_EQ(predict(), 3);      // ...but traffic stays on version 1
-  EXPECT_EQ(m.deployment.describe(), "1");
+  EXPECT_EQ(m.control.deployment.describe(), "1");
   ASSERT_EQ(registry.audit()->size(), 1u);
   EXPECT_EQ((*registry.audit())[0].action, "hold");
   ASSERT_TRUE(registry.sync().ok());  // a later scan changes nothing

@@ -110,7 +110,7 @@ TEST_F(ShadowRunnerTest, TheQueueIsBoundedInBytes) {
 TEST_F(ShadowRunnerTest, DeploymentKeepsShadowVersionsLoaded) {
   ASSERT_TRUE(registry.set_deployment("sum", Deployment{{{1, 1}}, {{2, 0.5, 0.01}}}, "t").ok());
   const ModelState& m = registry.snapshot()->models.at("sum");
-  EXPECT_EQ(m.deployment.describe(), "1 shadow 2@50%");
+  EXPECT_EQ(m.control.deployment.describe(), "1 shadow 2@50%");
   EXPECT_TRUE(m.serving.contains(2));
   EXPECT_EQ((*registry.snapshot()->resolve("sum", std::nullopt))->version, 1);
 }

@@ -170,7 +170,7 @@ TEST_F(RegistryStoreTest, AChangeTheStoreRefusesMovesNoTraffic) {
   store->fail = false;
   ASSERT_TRUE(registry.promote("sum", 1, "alice").ok());
   EXPECT_EQ(answering_version(), 1);
-  EXPECT_EQ(registry.snapshot()->models.at("sum").revision, 1);
+  EXPECT_EQ(registry.snapshot()->models.at("sum").control.revision, 1);
 }
 
 TEST_F(RegistryStoreTest, RemoteChangesApplyInRevisionOrderOnly) {
@@ -206,7 +206,7 @@ TEST_F(RegistryStoreTest, LocalChangesAreBasedOnTheLatestRemoteRevision) {
   EXPECT_EQ(registry.promote("sum", 2, "alice").status().code(), StatusCode::kFailedPrecondition);
   ASSERT_TRUE(store->put("sum", control_with({{1, 1}}, 1)).ok());
   ASSERT_TRUE(registry.promote("sum", 2, "alice").ok());
-  EXPECT_EQ(registry.snapshot()->models.at("sum").revision, 2);
+  EXPECT_EQ(registry.snapshot()->models.at("sum").control.revision, 2);
 }
 
 }  // namespace

@@ -102,6 +102,7 @@ async function main() {
 
     await test("a promote clicked in the UI changes what /infer answers", async () => {
       assert.equal((await infer(server, { model_id: "eta", features: etaFeatures() })).version, 2);
+      await page.fill("#actor", "ui-tester");
       await page.fill("#token", TOKEN);
       await page.press("#token", "Enter");  // the keyboard works
       await page.waitForSelector("#sign-out:visible");
@@ -135,6 +136,7 @@ async function main() {
       const first = await page.textContent("#audit-table tbody tr");
       assert.match(first, /eta/);
       assert.match(first, /promote/);
+      assert.match(first, /ui-tester/);  // who acted, as typed at sign-in
       await page.screenshot({ path: path.join(SHOTS, "audit.png"), fullPage: true });
     });
 

@@ -110,7 +110,7 @@ void InferenceService::after_success(Job& job, const std::vector<Value>& outputs
   if (shadows_ == nullptr || !job.target.routed) return;
   const auto it = job.target.snapshot->models.find(primary.model_id);
   if (it == job.target.snapshot->models.end()) return;
-  const std::vector<Shadow>& shadows = it->second.deployment.shadows;
+  const std::vector<Shadow>& shadows = it->second.control.deployment.shadows;
   for (std::size_t i = 0; i < shadows.size(); ++i) {
     const Shadow& sh = shadows[i];
     if (sh.version == primary.version || !sampled(sh.sample_rate)) continue;

@@ -1,0 +1,20 @@
+// Whether a version's files changed: a rejected version is tried again once they do (by content:
+// touching a file is not a change; copying new bytes in with their old mtime is).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace forklift {
+
+// Names, sizes, inodes, mtimes and ctimes of the regular files under `version_dir` (symlinks
+// followed; at most 10,000 entries). Cheap; any write to a file changes its ctime, so an equal
+// signature means equal files.
+std::string version_files_signature(const std::filesystem::path& version_dir);
+
+// A 64-bit hash of the same files' names and contents (at most 2 GiB a file; a file that cannot
+// be read counts by its name and error only).
+std::uint64_t version_files_content(const std::filesystem::path& version_dir);
+
+}  // namespace forklift

@@ -1,0 +1,249 @@
+#include "core/version_manager.h"
+
+#include <set>
+
+#include "core/version_files.h"
+#include "observability/log.h"
+
+namespace forklift {
+
+VersionManager::VersionManager(std::filesystem::path root, MetricsRegistry& metrics,
+                               std::function<void()> publish)
+    : root_(std::move(root)), metrics_(metrics), publish_(std::move(publish)) {}
+
+std::filesystem::path VersionManager::dir_of(const ModelState& model, std::int64_t version) const {
+  return root_ / model.model_id / std::to_string(version);
+}
+
+// Whether `version` should be loaded now: never seen, unloaded, or rejected and its files have
+// changed since (by content: a touch is not a change).
+bool VersionManager::wants_load(ModelState& model, std::int64_t version) {
+  if (model.serving.contains(version)) return false;
+  auto it = model.versions.find(version);
+  if (it == model.versions.end()) return true;
+  VersionStatus& st = it->second;
+  switch (st.state) {
+    case VersionState::kUnloaded:
+    case VersionState::kUnloading:
+      return true;
+    case VersionState::kFailed: {
+      const std::filesystem::path dir = dir_of(model, version);
+      std::string signature = version_files_signature(dir);
+      if (signature == st.failed_stat) return false;
+      if (st.failed_content != 0 && version_files_content(dir) == st.failed_content) {
+        st.failed_stat = std::move(signature);  // touched, not changed
+        return false;
+      }
+      log::info("version_files_changed", {{"model_id", model.model_id}, {"version", version}});
+      return true;
+    }
+    case VersionState::kLoading:
+    case VersionState::kSelfTesting:
+    case VersionState::kReady:
+      return false;
+  }
+  return false;
+}
+
+bool VersionManager::try_load(ModelState& model, std::int64_t version) {
+  const bool seen = model.versions.contains(version);
+  VersionStatus& status = model.versions[version];
+  status.version = version;
+  if (seen) {
+    status.move_to(VersionState::kLoading);
+  } else {
+    status.state = VersionState::kLoading;  // a new version starts here
+  }
+  publish_();
+  log::info("version_loading", {{"model_id", model.model_id}, {"version", version}});
+  const std::filesystem::path dir = dir_of(model, version);
+  const std::string before = version_files_signature(dir);
+  LoadOutcome outcome = load_version(dir, model.model_id, version, [&] {
+    status.move_to(VersionState::kSelfTesting);
+    publish_();
+  });
+  status.selftest = outcome.selftest;
+  status.load_seconds = outcome.load_seconds;
+  if (!outcome.loaded) {
+    status.move_to(VersionState::kFailed, outcome.status.message());
+    // Remembered to retry once the files change. If they changed during the load, the content
+    // is left unknown (0), so the next poll tries again.
+    status.failed_stat = version_files_signature(dir);
+    status.failed_content = status.failed_stat == before ? version_files_content(dir) : 0;
+    log::error("version_rejected", {{"model_id", model.model_id},
+                                    {"version", version},
+                                    {"reason", status.message},
+                                    {"load_seconds", outcome.load_seconds}});
+    return false;
+  }
+  outcome.loaded->metrics = metrics_.version(model.model_id, version);
+  if (outcome.loaded->batcher) outcome.loaded->batcher->set_metrics(outcome.loaded->metrics);
+  status.move_to(VersionState::kReady);
+  status.failed_stat.clear();
+  status.failed_content = 0;
+  status.draining.reset();
+  model.serving[version] = std::move(outcome.loaded);
+  model.has_served = true;  // from now on, losing every version makes the server unready
+  log::info("version_ready",
+            {{"model_id", model.model_id},
+             {"version", version},
+             {"selftests_passed", static_cast<std::int64_t>(status.selftest->passed)},
+             {"load_seconds", outcome.load_seconds}});
+  return true;
+}
+
+void VersionManager::unload(ModelState& model, std::int64_t version, std::string why) {
+  auto it = model.serving.find(version);
+  if (it == model.serving.end()) return;
+  VersionStatus& st = model.versions[version];
+  st.draining = it->second;
+  st.move_to(VersionState::kUnloading, why);
+  log::info("version_unloaded",
+            {{"model_id", model.model_id}, {"version", version}, {"reason", std::move(why)}});
+  model.serving.erase(it);
+}
+
+void VersionManager::unload_all(ModelState& model, const std::string& why) {
+  while (!model.serving.empty()) unload(model, model.serving.begin()->first, why);
+}
+
+void VersionManager::finish_unloading(ModelState& model) {
+  for (auto& [v, st] : model.versions) {
+    if (st.state == VersionState::kUnloading && st.draining.expired()) {
+      st.move_to(VersionState::kUnloaded, std::move(st.message));
+    }
+  }
+}
+
+std::optional<std::int64_t> VersionManager::sync(ModelState& model,
+                                                 const std::vector<std::int64_t>& on_disk) {
+  // Versions whose directory went away stop serving and are forgotten (the copy in memory is
+  // freed once its requests finish, like any other).
+  const std::set<std::int64_t> disk(on_disk.begin(), on_disk.end());
+  for (auto it = model.serving.begin(); it != model.serving.end();) {
+    const std::int64_t v = (it++)->first;
+    if (!disk.contains(v)) unload(model, v, "its directory was removed");
+  }
+  std::erase_if(model.versions, [&](const auto& kv) { return !disk.contains(kv.first); });
+  finish_unloading(model);
+
+  const std::shared_ptr<const LoadedModel> previous_default = model.default_version();
+  model.policy = VersionPolicy{};
+  model.hold_new_versions = false;
+  for (auto v = on_disk.rbegin(); v != on_disk.rend(); ++v) {
+    auto m = read_manifest(dir_of(model, *v));
+    if (m.ok()) {
+      model.policy = m->version_policy;
+      model.hold_new_versions = m->hold_new_versions;
+      break;
+    }
+  }
+  // Serving, or loaded now: wanted.
+  const auto wanted_now = [&](std::int64_t v) {
+    return model.serving.contains(v) || (wants_load(model, v) && try_load(model, v));
+  };
+  std::set<std::int64_t> wanted;
+  switch (model.policy.kind) {
+    case VersionPolicy::Kind::kLatest:
+      // Newest first; a version that failed is skipped and the one before it keeps serving.
+      for (auto v = on_disk.rbegin(); v != on_disk.rend(); ++v) {
+        if (wanted_now(*v)) {
+          wanted.insert(*v);
+          break;
+        }
+      }
+      break;
+    case VersionPolicy::Kind::kAll:
+      for (std::int64_t v : on_disk) {
+        if (wanted_now(v)) wanted.insert(v);
+      }
+      break;
+    case VersionPolicy::Kind::kSpecific:
+      for (std::int64_t v : model.policy.versions) {
+        if (!disk.contains(v)) {
+          log::warn("version_missing", {{"model_id", model.model_id}, {"version", v}});
+          continue;
+        }
+        if (wanted_now(v)) wanted.insert(v);
+      }
+      break;
+  }
+  // Versions a deployment routes to or shadows with stay (or become) loaded whatever the policy.
+  const Deployment& deployment = model.control.deployment;
+  std::vector<std::int64_t> deployed;
+  for (const Route& r : deployment.routes) deployed.push_back(r.version);
+  for (const Shadow& sh : deployment.shadows) deployed.push_back(sh.version);
+  for (std::int64_t v : deployed) {
+    if (disk.contains(v) && wanted_now(v)) wanted.insert(v);
+  }
+  // new_versions: hold. A newer version passed, but traffic stays on the one that served until
+  // now (kept loaded, and pinned by the caller) until a promote.
+  std::optional<std::int64_t> hold_at;
+  if (model.hold_new_versions && deployment.empty() && previous_default && !wanted.empty() &&
+      *wanted.rbegin() > previous_default->version &&
+      model.serving.contains(previous_default->version)) {
+    hold_at = previous_default->version;
+    wanted.insert(*hold_at);
+    log::info("version_held",
+              {{"model_id", model.model_id}, {"version", *wanted.rbegin()}, {"serving", *hold_at}});
+  }
+  for (auto it = model.serving.begin(); it != model.serving.end();) {
+    const std::int64_t v = (it++)->first;
+    if (!wanted.contains(v)) unload(model, v, "not wanted by the version policy");
+  }
+  return hold_at;
+}
+
+Status VersionManager::ensure_serving(ModelState& model, std::int64_t version) {
+  if (model.serving.contains(version)) return Status::Ok();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir_of(model, version), ec)) {
+    return NotFound("model '" + model.model_id + "' has no version " + std::to_string(version));
+  }
+  const auto failed = [&] {
+    return FailedPrecondition("version " + std::to_string(version) + " of model '" +
+                              model.model_id +
+                              "' failed to load: " + model.versions[version].message);
+  };
+  if (!wants_load(model, version)) return failed();  // rejected, and its files are unchanged
+  if (!try_load(model, version)) return failed();
+  return Status::Ok();
+}
+
+Status VersionManager::reload(ModelState& model, std::int64_t version) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir_of(model, version), ec)) {
+    return NotFound("model '" + model.model_id + "' has no version " + std::to_string(version));
+  }
+  const auto serving = model.serving.find(version);
+  if (serving == model.serving.end()) {
+    // Not in memory: load it as if new (a rejected version is tried again whatever its files).
+    if (try_load(model, version)) return Status::Ok();
+    return FailedPrecondition("version " + std::to_string(version) + " of model '" +
+                              model.model_id +
+                              "' failed to load: " + model.versions[version].message);
+  }
+  // A fresh copy beside the serving one; the state stays ready throughout.
+  log::info("version_reloading", {{"model_id", model.model_id}, {"version", version}});
+  LoadOutcome outcome = load_version(dir_of(model, version), model.model_id, version);
+  VersionStatus& status = model.versions[version];
+  if (!outcome.loaded) {
+    log::error(
+        "version_reload_failed",
+        {{"model_id", model.model_id}, {"version", version}, {"reason", outcome.status.message()}});
+    return FailedPrecondition(
+        "the new copy of version " + std::to_string(version) + " of model '" + model.model_id +
+        "' failed to load (the current copy keeps serving): " + outcome.status.message());
+  }
+  outcome.loaded->metrics = metrics_.version(model.model_id, version);
+  if (outcome.loaded->batcher) outcome.loaded->batcher->set_metrics(outcome.loaded->metrics);
+  status.selftest = outcome.selftest;
+  status.load_seconds = outcome.load_seconds;
+  serving->second = std::move(outcome.loaded);  // the old copy retires when its requests finish
+  log::info(
+      "version_reloaded",
+      {{"model_id", model.model_id}, {"version", version}, {"load_seconds", outcome.load_seconds}});
+  return Status::Ok();
+}
+
+}  // namespace forklift

@@ -1,0 +1,57 @@
+// Which versions of a model are in memory, and their lifecycle (TF Serving's aspired versions):
+// from the version policy and the deployment it decides what should be loaded, loads and
+// self-tests it, retries a rejected version once its files change, and unloads what is no longer
+// wanted. Every state change goes through VersionStatus::move_to (version_state.h).
+//
+// It works on one ModelState at a time, under the registry's lock; `publish` shows progress
+// (a version loading, self-testing) to readers while a load runs.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/model_state.h"
+#include "observability/metrics.h"
+
+namespace forklift {
+
+class VersionManager {
+ public:
+  VersionManager(std::filesystem::path root, MetricsRegistry& metrics,
+                 std::function<void()> publish);
+
+  // The versions `on_disk` (sorted) are what the repository holds now. Loads what the policy and
+  // the deployment want, retries rejected versions whose files changed, unloads the rest. With
+  // `new_versions: hold`, returns the version traffic must stay on (the caller pins it).
+  std::optional<std::int64_t> sync(ModelState& model, const std::vector<std::int64_t>& on_disk);
+
+  // Makes `version` serve (for a deployment), loading it if needed; FailedPrecondition naming
+  // the reason if it cannot. A version that failed is tried again only if its files changed.
+  Status ensure_serving(ModelState& model, std::int64_t version);
+
+  // Loads a fresh copy of `version` from its files and self-tests it. A serving version keeps
+  // serving its current copy until the new one passes, and keeps it if the new one fails.
+  Status reload(ModelState& model, std::int64_t version);
+
+  // Takes `version` out of serving (requests holding it finish): unloading.
+  void unload(ModelState& model, std::int64_t version, std::string why);
+  void unload_all(ModelState& model, const std::string& why);
+
+  // Versions unloading whose last request has let go become unloaded.
+  void finish_unloading(ModelState& model);
+
+ private:
+  bool try_load(ModelState& model, std::int64_t version);
+  bool wants_load(ModelState& model, std::int64_t version);
+  std::filesystem::path dir_of(const ModelState& model, std::int64_t version) const;
+
+  std::filesystem::path root_;
+  MetricsRegistry& metrics_;
+  std::function<void()> publish_;
+};
+
+}  // namespace forklift

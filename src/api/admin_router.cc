@@ -1,7 +1,5 @@
 #include "api/admin_router.h"
 
-#include <simdjson.h>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -10,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "api/admin/admin_endpoints.h"
 #include "api/route_util.h"
 #include "common/json_writer.h"
 #include "common/thread_priority.h"
@@ -17,111 +16,7 @@
 #include "observability/log.h"
 
 namespace forklift {
-namespace {
-
-// Whether the query string says force=true (override the schema compatibility guard).
-bool forced(std::string_view target) {
-  const auto q = target.find('?');
-  if (q == std::string_view::npos) return false;
-  std::string_view query = target.substr(q + 1);
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    if (query.substr(0, amp) == "force=true") return true;
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return false;
-}
-
-std::string actor_of(const HttpRequest& req) {
-  if (req.actor.empty() || req.actor.size() > 64) return "admin";
-  return std::string(req.actor);
-}
-
-void append_selftest(std::string& out, const SelfTestReport& r) {
-  out += "{\"cases\":";
-  json::append_int(out, static_cast<std::int64_t>(r.cases));
-  out += ",\"passed\":";
-  json::append_int(out, static_cast<std::int64_t>(r.passed));
-  out += ",\"failures\":[";
-  for (std::size_t i = 0; i < r.failures.size(); ++i) {
-    if (i) out.push_back(',');
-    json::append_string(out, r.failures[i]);
-  }
-  out += "],\"seconds\":";
-  json::append_double(out, r.duration_seconds);
-  out.push_back('}');
-}
-
-// `details`: the reasons versions failed or were unloaded and their self-test failures, which
-// can quote the repository's files: only for a request with the admin token.
-void append_model(std::string& out, const ModelState& m, bool details) {
-  out += "{\"model_id\":";
-  json::append_string(out, m.model_id);
-  out += m.control.unloaded ? ",\"unloaded\":true" : ",\"unloaded\":false";
-  out += ",\"serving\":[";
-  bool first = true;
-  for (const auto& [v, _] : m.serving) {
-    if (!first) out.push_back(',');
-    first = false;
-    json::append_int(out, v);
-  }
-  out += "],\"deployment\":";
-  append_deployment_json(out, m.control.deployment);
-  out += ",\"can_roll_back\":";
-  out += m.control.history.empty() ? "false" : "true";
-  out += ",\"versions\":[";
-  first = true;
-  for (const auto& [v, st] : m.versions) {
-    if (!first) out.push_back(',');
-    first = false;
-    out += "{\"version\":";
-    json::append_int(out, v);
-    out += ",\"state\":\"";
-    out += to_string(st.state);
-    out += "\",\"message\":";
-    json::append_string(out, details || st.message.empty()
-                                 ? st.message
-                                 : std::string("(the reason is shown with the admin token)"));
-    out += ",\"load_seconds\":";
-    json::append_double(out, st.load_seconds);
-    out += ",\"selftest\":";
-    if (st.selftest) {
-      SelfTestReport report = *st.selftest;
-      if (!details && !report.failures.empty()) {
-        report.failures = {"(failures are shown with the admin token)"};
-      }
-      append_selftest(out, report);
-    } else {
-      out += "null";
-    }
-    out.push_back('}');
-  }
-  out += "]}";
-}
-
-// {"model_id": ..., "deployment": {...}}
-std::string deployment_answer(std::string_view model_id, const Deployment& d) {
-  std::string out = "{\"model_id\":";
-  json::append_string(out, model_id);
-  out += ",\"deployment\":";
-  append_deployment_json(out, d);
-  out.push_back('}');
-  return out;
-}
-
-Result<std::int64_t> parse_promote_body(const std::string& body) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  if (parser.parse(body).get(root)) return InvalidArgument("malformed JSON; send {\"version\": N}");
-  std::int64_t v = 0;
-  if (root["version"].get_int64().get(v) || v < 1) {
-    return InvalidArgument("'version' must be a positive integer");
-  }
-  return v;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -318,212 +213,111 @@ void AdminRouter::serve_ui(std::string_view path, HttpResponse& res) const {
   res.headers.emplace_back("X-Frame-Options", "DENY");
 }
 
+namespace {
+
+std::string actor_of(const HttpRequest& req) {
+  if (req.actor.empty() || req.actor.size() > 64) return "admin";
+  return std::string(req.actor);
+}
+
+// The path's next segment ("eta/versions/2" -> "eta", leaving "versions/2").
+std::string_view next_segment(std::string_view& path) {
+  const std::size_t slash = path.find('/');
+  const std::string_view seg = path.substr(0, slash);
+  path = slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
+  return seg;
+}
+
+// Whether `rest` is "<id>/load" or "<id>/unload".
+bool repository_action(std::string_view rest) {
+  next_segment(rest);
+  return rest == "load" || rest == "unload";
+}
+
+// Whether the call uses `method`; answers 405 naming it when not.
+bool allow(const AdminCall& call, std::string_view method) {
+  const std::string_view used = call.req.method;
+  if (used == method) return true;
+  method_not_allowed(call.res, method);
+  return false;
+}
+
+// /admin/models/<id>/...: the model's own endpoints.
+void route_model(const AdminCall& call, std::string_view rest) {
+  const std::string_view id = next_segment(rest);
+  if (!is_valid_model_id(id)) {
+    return respond_error(call.res, NotFound("unknown model '" + std::string(id) + "'"));
+  }
+  const std::string_view method = call.req.method;
+  if (rest.empty()) {
+    if (allow(call, "GET")) get_model(call, id);
+  } else if (rest == "deployment") {
+    if (method == "GET") return get_deployment(call, id);
+    if (method != "PUT") return method_not_allowed(call.res, "GET, PUT");
+    put_deployment(call, id);
+  } else if (rest == "promote") {
+    if (allow(call, "POST")) post_promote(call, id);
+  } else if (rest == "rollback") {
+    if (allow(call, "POST")) post_rollback(call, id);
+  } else if (consume(rest, "versions/") && rest.ends_with("/reload")) {
+    if (allow(call, "POST")) post_reload(call, id, rest.substr(0, rest.size() - 7));
+  } else {
+    call.res.json(404, json::error_body("no route for " + std::string(call.req.method) + " " +
+                                        std::string(call.req.target.substr(0, 200))));
+  }
+}
+
+}  // namespace
+
 void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
-  std::string_view path = req.target.substr(0, req.target.find('?'));
-  const bool get = req.method == "GET";
-  const bool mutating = req.method == "POST" || req.method == "PUT";
   const bool with_token = authorized(req);  // constant-time, so worth computing once
+  if (!admitted(req, with_token, res)) return;
+  const AdminCall call{req, res, ctx_, with_token, actor_of(req)};
+  std::string_view path = req.target.substr(0, req.target.find('?'));
+  if (path == "/healthz") {
+    if (allow(call, "GET")) res.json(200, "{\"live\":true}");
+  } else if (path == "/admin/login") {
+    if (allow(call, "POST")) post_login(call);
+  } else if (path == "/admin/timeseries") {
+    if (allow(call, "GET")) get_timeseries(call);
+  } else if (path == "/ui" || path.starts_with("/ui/")) {
+    if (allow(call, "GET")) serve_ui(path, res);
+  } else if (path == "/admin/models") {
+    if (allow(call, "GET")) get_models(call);
+  } else if (path == "/admin/audit") {
+    if (allow(call, "GET")) get_audit(call);
+  } else if (consume(path, "/admin/models/")) {
+    route_model(call, path);
+  } else if (path == "/v2/repository/index") {
+    if (allow(call, "POST")) post_repository_index(call);
+  } else if (std::string_view rest = path;
+             consume(rest, "/v2/repository/models/") && repository_action(rest)) {
+    const std::string_view id = next_segment(rest);
+    if (allow(call, "POST")) post_repository_load(call, id, rest == "load");
+  } else {
+    res.json(404, json::error_body("no route for " + std::string(req.method) + " " +
+                                   std::string(req.target.substr(0, 200))));
+  }
+}
+
+bool AdminRouter::admitted(const HttpRequest& req, bool with_token, HttpResponse& res) const {
+  const bool mutating = req.method == "POST" || req.method == "PUT";
   if (mutating && !with_token) {
     res.json(401, json::error_body(
                       token_.empty() ? "this server has no admin token; start it with "
                                        "--admin-token-file or FORKLIFT_ADMIN_TOKEN"
                                      : "missing or wrong admin token (Authorization: Bearer ...)"));
     res.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return;
+    return false;
   }
   if (!host_allowed(req.host) && !with_token) {
-    return res.json(
-        403, json::error_body("this admin API answers unauthenticated requests only for an IP "
-                              "address, localhost or a name given with --admin-host-name; send "
-                              "the admin token or use one of those"));
+    res.json(403, json::error_body(
+                      "this admin API answers unauthenticated requests only for an IP address, "
+                      "localhost or a name given with --admin-host-name; send the admin token or "
+                      "use one of those"));
+    return false;
   }
-  ModelRegistry& registry = *ctx_.registry;
-  const std::string actor = actor_of(req);
-
-  if (path == "/healthz") {
-    if (!get) return method_not_allowed(res, "GET");
-    return res.json(200, "{\"live\":true}");
-  }
-  if (path == "/admin/login") {
-    // The UI checks a token before it keeps it: reaching here means the token is right.
-    if (req.method != "POST") return method_not_allowed(res, "POST");
-    std::string out = "{\"ok\":true,\"actor\":";
-    json::append_string(out, actor);
-    return res.json(200, out + "}");
-  }
-  if (path == "/admin/timeseries") {
-    if (!get) return method_not_allowed(res, "GET");
-    if (ctx_.timeseries == nullptr) return res.json(200, "{\"interval_seconds\":1,\"models\":{}}");
-    std::size_t seconds = 600;
-    if (const auto q = req.target.find("seconds="); q != std::string_view::npos) {
-      seconds = std::min<std::size_t>(
-          600, std::strtoul(std::string(req.target.substr(q + 8)).c_str(), nullptr, 10));
-    }
-    return res.json(200, ctx_.timeseries->to_json(seconds));
-  }
-  if (path == "/ui" || path.starts_with("/ui/")) {
-    if (!get) return method_not_allowed(res, "GET");
-    return serve_ui(path, res);
-  }
-  if (path == "/admin/models") {
-    if (!get) return method_not_allowed(res, "GET");
-    const auto snap = registry.snapshot();
-    std::string out = "{\"models\":[";
-    bool first = true;
-    for (const auto& [id, m] : snap->models) {
-      if (!first) out.push_back(',');
-      first = false;
-      append_model(out, m, with_token);
-    }
-    out += "]}";
-    return res.json(200, std::move(out));
-  }
-  if (path == "/admin/audit") {
-    if (!get) return method_not_allowed(res, "GET");
-    const auto entries = registry.audit();
-    if (!entries.ok()) return respond_error(res, entries.status());
-    std::string out = "{\"entries\":[";
-    for (std::size_t i = 0; i < entries->size(); ++i) {
-      if (i) out.push_back(',');
-      append_audit_json(out, (*entries)[i]);
-    }
-    out += "]}";
-    return res.json(200, std::move(out));
-  }
-  if (consume(path, "/admin/models/")) {
-    const std::string_view id = path.substr(0, path.find('/'));
-    const std::string_view rest =
-        path.size() > id.size() ? path.substr(id.size() + 1) : std::string_view();
-    if (!is_valid_model_id(id)) {
-      return respond_error(res, NotFound("unknown model '" + std::string(id) + "'"));
-    }
-    if (rest.empty()) {
-      if (!get) return method_not_allowed(res, "GET");
-      const auto snap = registry.snapshot();
-      auto it = snap->models.find(id);
-      if (it == snap->models.end()) {
-        return respond_error(res, NotFound("unknown model '" + std::string(id) + "'"));
-      }
-      std::string out;
-      append_model(out, it->second, with_token);
-      // What shadowing has shown so far (the UI's shadow agreement).
-      out.pop_back();
-      out += ",\"shadow_comparisons\":[";
-      bool first = true;
-      for (const auto& [key, s] : ctx_.metrics->shadows()) {
-        if (std::get<0>(key) != id) continue;
-        if (!first) out.push_back(',');
-        first = false;
-        out += "{\"primary_version\":";
-        json::append_int(out, std::get<1>(key));
-        out += ",\"shadow_version\":";
-        json::append_int(out, std::get<2>(key));
-        const std::pair<const char*, std::uint64_t> fields[] = {
-            {"agree", s->agree.load(std::memory_order_relaxed)},
-            {"disagree", s->disagree.load(std::memory_order_relaxed)},
-            {"errors", s->errors.load(std::memory_order_relaxed)},
-            {"dropped", s->dropped.load(std::memory_order_relaxed)}};
-        for (const auto& [name, n] : fields) {
-          out += ",\"";
-          out += name;
-          out += "\":";
-          json::append_int(out, static_cast<std::int64_t>(n));
-        }
-        out.push_back('}');
-      }
-      out += "]}";
-      return res.json(200, std::move(out));
-    }
-    if (rest == "deployment") {
-      if (get) {
-        const auto snap = registry.snapshot();
-        auto it = snap->models.find(id);
-        if (it == snap->models.end()) {
-          return respond_error(res, NotFound("unknown model '" + std::string(id) + "'"));
-        }
-        return res.json(200, deployment_answer(id, it->second.control.deployment));
-      }
-      if (req.method != "PUT") return method_not_allowed(res, "GET, PUT");
-      auto d = parse_deployment_json(*req.body);
-      if (!d.ok()) return respond_error(res, d.status());
-      auto set =
-          registry.set_deployment(id, std::move(d).value(), actor, "deploy", forced(req.target));
-      if (!set.ok()) return respond_error(res, set.status());
-      return res.json(200, deployment_answer(id, *set));
-    }
-    if (rest == "promote") {
-      if (req.method != "POST") return method_not_allowed(res, "POST");
-      auto v = parse_promote_body(*req.body);
-      if (!v.ok()) return respond_error(res, v.status());
-      auto set = registry.promote(id, *v, actor, forced(req.target));
-      if (!set.ok()) return respond_error(res, set.status());
-      return res.json(200, deployment_answer(id, *set));
-    }
-    if (rest == "rollback") {
-      if (req.method != "POST") return method_not_allowed(res, "POST");
-      auto set = registry.rollback(id, actor);
-      if (!set.ok()) return respond_error(res, set.status());
-      return res.json(200, deployment_answer(id, *set));
-    }
-    // versions/{v}/reload: load the version's files again (model.yaml included).
-    if (std::string_view tail = rest; consume(tail, "versions/") && tail.ends_with("/reload")) {
-      if (req.method != "POST") return method_not_allowed(res, "POST");
-      const std::int64_t v = parse_version(tail.substr(0, tail.size() - 7));
-      if (v < 1)
-        return respond_error(res, NotFound("no such version of model '" + std::string(id) + "'"));
-      if (Status s = registry.reload_version(id, v, actor); !s.ok()) return respond_error(res, s);
-      std::string out = "{\"model_id\":";
-      json::append_string(out, id);
-      out += ",\"version\":";
-      json::append_int(out, v);
-      out += ",\"reloaded\":true}";
-      return res.json(200, std::move(out));
-    }
-  }
-  // The Open Inference Protocol model repository extension, as Triton speaks it.
-  if (path == "/v2/repository/index") {
-    if (req.method != "POST") return method_not_allowed(res, "POST");
-    const auto snap = registry.snapshot();
-    std::string out = "[";
-    bool first = true;
-    for (const auto& [id, m] : snap->models) {
-      for (const auto& [v, st] : m.versions) {
-        if (!first) out.push_back(',');
-        first = false;
-        out += "{\"name\":";
-        json::append_string(out, id);
-        out += ",\"version\":\"" + std::to_string(v) + "\",\"state\":\"";
-        // The repository extension's states; the version's own state is the one truth.
-        out += st.state == VersionState::kReady ? "READY"
-               : st.state == VersionState::kLoading || st.state == VersionState::kSelfTesting
-                   ? "LOADING"
-                   : "UNAVAILABLE";
-        out += "\",\"reason\":";
-        json::append_string(out, st.message);
-        out.push_back('}');
-      }
-    }
-    out += "]";
-    return res.json(200, std::move(out));
-  }
-  if (consume(path, "/v2/repository/models/")) {
-    const std::string_view id = path.substr(0, path.find('/'));
-    const std::string_view action =
-        path.size() > id.size() ? path.substr(id.size() + 1) : std::string_view();
-    if (action == "load" || action == "unload") {
-      if (req.method != "POST") return method_not_allowed(res, "POST");
-      Status s =
-          action == "load" ? registry.load_model(id, actor) : registry.unload_model(id, actor);
-      if (!s.ok()) {
-        // Triton answers a failed load or unload with 400 and {"error"}.
-        return res.json(s.code() == StatusCode::kNotFound ? 404 : 400,
-                        json::error_body(s.message()));
-      }
-      return res.json(200, "{}");
-    }
-  }
-  res.json(404, json::error_body("no route for " + std::string(req.method) + " " +
-                                 std::string(req.target.substr(0, 200))));
+  return true;
 }
 
 }  // namespace forklift

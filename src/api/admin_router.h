@@ -35,7 +35,10 @@ class AdminRouter final : public RequestHandler {
  private:
   // Answers on the calling thread: route() with an unexpected exception turned into a 500.
   void handle_now(const HttpRequest& req, HttpResponse& res) const;
+  // Dispatches by path and method to the endpoints (admin/admin_endpoints.h).
   void route(const HttpRequest& req, HttpResponse& res) const;
+  // The token and Host checks: false (and `res` filled) when the request is refused.
+  bool admitted(const HttpRequest& req, bool with_token, HttpResponse& res) const;
   bool authorized(const HttpRequest& req) const;
   bool host_allowed(std::string_view host) const;
   // Runs an authorized change on changes_ and answers when it is done.

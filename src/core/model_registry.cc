@@ -170,6 +170,16 @@ Status ModelRegistry::reload_version(std::string_view model_id, std::int64_t ver
   return s;
 }
 
+void ModelRegistry::collect_retired() {
+  publisher_.collect_retired();
+  // Never waits for a load: that is what try_lock is for.
+  std::unique_lock lock(sync_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return;
+  bool changed = false;
+  for (auto& [id, model] : working_.models) changed = versions_.finish_unloading(model) || changed;
+  if (changed) publish();
+}
+
 Result<std::vector<AuditEntry>> ModelRegistry::audit() const {
   return store_->audit(kMaxAuditEntries);
 }

@@ -73,7 +73,9 @@ class ModelRegistry {
   // Frees versions that left the registry once no request or snapshot holds them any more.
   // Called on the loader thread (and after admin changes) so that destroying a large model never
   // happens on a serving thread, where it would show as a latency spike.
-  void collect_retired() { publisher_.collect_retired(); }
+  // Versions whose copy was freed move from unloading to unloaded (unless a change is running:
+  // then the next call does it).
+  void collect_retired();
 
   // The current snapshot; lock-free (snapshot_publisher.h).
   std::shared_ptr<const RegistrySnapshot> snapshot() const { return publisher_.snapshot(); }

@@ -107,12 +107,15 @@ void VersionManager::unload_all(ModelState& model, const std::string& why) {
   while (!model.serving.empty()) unload(model, model.serving.begin()->first, why);
 }
 
-void VersionManager::finish_unloading(ModelState& model) {
+bool VersionManager::finish_unloading(ModelState& model) {
+  bool any = false;
   for (auto& [v, st] : model.versions) {
     if (st.state == VersionState::kUnloading && st.draining.expired()) {
       st.move_to(VersionState::kUnloaded, std::move(st.message));
+      any = true;
     }
   }
+  return any;
 }
 
 std::optional<std::int64_t> VersionManager::sync(ModelState& model,

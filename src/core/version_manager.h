@@ -41,8 +41,8 @@ class VersionManager {
   void unload(ModelState& model, std::int64_t version, std::string why);
   void unload_all(ModelState& model, const std::string& why);
 
-  // Versions unloading whose last request has let go become unloaded.
-  void finish_unloading(ModelState& model);
+  // Versions unloading whose last request has let go become unloaded; true if any did.
+  bool finish_unloading(ModelState& model);
 
  private:
   bool try_load(ModelState& model, std::int64_t version);

@@ -187,11 +187,13 @@ TEST_F(LifecycleTest, UnloadingAModelUnloadsEachVersion) {
   write_sum_version(repo.path(), "sum", 1, 0, 3);
   sync();
   ASSERT_TRUE(registry.unload_model("sum", "alice").ok());
+  EXPECT_EQ(registry.snapshot()->models.at("sum").versions.at(1).state, S::kUnloading);
   snapshot.reset();  // the last holder of the old snapshot, and so of version 1
+  // Freeing the copy is what makes it unloaded, repository polls or not.
   registry.collect_retired();
-  sync();  // the copy was freed: unloading -> unloaded
-  EXPECT_EQ(sum().versions.at(1).state, S::kUnloaded);
-  EXPECT_EQ(sum().versions.at(1).message, "model unloaded through the admin API");
+  const auto after = registry.snapshot();
+  EXPECT_EQ(after->models.at("sum").versions.at(1).state, S::kUnloaded);
+  EXPECT_EQ(after->models.at("sum").versions.at(1).message, "model unloaded through the admin API");
   ASSERT_TRUE(registry.load_model("sum", "alice").ok());
   EXPECT_EQ(registry.snapshot()->models.at("sum").versions.at(1).state, S::kReady);
 }

@@ -1,0 +1,24 @@
+// The admin API's JSON answers, each beside the data it renders.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/model_state.h"
+#include "observability/metrics.h"
+
+namespace forklift {
+
+// A model: its versions, states, self-tests and deployment. `details`: the reasons versions
+// failed or were unloaded and their self-test failures, which can quote the repository's files:
+// only for a request with the admin token.
+void append_model(std::string& out, const ModelState& m, bool details);
+// `"shadow_comparisons":[...]`: what shadowing `model_id` has shown so far (the UI's agreement).
+void append_shadow_comparisons(std::string& out, std::string_view model_id,
+                               const MetricsRegistry& metrics);
+// {"model_id": ..., "deployment": {...}}
+std::string deployment_answer(std::string_view model_id, const Deployment& d);
+// The Open Inference Protocol repository index: every version and its state.
+std::string repository_index(const RegistrySnapshot& snapshot);
+
+}  // namespace forklift

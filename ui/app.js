@@ -294,13 +294,19 @@ $("login").addEventListener("submit", async (e) => {
   if (!value) return show("Type the admin token first.");
   sessionStorage.setItem("forklift-token", value);
   const name = $("actor").value.trim();
+  // Sent in a header, which carries ASCII only; the server refuses anything else.
+  if (name && !/^[\x20-\x7E]{1,64}$/.test(name)) {
+    return show("Your name must be 1 to 64 plain ASCII characters (letters without accents, digits, punctuation).");
+  }
   if (name) sessionStorage.setItem("forklift-actor", name);
+  else sessionStorage.removeItem("forklift-actor");
   try {
     await api("POST", "/admin/login");
     $("token").value = "";
     show("Signed in.", "ok");
   } catch (err) {
     sessionStorage.removeItem("forklift-token");
+    sessionStorage.removeItem("forklift-actor");
     show(`Sign-in refused: ${err.message}`);
   }
   renderLogin();

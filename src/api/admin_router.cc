@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "api/admin/admin_endpoints.h"
@@ -215,8 +216,15 @@ void AdminRouter::serve_ui(std::string_view path, HttpResponse& res) const {
 
 namespace {
 
-std::string actor_of(const HttpRequest& req) {
-  if (req.actor.empty() || req.actor.size() > 64) return "admin";
+// Who acts: x-forklift-actor when it is 1 to 64 printable ASCII characters (it goes into the
+// audit log, the state store and log lines, and the UI sends it from a header, which carries
+// ASCII only), "admin" when absent. Anything else is refused rather than rewritten.
+std::optional<std::string> actor_of(const HttpRequest& req) {
+  if (req.actor.empty()) return std::string("admin");
+  if (req.actor.size() > 64) return std::nullopt;
+  for (char c : req.actor) {
+    if (c < 0x20 || c > 0x7E) return std::nullopt;
+  }
   return std::string(req.actor);
 }
 
@@ -272,7 +280,12 @@ void route_model(const AdminCall& call, std::string_view rest) {
 void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
   const bool with_token = authorized(req);  // constant-time, so worth computing once
   if (!admitted(req, with_token, res)) return;
-  const AdminCall call{req, res, ctx_, with_token, actor_of(req)};
+  const std::optional<std::string> actor = actor_of(req);
+  if (!actor) {
+    return res.json(400, json::error_body("x-forklift-actor must be 1 to 64 printable ASCII "
+                                          "characters (it names who acts in the audit log)"));
+  }
+  const AdminCall call{req, res, ctx_, with_token, *actor};
   std::string_view path = req.target.substr(0, req.target.find('?'));
   if (path == "/healthz") {
     if (allow(call, "GET")) res.json(200, "{\"live\":true}");

@@ -145,8 +145,9 @@ std::vector<Command> add_admin_commands(CLI::App& app) {
   shadow->add_flag("--off", f->shadow_off, "Stop shadowing with this version");
   CLI::App* reload =
       add("reload", "Load a version again from its files and self-test it",
-          [](AdminFlags& a) { return run_reload(a.resolved(), a.model, a.version); });
+          [](AdminFlags& a) { return run_reload(a.resolved(), a.model, a.version, a.force); });
   add_model_and_version(reload, *f);
+  reload->add_flag("--force", f->force, "Reload even if the new copy's schema breaks callers");
   CLI::App* deploy = add("deploy", "Load a model id from the repository",
                          [](AdminFlags& a) { return run_deploy(a.resolved(), a.model); });
   deploy->add_option("model", f->model)->required();

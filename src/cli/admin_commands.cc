@@ -201,10 +201,11 @@ int run_split(const AdminEndpoint& endpoint, const std::string& model_id,
   return print_deployment(answer);
 }
 
-int run_reload(const AdminEndpoint& endpoint, const std::string& model_id, long version) {
+int run_reload(const AdminEndpoint& endpoint, const std::string& model_id, long version,
+               bool force) {
   AdminAnswer answer;
-  const std::string path =
-      "/admin/models/" + model_id + "/versions/" + std::to_string(version) + "/reload";
+  const std::string path = "/admin/models/" + model_id + "/versions/" + std::to_string(version) +
+                           "/reload" + (force ? "?force=true" : "");
   if (int rc = call(endpoint, "POST", path, "", answer)) return rc;
   std::printf("%s: version %ld reloaded from its files and self-tested\n", model_id.c_str(),
               version);

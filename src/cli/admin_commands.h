@@ -26,7 +26,8 @@ int run_shadow(const AdminEndpoint& endpoint, const std::string& model_id, long 
                double rate, double tolerance, bool off);
 // Loads `version` again from its files and self-tests it (a serving copy keeps serving until the
 // new one passes).
-int run_reload(const AdminEndpoint& endpoint, const std::string& model_id, long version);
+int run_reload(const AdminEndpoint& endpoint, const std::string& model_id, long version,
+               bool force);
 int run_deploy(const AdminEndpoint& endpoint, const std::string& model_id);
 int run_undeploy(const AdminEndpoint& endpoint, const std::string& model_id);
 

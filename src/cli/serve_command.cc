@@ -18,6 +18,7 @@
 #include "api/router.h"
 #include "common/thread_priority.h"
 #include "core/model_registry.h"
+#include "core/registry_threads.h"
 #include "observability/log.h"
 #include "runtimes/builtin.h"
 #include "store/postgres_event_sink.h"
@@ -25,127 +26,6 @@
 
 namespace forklift {
 namespace {
-
-// Loads the repository once, then rescans it every `poll_seconds` until stopped.
-class RepositoryLoader {
- public:
-  RepositoryLoader(ModelRegistry& registry, double poll_seconds)
-      : registry_(registry), poll_seconds_(poll_seconds), thread_([this] { run(); }) {}
-  ~RepositoryLoader() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void run() {
-    // The first load runs at normal priority: the server is not ready yet, so there is no
-    // traffic to protect, and at idle priority any other busy process on the machine would
-    // starve it (measured: servers that never became ready beside two busy loops).
-    registry_.sync();
-    {
-      // Scoped: a snapshot held for the life of this loop would keep every version loaded at
-      // start in memory (and a python version's worker processes running) after it retires.
-      const auto snap = registry_.snapshot();
-      log::info("repository_loaded", {{"models", static_cast<std::int64_t>(snap->models.size())},
-                                      {"ready", snap->ready()}});
-    }
-    // Later loads and self-tests yield the CPU to the serving threads.
-    lower_this_thread_priority(10);
-    // Tick often enough to free retired versions soon after their last request; rescan the
-    // repository every poll_seconds.
-    const auto tick = std::chrono::milliseconds(200);
-    auto next_scan = std::chrono::steady_clock::now() +
-                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                         std::chrono::duration<double>(poll_seconds_));
-    std::unique_lock lock(mu_);
-    while (!cv_.wait_for(lock, tick, [&] { return stop_; })) {
-      lock.unlock();
-      if (poll_seconds_ > 0 && std::chrono::steady_clock::now() >= next_scan) {
-        registry_.sync();
-        next_scan = std::chrono::steady_clock::now() +
-                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                        std::chrono::duration<double>(poll_seconds_));
-      }
-      registry_.collect_retired();
-      lock.lock();
-    }
-  }
-
-  ModelRegistry& registry_;
-  double poll_seconds_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;  // last: starts after the members it uses
-};
-
-// Applies the changes other replicas store to this replica's registry, as they arrive. A change
-// that cannot be applied yet (a version whose files have not reached this replica) is retried.
-class StateFollower {
- public:
-  StateFollower(ModelRegistry& registry, StateStore& store)
-      : registry_(registry), store_(store), thread_([this] { run(); }) {}
-  ~StateFollower() {
-    stop_.store(true);
-    store_.interrupt();
-    thread_.join();
-  }
-
- private:
-  void run() {
-    std::map<std::string, ModelControl> retry;
-    while (!stop_.load()) {
-      for (auto& [id, control] : store_.wait_for_changes(std::chrono::seconds(1))) {
-        retry[id] = std::move(control);  // a newer change replaces one still waiting
-      }
-      for (auto it = retry.begin(); it != retry.end() && !stop_.load();) {
-        it = registry_.apply_remote(it->first, it->second).ok() ? retry.erase(it) : std::next(it);
-      }
-      registry_.collect_retired();
-    }
-  }
-
-  ModelRegistry& registry_;
-  StateStore& store_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;  // last: starts after the members it uses
-};
-
-// Samples the metrics into the in-memory time series once a second (the UI's charts).
-class Sampler {
- public:
-  explicit Sampler(TimeSeries& series) : series_(series), thread_([this] { run(); }) {}
-  ~Sampler() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void run() {
-    auto next = std::chrono::system_clock::now();
-    std::unique_lock lock(mu_);
-    for (;;) {
-      next += std::chrono::seconds(1);
-      if (cv_.wait_until(lock, next, [&] { return stop_; })) return;
-      series_.sample(
-          std::chrono::duration_cast<std::chrono::seconds>(next.time_since_epoch()).count());
-    }
-  }
-
-  TimeSeries& series_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;  // last: starts after the members it uses
-};
 
 std::filesystem::path find_ui(const std::string& given) {
   if (given == "none") return {};
@@ -295,10 +175,9 @@ int run_serve(const ServeOptions& options) {
                           {"scheme", options.server.tls_cert_file.empty() ? "http" : "https"},
                           {"model_repository", options.model_repository}});
   {
-    RepositoryLoader loader(registry, options.poll_seconds);
-    Sampler sampler(timeseries);
-    std::optional<StateFollower> follower;
-    if (store->shared()) follower.emplace(registry, *store);
+    const auto loader = start_repository_poller(registry, options.poll_seconds);
+    const auto sampler = start_sampler(timeseries);
+    const auto follower = store->shared() ? start_state_follower(registry, *store) : nullptr;
     int sig = 0;
     sigwait(&signals, &sig);
     log::info("draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});

@@ -1,5 +1,7 @@
 #include "core/deployment_controller.h"
 
+#include <algorithm>
+
 #include "core/schema_compat.h"
 #include "observability/log.h"
 
@@ -22,6 +24,22 @@ std::vector<std::int64_t> primaries_under(const ModelState& model, const Deploym
   return out;
 }
 
+// Why `next` would have a version shadow itself (empty: it would not). Not forceable: comparing
+// a version with itself says nothing.
+std::string self_shadow(const ModelState& model, const Deployment& next) {
+  const std::vector<std::int64_t> primaries = primaries_under(model, next);
+  for (const Shadow& sh : next.shadows) {
+    if (std::find(primaries.begin(), primaries.end(), sh.version) != primaries.end()) {
+      return "version " + std::to_string(sh.version) +
+             " would both take traffic and shadow it; a version cannot shadow itself" +
+             (next.routes.empty() ? " (with no routes, the version policy's newest serving "
+                                    "version takes the traffic: route it to another version)"
+                                  : "");
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 DeploymentController::DeploymentController(StateStore& store,
@@ -33,18 +51,9 @@ std::string DeploymentController::problems_with(const ModelState& model, const D
                                                 const std::vector<std::int64_t>& current,
                                                 bool force) const {
   std::vector<std::string> problems;
-  const std::vector<std::int64_t> primaries = primaries_under(model, next);
-  for (const Shadow& sh : next.shadows) {
-    if (std::find(primaries.begin(), primaries.end(), sh.version) != primaries.end()) {
-      // Not forceable: comparing a version with itself says nothing.
-      return "version " + std::to_string(sh.version) +
-             " would both take traffic and shadow it; a version cannot shadow itself" +
-             (next.routes.empty() ? " (with no routes, the version policy's newest serving "
-                                    "version takes the traffic: route it to another version)"
-                                  : "");
-    }
-  }
+  if (std::string why = self_shadow(model, next); !why.empty()) return why;
   if (force) return {};
+  const std::vector<std::int64_t> primaries = primaries_under(model, next);
   for (const Route& r : next.routes) {
     const LoadedModel& candidate = *model.serving.at(r.version);
     for (std::int64_t now : current) {
@@ -85,6 +94,10 @@ Result<Deployment> DeploymentController::apply(ModelState& model, Deployment nex
   // A change that changes nothing is answered, not recorded: a later rollback must undo the
   // last real change.
   if (history == History::kPush && next == model.control.deployment) {
+    // (Unless it would now shadow a version with itself: the versions serving may have changed.)
+    if (std::string why = self_shadow(model, next); !why.empty()) {
+      return FailedPrecondition(std::move(why));
+    }
     return model.control.deployment;
   }
   // Who takes traffic before the change: the callers a new version must not break.
@@ -175,6 +188,15 @@ Status DeploymentController::clear_unloaded(ModelState& model, std::string_view 
   }
   log::info("model_loaded", {{"model_id", model.model_id}, {"actor", actor}});
   return Status::Ok();
+}
+
+void DeploymentController::record(ModelState& model, std::string_view actor,
+                                  std::string_view action, std::string what) {
+  ModelControl next = model.control;
+  next.revision = model.control.revision + 1;
+  if (Status s = commit(model, next, actor, action, what, what); !s.ok()) {
+    log::warn("audit_not_stored", {{"model_id", model.model_id}, {"reason", s.message()}});
+  }
 }
 
 void DeploymentController::pin(ModelState& model, std::int64_t version) {

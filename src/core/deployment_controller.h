@@ -34,6 +34,8 @@ class DeploymentController {
   Status unload(ModelState& model, std::string_view actor);
   // Clears `unloaded` (stored); the caller then syncs the model's versions.
   Status clear_unloaded(ModelState& model, std::string_view actor);
+  // An audit entry for a change that leaves the control state as it is (a reload).
+  void record(ModelState& model, std::string_view actor, std::string_view action, std::string what);
   // new_versions: hold: pins traffic to `version` (stored as forklift's own change).
   void pin(ModelState& model, std::int64_t version);
   // A change another replica stored: applied unless this one has that revision. Versions it

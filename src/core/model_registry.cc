@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/repository.h"
+#include "core/schema_compat.h"
 #include "observability/log.h"
 
 namespace forklift {
@@ -156,7 +157,7 @@ Status ModelRegistry::load_model(std::string_view model_id, std::string_view act
 }
 
 Status ModelRegistry::reload_version(std::string_view model_id, std::int64_t version,
-                                     std::string_view actor) {
+                                     std::string_view actor, bool force) {
   std::lock_guard lock(sync_mu_);
   ModelState* model = find(model_id);
   if (model == nullptr) return unknown(model_id);
@@ -165,7 +166,21 @@ Status ModelRegistry::reload_version(std::string_view model_id, std::int64_t ver
   }
   log::info("version_reload_requested",
             {{"model_id", model->model_id}, {"version", version}, {"actor", actor}});
-  Status s = versions_.reload(*model, version);
+  const std::vector<std::int64_t> primaries = model->primary_versions();
+  const bool takes_traffic =
+      std::find(primaries.begin(), primaries.end(), version) != primaries.end();
+  const auto accept = [&](const LoadedModel& current, const LoadedModel& fresh) -> Status {
+    if (force || !takes_traffic) return Status::Ok();
+    const auto breaks = schema_breaks(current.manifest.schema, fresh.manifest.schema);
+    if (breaks.empty()) return Status::Ok();
+    std::string why;
+    for (const std::string& b : breaks) why += (why.empty() ? "" : ", ") + b;
+    return FailedPrecondition("the new copy of version " + std::to_string(version) +
+                              " would break callers of model '" + model->model_id + "': " + why +
+                              " (the current copy keeps serving). Force it if callers are ready.");
+  };
+  Status s = versions_.reload(*model, version, accept);
+  if (s.ok()) deployments_.record(*model, actor, "reload", "version " + std::to_string(version));
   publish();
   return s;
 }

@@ -60,8 +60,11 @@ class ModelRegistry {
   Status unload_model(std::string_view model_id, std::string_view actor);
   Status load_model(std::string_view model_id, std::string_view actor);
   // Loads `version` again from its files (model.yaml included) and self-tests it; a serving
-  // version keeps its current copy until the new one passes (and if it fails).
-  Status reload_version(std::string_view model_id, std::int64_t version, std::string_view actor);
+  // version keeps its current copy until the new one passes (and if it fails). Unless `force`, a
+  // new copy of a version taking traffic whose schema would break its callers is refused, as a
+  // deployment change would be. Recorded in the audit log.
+  Status reload_version(std::string_view model_id, std::int64_t version, std::string_view actor,
+                        bool force = false);
   // The newest audit entries, oldest first (from the store: every replica's changes).
   Result<std::vector<AuditEntry>> audit() const;
 

@@ -9,12 +9,13 @@
 namespace forklift {
 
 // Names, sizes, inodes, mtimes and ctimes of the regular files under `version_dir` (symlinks
-// followed; at most 10,000 entries). Cheap; any write to a file changes its ctime, so an equal
-// signature means equal files.
+// followed while they stay inside the repository; files outside it are not part of a version;
+// at most 10,000 entries, so a change past them is not seen: `forklift reload` is). Cheap; any
+// write to a file changes its ctime, so an equal signature means equal files.
 std::string version_files_signature(const std::filesystem::path& version_dir);
 
-// A 64-bit hash of the same files' names and contents (at most 2 GiB a file; a file that cannot
-// be read counts by its name and error only).
+// A 64-bit hash of the same files' names and contents: the first 256 MiB of content; a file past
+// that budget counts by its stat data.
 std::uint64_t version_files_content(const std::filesystem::path& version_dir);
 
 }  // namespace forklift

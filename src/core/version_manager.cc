@@ -66,10 +66,17 @@ bool VersionManager::try_load(ModelState& model, std::int64_t version) {
   status.load_seconds = outcome.load_seconds;
   if (!outcome.loaded) {
     status.move_to(VersionState::kFailed, outcome.status.message());
-    // Remembered to retry once the files change. If they changed during the load, the content
-    // is left unknown (0), so the next poll tries again.
-    status.failed_stat = version_files_signature(dir);
-    status.failed_content = status.failed_stat == before ? version_files_content(dir) : 0;
+    publish_();
+    // Remembered, to try again once the files change. If they changed during the load, the
+    // signature from before it is kept with no content: the next poll sees a difference and,
+    // with no content to compare, tries again.
+    if (std::string after = version_files_signature(dir); after == before) {
+      status.failed_stat = std::move(after);
+      status.failed_content = version_files_content(dir);
+    } else {
+      status.failed_stat = before;
+      status.failed_content = 0;
+    }
     log::error("version_rejected", {{"model_id", model.model_id},
                                     {"version", version},
                                     {"reason", status.message},
@@ -213,7 +220,7 @@ Status VersionManager::ensure_serving(ModelState& model, std::int64_t version) {
   return Status::Ok();
 }
 
-Status VersionManager::reload(ModelState& model, std::int64_t version) {
+Status VersionManager::reload(ModelState& model, std::int64_t version, const AcceptCopy& accept) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir_of(model, version), ec)) {
     return NotFound("model '" + model.model_id + "' has no version " + std::to_string(version));
@@ -238,6 +245,7 @@ Status VersionManager::reload(ModelState& model, std::int64_t version) {
         "the new copy of version " + std::to_string(version) + " of model '" + model.model_id +
         "' failed to load (the current copy keeps serving): " + outcome.status.message());
   }
+  if (Status s = accept(*serving->second, *outcome.loaded); !s.ok()) return s;
   outcome.loaded->metrics = metrics_.version(model.model_id, version);
   if (outcome.loaded->batcher) outcome.loaded->batcher->set_metrics(outcome.loaded->metrics);
   status.selftest = outcome.selftest;

@@ -34,8 +34,10 @@ class VersionManager {
   Status ensure_serving(ModelState& model, std::int64_t version);
 
   // Loads a fresh copy of `version` from its files and self-tests it. A serving version keeps
-  // serving its current copy until the new one passes, and keeps it if the new one fails.
-  Status reload(ModelState& model, std::int64_t version);
+  // serving its current copy until the new one passes, and keeps it if the new one fails or if
+  // `accept(current, fresh)` refuses it (the caller's schema guard).
+  using AcceptCopy = std::function<Status(const LoadedModel& current, const LoadedModel& fresh)>;
+  Status reload(ModelState& model, std::int64_t version, const AcceptCopy& accept);
 
   // Takes `version` out of serving (requests holding it finish): unloading.
   void unload(ModelState& model, std::int64_t version, std::string why);

@@ -88,4 +88,12 @@ std::string TimeSeries::to_json(std::size_t seconds) const {
   return out;
 }
 
+std::unique_ptr<PeriodicThread> start_sampler(TimeSeries& series) {
+  return std::make_unique<PeriodicThread>(std::chrono::seconds(1), [&series] {
+    series.sample(std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count());
+  });
+}
+
 }  // namespace forklift

@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/periodic_thread.h"
 #include "observability/metrics.h"
 
 namespace forklift {
@@ -52,5 +54,8 @@ class TimeSeries {
 // bucket it falls in; the last bound when it falls in +Inf; 0 for no observations.
 double bucket_quantile(const std::vector<std::uint64_t>& counts, std::span<const double> bounds,
                        double q);
+
+// Samples `series` once a second (the UI's charts) until the returned thread is destroyed.
+std::unique_ptr<PeriodicThread> start_sampler(TimeSeries& series);
 
 }  // namespace forklift

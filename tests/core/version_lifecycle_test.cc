@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "core/model_registry.h"
+#include "core/version_files.h"
 #include "core/version_state.h"
 #include "observability/log.h"
 #include "test_util.h"
@@ -196,6 +197,58 @@ TEST_F(LifecycleTest, UnloadingAModelUnloadsEachVersion) {
   EXPECT_EQ(after->models.at("sum").versions.at(1).message, "model unloaded through the admin API");
   ASSERT_TRUE(registry.load_model("sum", "alice").ok());
   EXPECT_EQ(registry.snapshot()->models.at("sum").versions.at(1).state, S::kReady);
+}
+
+// Found by the hostile review: a reload could change a serving version's schema under its
+// callers, past the guard a promote has to pass.
+TEST_F(LifecycleTest, AReloadThatWouldBreakCallersIsRefusedUnlessForcedAndIsAudited) {
+  write_sum_version(repo.path(), "sum", 1, 0, 3);
+  sync();
+  write_file(repo.path() / "sum" / "1" / "model.yaml",
+             "runtime: test_sum\nartifact: weights.txt\nfeatures:\n  - {name: a, type: float}\n"
+             "  - {name: b, type: float}\n  - {name: c, type: float}\n"
+             "output: {name: total, type: float}\n");
+  write_file(repo.path() / "sum" / "1" / "selftest.jsonl",
+             "{\"features\": {\"a\": 1, \"b\": 2, \"c\": 0}, \"expected\": 3}\n");
+  const Status refused = registry.reload_version("sum", 1, "alice");
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("requires new feature 'c'"), std::string::npos)
+      << refused.message();
+  EXPECT_DOUBLE_EQ(predict(), 3);  // the current copy, with its two features, still serves
+  ASSERT_TRUE(registry.reload_version("sum", 1, "alice", true).ok());
+  auto audit = registry.audit();
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->size(), 1u);  // the refused attempt is not recorded
+  EXPECT_EQ(audit->back().actor, "alice");
+  EXPECT_EQ(audit->back().action, "reload");
+  EXPECT_EQ(audit->back().after, "version 1");
+}
+
+// Also from the hostile review: the change detector must not follow links out of the
+// repository (it read a 2 GiB file outside it under the registry's lock), and must follow
+// directory links inside it, as the loader does.
+TEST_F(LifecycleTest, ChangeDetectionStaysInsideTheRepositoryAndFollowsLinksInIt) {
+  TempDir outside;
+  write_file(outside.path() / "secret.bin", "outside");
+  write_sum_version(repo.path(), "sum", 1, 0, 3);
+  const auto dir = repo.path() / "sum" / "1";
+  std::filesystem::create_symlink(outside.path() / "secret.bin", dir / "leak.bin");
+  write_file(repo.path() / ".blobs" / "a" / "w.txt", "1");
+  write_file(repo.path() / ".blobs" / "b" / "w.txt", "2");
+  std::filesystem::create_directory_symlink(repo.path() / ".blobs" / "a", dir / "weights");
+  const std::string signature = version_files_signature(dir);
+  EXPECT_EQ(signature.find("leak.bin"), std::string::npos) << signature;
+  EXPECT_NE(signature.find("weights/w.txt"), std::string::npos) << signature;
+  const std::uint64_t content = version_files_content(dir);
+  // Swapping the directory link to other content is a change.
+  std::filesystem::remove(dir / "weights");
+  std::filesystem::create_directory_symlink(repo.path() / ".blobs" / "b", dir / "weights");
+  EXPECT_NE(version_files_content(dir), content);
+  // Writing outside the repository is not.
+  write_file(outside.path() / "secret.bin", "changed");
+  std::filesystem::remove(dir / "weights");
+  std::filesystem::create_directory_symlink(repo.path() / ".blobs" / "a", dir / "weights");
+  EXPECT_EQ(version_files_content(dir), content);
 }
 
 }  // namespace

@@ -142,3 +142,22 @@ def test_the_cli_exits_with_the_documented_status_for_bad_usage(tmp_path):
     assert cli(None, "--no-such-flag").returncode == 2
     assert cli(None, "promote", "eta", "0").returncode == 2                    # not a version
     assert cli(None, "--help").returncode == 0
+
+
+def test_who_acts_must_be_plain_ascii_and_is_recorded(admin_server_polling_off):
+    """Found by the hostile review: a UI user's accented name reached PostgreSQL as Latin-1 bytes
+    and every change was refused; a name over 64 bytes was silently recorded as "admin"."""
+    s, _ = admin_server_polling_off
+    for bad in ("Jos\xe9".encode("latin-1"), b"x" * 65):
+        r = s.admin("POST", "/admin/models/eta/promote", {"version": 2}, token=TOKEN,
+                    headers={"x-forklift-actor": bad})
+        assert r.status_code == 400, (bad, r.text)
+        assert "x-forklift-actor must be 1 to 64 printable ASCII" in r.json()["error"]
+    # A control character never reaches the router: the HTTP parser refuses the header.
+    r = s.admin("POST", "/admin/models/eta/promote", {"version": 2}, token=TOKEN,
+                headers={"x-forklift-actor": b"a\x01b"})
+    assert r.status_code == 400
+    r = s.admin("POST", "/admin/models/eta/promote", {"version": 2}, token=TOKEN,
+                headers={"x-forklift-actor": "jose nunez"})
+    assert r.status_code == 200, r.text
+    assert s.admin("GET", "/admin/audit").json()["entries"][-1]["actor"] == "jose nunez"

@@ -136,7 +136,9 @@ void post_reload(const AdminCall& call, std::string_view model_id, std::string_v
     return respond_error(call.res,
                          NotFound("no such version of model '" + std::string(model_id) + "'"));
   }
-  if (Status s = call.ctx.registry->reload_version(model_id, v, call.actor); !s.ok()) {
+  if (Status s =
+          call.ctx.registry->reload_version(model_id, v, call.actor, forced(call.req.target));
+      !s.ok()) {
     return respond_error(call.res, s);
   }
   std::string out = "{\"model_id\":";

@@ -12,12 +12,14 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
 
 #include "api/http_types.h"
+#include "core/inference/inference_service.h"
 
 namespace forklift {
 
@@ -44,5 +46,26 @@ class AsyncAnswer {
   std::mutex mu_;                      // for a handler that has to wait (no deferral)
   std::condition_variable finished_;
 };
+
+// Runs one prediction and answers `res` with what `write(result, response)` fills: at once when
+// the version answers on this thread (no allocation for the answer), through an AsyncAnswer when
+// it answers later. `write` must not throw.
+template <class Write>
+void infer_and_answer(const InferenceService& service, InferenceTarget target, Batch batch,
+                      std::chrono::steady_clock::time_point start, const HttpRequest& req,
+                      HttpResponse& res, Write write) {
+  if (target.answers_now()) {
+    service.infer(std::move(target), std::move(batch), res.request_id, start,
+                  [&res, &write](const InferenceResult& result) { write(result, res); });
+    return;
+  }
+  auto answer = std::make_shared<AsyncAnswer>(res.request_id);
+  service.infer(std::move(target), std::move(batch), res.request_id, start,
+                [answer, write](const InferenceResult& result) {
+                  write(result, answer->response());
+                  answer->done();
+                });
+  AsyncAnswer::deliver(answer, req, res);
+}
 
 }  // namespace forklift

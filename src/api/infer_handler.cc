@@ -127,22 +127,14 @@ void handle_infer(const ApiContext& ctx, const HttpRequest& req, HttpResponse& r
   if (Status s = parse_payload(doc, env, batch); !s.ok()) {
     return respond_error(res, ctx.inference->refuse(*target, std::move(s), start));
   }
-  auto answer = std::make_shared<AsyncAnswer>(res.request_id);
-  ctx.inference->infer(std::move(target).value(), std::move(batch), res.request_id, start,
-                       [answer, many = env.has_instances](const InferenceResult& result) {
-                         HttpResponse& out = answer->response();
-                         out.model_id = result.model.model_id;
-                         out.model_version = result.model.version;
-                         if (result.status.ok()) {
-                           out.status = 200;
-                           write_answer(result.model, result.outputs, many, out.request_id,
-                                        out.body);
-                         } else {
-                           respond_error(out, result.status);
-                         }
-                         answer->done();
-                       });
-  AsyncAnswer::deliver(answer, req, res);
+  infer_and_answer(*ctx.inference, std::move(target).value(), std::move(batch), start, req, res,
+                   [many = env.has_instances](const InferenceResult& result, HttpResponse& out) {
+                     out.model_id = result.model.model_id;
+                     out.model_version = result.model.version;
+                     if (!result.status.ok()) return respond_error(out, result.status);
+                     out.status = 200;
+                     write_answer(result.model, result.outputs, many, out.request_id, out.body);
+                   });
 }
 
 }  // namespace forklift

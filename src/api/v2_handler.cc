@@ -519,22 +519,15 @@ void handle_v2_infer(const ApiContext& ctx, std::string_view model_id,
   if (status.ok()) status = tensors_to_batch(request.inputs, batch);
   if (!status.ok()) return respond_error(res, ctx.inference->refuse(*target, status, start));
 
-  auto answer = std::make_shared<AsyncAnswer>(res.request_id);
   std::string id = request.id.empty() ? res.request_id : std::move(request.id);
-  ctx.inference->infer(std::move(target).value(), std::move(batch), res.request_id, start,
-                       [answer, id = std::move(id)](const InferenceResult& result) {
-                         HttpResponse& out = answer->response();
-                         out.model_id = result.model.model_id;
-                         out.model_version = result.model.version;
-                         if (result.status.ok()) {
-                           out.status = 200;
-                           write_v2_answer(result.model, result.outputs, id, out.body);
-                         } else {
-                           respond_error(out, result.status);
-                         }
-                         answer->done();
-                       });
-  AsyncAnswer::deliver(answer, req, res);
+  infer_and_answer(*ctx.inference, std::move(target).value(), std::move(batch), start, req, res,
+                   [id = std::move(id)](const InferenceResult& result, HttpResponse& out) {
+                     out.model_id = result.model.model_id;
+                     out.model_version = result.model.version;
+                     if (!result.status.ok()) return respond_error(out, result.status);
+                     out.status = 200;
+                     write_v2_answer(result.model, result.outputs, id, out.body);
+                   });
 }
 
 void handle_v2_model_metadata(const ApiContext& ctx, std::string_view model_id,

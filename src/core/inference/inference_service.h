@@ -32,6 +32,9 @@ struct InferenceTarget {
 
   // The schema the request's rows must be in (they point at it).
   const Schema& schema() const { return *model->schema; }
+  // Whether infer() calls its completion before it returns (a version that queues requests,
+  // for dynamic batching, answers later).
+  bool answers_now() const { return model->batcher == nullptr; }
 };
 
 struct InferenceResult {

@@ -222,9 +222,14 @@ class Session final : public SessionBase,
   }
 
   // Called on the loop's thread when the server drains: an idle connection closes now; one in
-  // the middle of a request is answered first (with Connection: close).
+  // the middle of a request is answered first (with Connection: close). A request whose bytes
+  // have arrived but not been read yet (a kept-alive client that sent its next request just
+  // before the drain) counts as started: closing would drop a request the client already sent.
   void drain() override {
-    if (reading_ && buffer_.size() == 0 && !(parser_ && parser_->got_some())) abort();
+    if (!reading_ || buffer_.size() > 0 || (parser_ && parser_->got_some())) return;
+    beast::error_code ec;
+    const std::size_t arrived = socket().available(ec);
+    if (ec || arrived == 0) abort();
   }
 
   // Called by the sweeper: a connection idle, reading or writing for too long is closed. The

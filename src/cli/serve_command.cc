@@ -3,16 +3,11 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <csignal>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <mutex>
-#include <optional>
-#include <thread>
 
 #include "api/admin_router.h"
 #include "api/router.h"
@@ -88,83 +83,48 @@ void check_descriptor_limit(std::size_t max_connections) {
 
 }  // namespace
 
-int run_serve(const ServeOptions& options) {
-  // Log lines go to stdout, often a pipe: if its reader goes away, writing must fail with EPIPE
-  // (and the line be lost), not kill the server.
-  ::signal(SIGPIPE, SIG_IGN);
-  check_descriptor_limit(options.server.max_connections);
-  // Block the stop signals in every thread; the main thread waits for them below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+namespace {
 
-  auto token = read_admin_token(options.admin_token_file);
-  if (!token.ok()) {
-    log::error("admin_token_unreadable", {{"reason", token.status().message()}});
-    return 1;
-  }
-  if (token->empty()) {
-    log::warn("admin_token_missing",
-              {{"effect", "control-plane changes are refused until a token is configured"}});
-  }
+// Where deployments are kept: PostgreSQL (shared by replicas), a file, or memory only.
+std::shared_ptr<StateStore> open_state_store(const ServeOptions& options) {
   std::filesystem::path state_file = options.state_file;
   if (state_file.empty())
     state_file = std::filesystem::path(options.model_repository) / ".forklift-state.json";
   if (state_file == "none") state_file.clear();
-
-  std::shared_ptr<StateStore> store;
   if (!options.state_postgres.empty()) {
-    store = std::make_shared<PostgresStateStore>(options.state_postgres, state_file);
-  } else if (!state_file.empty()) {
-    store = std::make_shared<FileStateStore>(state_file);
-  } else {
-    store = std::make_shared<MemoryStateStore>();
+    return std::make_shared<PostgresStateStore>(options.state_postgres, state_file);
   }
+  if (!state_file.empty()) return std::make_shared<FileStateStore>(state_file);
+  return std::make_shared<MemoryStateStore>();
+}
 
-  register_builtin_runtimes();
-  MetricsRegistry metrics;
-  ModelRegistry registry(options.model_repository, metrics, store);
+// The prediction event log (null when no sink is configured).
+Result<std::unique_ptr<EventLog>> open_event_log(const ServeOptions& options) {
   std::vector<std::unique_ptr<EventSink>> sinks;
   if (!options.events_dir.empty()) {
     auto opened = FileEventSink::open(options.events_dir, options.events_max_file_mb << 20,
                                       options.events_max_files);
-    if (!opened.ok()) {
-      log::error("events_unavailable", {{"reason", opened.status().message()}});
-      return 1;
-    }
+    if (!opened.ok()) return opened.status();
     sinks.push_back(std::move(opened).value());
   }
   if (!options.events_postgres.empty()) {
     sinks.push_back(std::make_unique<PostgresEventSink>(options.events_postgres,
                                                         options.events_postgres_max_pending));
   }
-  std::unique_ptr<EventLog> events;
-  if (!sinks.empty()) {
-    events =
-        std::make_unique<EventLog>(EventLogOptions{options.events_sample, 65536}, std::move(sinks));
-  }
-  ShadowRunner shadows(metrics, options.shadow_queue, events.get());
-  TimeSeries timeseries(metrics);
-  const auto connections = std::make_shared<ConnectionStats>();
-  const InferenceService inference(registry, &shadows, events.get());
-  const ApiContext ctx{&registry,    &inference,  &metrics,         options.log_requests,
-                       events.get(), &timeseries, connections.get()};
-  Router router(ctx);
-  AdminRouter admin_router(ctx, std::move(token).value(), find_ui(options.ui_dir),
-                           options.admin_host_names);
-  ServerOptions data_plane = options.server;
-  data_plane.stats = connections;
-  HttpServer server(data_plane, router);
-  HttpServer admin(options.admin, admin_router);
+  if (sinks.empty()) return std::unique_ptr<EventLog>();
+  return std::make_unique<EventLog>(EventLogOptions{options.events_sample, 65536},
+                                    std::move(sinks));
+}
+
+// Both listeners, started; false (logged) if one cannot listen.
+bool start_listeners(const ServeOptions& options, HttpServer& server, HttpServer& admin) {
   if (Status s = server.start(); !s.ok()) {
     log::error("listen_failed", {{"reason", s.message()}});
-    return 1;
+    return false;
   }
   if (Status s = admin.start(); !s.ok()) {
     log::error("listen_failed", {{"reason", "admin listener: " + s.message()}});
-    return 1;
+    return false;
   }
   log::info("admin_listening",
             {{"host", options.admin.host},
@@ -174,6 +134,59 @@ int run_serve(const ServeOptions& options) {
                           {"port", static_cast<std::int64_t>(server.port())},
                           {"scheme", options.server.tls_cert_file.empty() ? "http" : "https"},
                           {"model_repository", options.model_repository}});
+  return true;
+}
+
+// Blocks SIGTERM and SIGINT in every thread (started after this); the main thread waits for them.
+sigset_t block_stop_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+}  // namespace
+
+int run_serve(const ServeOptions& options) {
+  // Log lines go to stdout, often a pipe: if its reader goes away, writing must fail with EPIPE
+  // (and the line be lost), not kill the server.
+  ::signal(SIGPIPE, SIG_IGN);
+  check_descriptor_limit(options.server.max_connections);
+  sigset_t signals = block_stop_signals();
+  auto token = read_admin_token(options.admin_token_file);
+  if (!token.ok()) {
+    log::error("admin_token_unreadable", {{"reason", token.status().message()}});
+    return 1;
+  }
+  if (token->empty()) {
+    log::warn("admin_token_missing",
+              {{"effect", "control-plane changes are refused until a token is configured"}});
+  }
+  const std::shared_ptr<StateStore> store = open_state_store(options);
+  register_builtin_runtimes();
+  MetricsRegistry metrics;
+  ModelRegistry registry(options.model_repository, metrics, store);
+  auto events = open_event_log(options);
+  if (!events.ok()) {
+    log::error("events_unavailable", {{"reason", events.status().message()}});
+    return 1;
+  }
+  ShadowRunner shadows(metrics, options.shadow_queue, events->get());
+  TimeSeries timeseries(metrics);
+  const auto connections = std::make_shared<ConnectionStats>();
+  const InferenceService inference(registry, &shadows, events->get());
+  const ApiContext ctx{&registry,     &inference,  &metrics,         options.log_requests,
+                       events->get(), &timeseries, connections.get()};
+  Router router(ctx);
+  AdminRouter admin_router(ctx, std::move(token).value(), find_ui(options.ui_dir),
+                           options.admin_host_names);
+  ServerOptions data_plane = options.server;
+  data_plane.stats = connections;
+  HttpServer server(data_plane, router);
+  HttpServer admin(options.admin, admin_router);
+  if (!start_listeners(options, server, admin)) return 1;
   {
     const auto loader = start_repository_poller(registry, options.poll_seconds);
     const auto sampler = start_sampler(timeseries);

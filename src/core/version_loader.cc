@@ -19,6 +19,95 @@ constexpr std::uintmax_t kMaxSelfTestBytes = 64 << 20;
 // file claims any size on no disk): larger ones are refused rather than left to the OOM killer.
 constexpr std::uintmax_t kMaxArtifactBytes = std::uintmax_t{2} << 30;
 
+// The version's manifest, runtime and artifact. Every file a version names must resolve
+// (symlinks followed) inside the repository, be a regular file and be of a bounded size: a link to
+// /etc/shadow or a FIFO in place of model.yaml costs this version only, and no error quotes what
+// such a file holds.
+struct VersionFiles {
+  Manifest manifest;
+  const RuntimeInfo* runtime = nullptr;
+  std::filesystem::path artifact;  // its real path
+};
+
+Result<VersionFiles> open_version(const std::filesystem::path& version_dir) {
+  Result<Manifest> manifest = read_manifest(version_dir);
+  if (!manifest.ok()) return manifest.status();
+  const RuntimeInfo* runtime = find_runtime(manifest->runtime);
+  if (runtime == nullptr) {
+    std::string known;
+    for (const auto& n : runtime_names()) known += (known.empty() ? "" : ", ") + n;
+    return InvalidArgument((version_dir / "model.yaml").string() + ": field 'runtime': '" +
+                           manifest->runtime + "' is not a registered runtime (known: " + known +
+                           ")");
+  }
+  auto artifact = open_regular_within(repository_of(version_dir), version_dir / manifest->artifact,
+                                      kMaxArtifactBytes);
+  if (!artifact.ok()) {
+    return FailedPrecondition((version_dir / "model.yaml").string() +
+                              ": field 'artifact': " + artifact.status().message());
+  }
+  return VersionFiles{std::move(manifest).value(), runtime, artifact->real_path};
+}
+
+// The runtime's model, in the decorators that go on before the self-tests, innermost first: the
+// guard (so every layer above gets a Status and one output per row), then the deadline (so a
+// slow call is abandoned before it holds up a batch).
+Status load_runtime_model(LoadedModel& loaded, const RuntimeInfo& runtime,
+                          const std::filesystem::path& version_dir,
+                          const std::filesystem::path& artifact) {
+  const LoadContext ctx{loaded.model_id,
+                        loaded.version,
+                        version_dir,
+                        artifact,
+                        &loaded.manifest.schema,
+                        loaded.manifest.runtime_options,
+                        std::chrono::milliseconds(loaded.manifest.timeout_ms)};
+  try {
+    Result<std::unique_ptr<Model>> model = runtime.loader(ctx);
+    if (!model.ok()) return model.status();
+    loaded.model = std::move(model).value();
+  } catch (const std::exception& e) {
+    return Internal("runtime '" + runtime.name + "' threw while loading " + artifact.string() +
+                    ": " + e.what());
+  }
+  if (!loaded.model) return Internal("runtime '" + runtime.name + "' returned no model");
+  loaded.model = guarded(std::move(loaded.model));
+  if (loaded.manifest.timeout_ms > 0) {
+    // As many calls at once as the serving threads can make (at least 4).
+    const std::size_t workers = std::max(4u, std::thread::hardware_concurrency());
+    loaded.model =
+        with_deadline(std::shared_ptr<const Model>(std::move(loaded.model)), loaded.manifest.schema,
+                      std::chrono::milliseconds(loaded.manifest.timeout_ms), workers);
+  }
+  return Status::Ok();
+}
+
+// selftest.jsonl, contained like the other files; a missing one is run_selftests' to report.
+Result<std::filesystem::path> selftest_file(const std::filesystem::path& version_dir) {
+  std::filesystem::path selftests = version_dir / "selftest.jsonl";
+  std::error_code ec;
+  if (std::filesystem::symlink_status(selftests, ec).type() ==
+      std::filesystem::file_type::not_found) {
+    return selftests;
+  }
+  auto contained = open_regular_within(repository_of(version_dir), selftests, kMaxSelfTestBytes);
+  if (!contained.ok()) return FailedPrecondition(contained.status().message());
+  return contained->real_path;
+}
+
+// Batching goes on after the self-tests: run one at a time, each would wait out the queue delay.
+// (The batching layer itself does not change a prediction; its tests prove that.)
+void add_batching(LoadedModel& loaded) {
+  const Manifest::Batching& b = loaded.manifest.batching;
+  if (b.max_batch_size == 0) return;
+  auto batcher = std::make_unique<BatchingModel>(
+      std::shared_ptr<const Model>(std::move(loaded.model)),
+      BatchingOptions{b.max_batch_size, std::chrono::microseconds(b.max_queue_delay_us), b.threads,
+                      b.max_queue_size});
+  loaded.batcher = batcher.get();  // for its metrics, once the version manager attaches them
+  loaded.model = std::move(batcher);
+}
+
 }  // namespace
 
 LoadOutcome load_version(const std::filesystem::path& version_dir, const std::string& model_id,
@@ -32,89 +121,28 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
     if (outcome.loaded) outcome.loaded->load_seconds = outcome.load_seconds;
     return std::move(outcome);
   };
-
-  // Every file a version names must resolve (symlinks followed) inside the repository, be a
-  // regular file and be of a bounded size: a link to /etc/shadow or a FIFO in place of
-  // model.yaml costs this version only, and no error quotes what such a file holds.
-  const std::filesystem::path repository = repository_of(version_dir);
-  Result<Manifest> manifest = read_manifest(version_dir);
-  if (!manifest.ok()) return finish(manifest.status());
-  const RuntimeInfo* runtime = find_runtime(manifest->runtime);
-  if (runtime == nullptr) {
-    std::string known;
-    for (const auto& n : runtime_names()) known += (known.empty() ? "" : ", ") + n;
-    return finish(InvalidArgument((version_dir / "model.yaml").string() + ": field 'runtime': '" +
-                                  manifest->runtime +
-                                  "' is not a registered runtime (known: " + known + ")"));
-  }
-  auto contained_artifact =
-      open_regular_within(repository, version_dir / manifest->artifact, kMaxArtifactBytes);
-  if (!contained_artifact.ok()) {
-    return finish(
-        FailedPrecondition((version_dir / "model.yaml").string() +
-                           ": field 'artifact': " + contained_artifact.status().message()));
-  }
-  const std::filesystem::path artifact = contained_artifact->real_path;
-
+  Result<VersionFiles> files = open_version(version_dir);
+  if (!files.ok()) return finish(files.status());
   auto loaded = std::make_shared<LoadedModel>();
   loaded->model_id = model_id;
   loaded->version = version;
-  loaded->manifest = std::move(manifest).value();
-  loaded->platform = runtime->platform;
+  loaded->manifest = std::move(files->manifest);
+  loaded->platform = files->runtime->platform;
   // Requests' rows and prediction events point at this copy, which outlives the version for as
   // long as an event that needs it is queued (event_log.h).
   loaded->schema = std::make_shared<const Schema>(loaded->manifest.schema);
-  LoadContext ctx{model_id,
-                  version,
-                  version_dir,
-                  artifact,
-                  &loaded->manifest.schema,
-                  loaded->manifest.runtime_options,
-                  std::chrono::milliseconds(loaded->manifest.timeout_ms)};
-  try {
-    Result<std::unique_ptr<Model>> model = runtime->loader(ctx);
-    if (!model.ok()) return finish(model.status());
-    loaded->model = std::move(model).value();
-  } catch (const std::exception& e) {
-    return finish(Internal("runtime '" + runtime->name + "' threw while loading " +
-                           artifact.string() + ": " + e.what()));
+  if (Status s = load_runtime_model(*loaded, *files->runtime, version_dir, files->artifact);
+      !s.ok()) {
+    return finish(s);
   }
-  if (!loaded->model) return finish(Internal("runtime '" + runtime->name + "' returned no model"));
-  // The decorators, innermost first: the guard (so every layer above gets a Status and one output
-  // per row), the deadline (so a slow call is abandoned before it holds up a batch), then, after
-  // the self-tests, batching.
-  loaded->model = guarded(std::move(loaded->model));
-  if (loaded->manifest.timeout_ms > 0) {
-    // As many calls at once as the serving threads can make (at least 4).
-    const std::size_t workers = std::max(4u, std::thread::hardware_concurrency());
-    loaded->model = with_deadline(std::shared_ptr<const Model>(std::move(loaded->model)),
-                                  loaded->manifest.schema,
-                                  std::chrono::milliseconds(loaded->manifest.timeout_ms), workers);
-  }
-  std::filesystem::path selftests = version_dir / "selftest.jsonl";
-  std::error_code ec;
-  if (std::filesystem::symlink_status(selftests, ec).type() !=
-      std::filesystem::file_type::not_found) {
-    auto contained = open_regular_within(repository, selftests, kMaxSelfTestBytes);
-    if (!contained.ok()) return finish(FailedPrecondition(contained.status().message()));
-    selftests = contained->real_path;
-  }
+  const Result<std::filesystem::path> selftests = selftest_file(version_dir);
+  if (!selftests.ok()) return finish(selftests.status());
   if (on_selftesting) on_selftesting();
-  SelfTestReport report = run_selftests(*loaded->model, loaded->manifest.schema, selftests);
+  SelfTestReport report = run_selftests(*loaded->model, loaded->manifest.schema, *selftests);
   outcome.selftest = report;
   if (!report.ok()) return finish(FailedPrecondition("self-tests failed: " + report.summary()));
   loaded->selftest = std::move(report);
-  // Batching is added after the self-tests: run one at a time, each would wait out the queue
-  // delay. (The batching layer itself does not change a prediction; its tests prove that.)
-  if (const Manifest::Batching& b = loaded->manifest.batching; b.max_batch_size > 0) {
-    auto batcher = std::make_unique<BatchingModel>(
-        std::shared_ptr<const Model>(std::move(loaded->model)),
-        BatchingOptions{b.max_batch_size, std::chrono::microseconds(b.max_queue_delay_us),
-                        b.threads, b.max_queue_size});
-    loaded->batcher = batcher.get();  // for its metrics, once the registry attaches them
-    loaded->model = std::move(batcher);
-  }
-
+  add_batching(*loaded);
   outcome.loaded = std::move(loaded);
   return finish(Status::Ok());
 }

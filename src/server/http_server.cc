@@ -226,10 +226,8 @@ class Session final : public SessionBase,
   // have arrived but not been read yet (a kept-alive client that sent its next request just
   // before the drain) counts as started: closing would drop a request the client already sent.
   void drain() override {
-    if (!reading_ || buffer_.size() > 0 || (parser_ && parser_->got_some())) return;
-    beast::error_code ec;
-    const std::size_t arrived = socket().available(ec);
-    if (ec || arrived == 0) abort();
+    if (!reading_ || (parser_ && parser_->got_some()) || request_waiting()) return;
+    abort();
   }
 
   // Called by the sweeper: a connection idle, reading or writing for too long is closed. The
@@ -383,8 +381,17 @@ class Session final : public SessionBase,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
   }
 
+  // Whether a next request has arrived, read into the buffer or still in the socket.
+  bool request_waiting() {
+    if (buffer_.size() > 0) return true;
+    beast::error_code ec;
+    return socket().available(ec) > 0 && !ec;
+  }
+
   void on_write(beast::error_code ec) {
-    const bool keep = !ec && keep_alive_ && !worker_.draining;
+    // Draining: a kept-alive connection closes after this answer, unless its client has already
+    // sent the next request (answered too, with Connection: close: one more at most).
+    const bool keep = !ec && keep_alive_ && (!worker_.draining || request_waiting());
     if (wire_.capacity() > 64 * 1024) std::string().swap(wire_);  // after a large answer
     if (!keep) return close();
     read();

@@ -183,15 +183,19 @@ void AdminRouter::serve_ui(std::string_view path, HttpResponse& res) const {
   }
   std::string_view file = path.substr(4);  // after "/ui/"
   if (file.empty()) file = "index.html";
-  // Only plain relative names: no "..", no hidden files, nothing but [A-Za-z0-9._/-].
-  const bool plain = file.find("..") == std::string_view::npos && file.front() != '.' &&
-                     file.front() != '/' && std::all_of(file.begin(), file.end(), [](char c) {
+  // Only plain relative names: nothing but [A-Za-z0-9._/-], no "..", no hidden file or folder
+  // at any depth (a .git/ copied into the UI folder stays private), and only regular files.
+  const bool plain = file.front() != '/' && file.find("..") == std::string_view::npos &&
+                     file.front() != '.' && file.find("/.") == std::string_view::npos &&
+                     std::all_of(file.begin(), file.end(), [](char c) {
                        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
                               c == '-' || c == '/';
                      });
+  std::error_code ec;
+  const std::filesystem::path where = ui_dir_ / std::string(file);
   std::ifstream in;
-  if (plain) in.open(ui_dir_ / std::string(file), std::ios::binary);
-  if (!plain || !in) return res.json(404, json::error_body("no such file in the web UI"));
+  if (plain && std::filesystem::is_regular_file(where, ec)) in.open(where, std::ios::binary);
+  if (!in.is_open() || !in) return res.json(404, json::error_body("no such file in the web UI"));
   std::stringstream content;
   content << in.rdbuf();
   static const std::map<std::string, std::string, std::less<>> kTypes = {

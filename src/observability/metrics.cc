@@ -123,6 +123,19 @@ void MetricsRegistry::count_http_response(unsigned status) {
 
 void MetricsRegistry::render(std::string& out) const {
   std::lock_guard lock(mu_);
+  render_versions(out);
+  render_shadows(out);
+  out += "# HELP forklift_http_responses_total HTTP responses by status class.\n";
+  out += "# TYPE forklift_http_responses_total counter\n";
+  for (std::size_t cls = 1; cls < http_by_class_.size(); ++cls) {
+    out += "forklift_http_responses_total{code=\"" + std::to_string(cls) + "xx\"} ";
+    append_number(out, http_by_class_[cls].load(std::memory_order_relaxed));
+    out.push_back('\n');
+  }
+}
+
+// Requests, timeouts, load shed, batching and latency: one series per version.
+void MetricsRegistry::render_versions(std::string& out) const {
   out += "# HELP forklift_requests_total Inference requests by model id, version and outcome.\n";
   out += "# TYPE forklift_requests_total counter\n";
   for (const auto& [key, m] : versions_) {
@@ -181,6 +194,10 @@ void MetricsRegistry::render(std::string& out) const {
                                std::to_string(key.second) + "\"";
     m->latency.render(out, "forklift_request_duration_seconds", labels);
   }
+}
+
+// What shadowing has shown: one series per (model, primary version, shadow version).
+void MetricsRegistry::render_shadows(std::string& out) const {
   out += "# HELP forklift_shadow_rows_total Shadow output rows by comparison with the primary.\n";
   out += "# TYPE forklift_shadow_rows_total counter\n";
   const auto shadow_labels = [](const auto& key) {
@@ -229,13 +246,6 @@ void MetricsRegistry::render(std::string& out) const {
   out += "# TYPE forklift_shadow_rel_diff histogram\n";
   for (const auto& [key, m] : shadows_) {
     m->rel_diff.render(out, "forklift_shadow_rel_diff", shadow_labels(key));
-  }
-  out += "# HELP forklift_http_responses_total HTTP responses by status class.\n";
-  out += "# TYPE forklift_http_responses_total counter\n";
-  for (std::size_t cls = 1; cls < http_by_class_.size(); ++cls) {
-    out += "forklift_http_responses_total{code=\"" + std::to_string(cls) + "xx\"} ";
-    append_number(out, http_by_class_[cls].load(std::memory_order_relaxed));
-    out.push_back('\n');
   }
 }
 

@@ -105,6 +105,10 @@ class MetricsRegistry {
   shadows() const;
 
  private:
+  // Under mu_, as render() holds it.
+  void render_versions(std::string& out) const;
+  void render_shadows(std::string& out) const;
+
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::int64_t>, std::shared_ptr<VersionMetrics>> versions_;
   std::map<std::tuple<std::string, std::int64_t, std::int64_t>, std::shared_ptr<ShadowMetrics>>

@@ -158,7 +158,9 @@ void post_repository_load(const AdminCall& call, std::string_view model_id, bool
   const Status s = load ? registry.load_model(model_id, call.actor)
                         : registry.unload_model(model_id, call.actor);
   if (!s.ok()) {
-    // Triton answers a failed load or unload with 400 and {"error"}.
+    // Triton answers a failed load or unload with 400 and {"error"}; a change that could not be
+    // stored is 503 (with Retry-After), as everywhere in the admin API.
+    if (s.code() == StatusCode::kUnavailable) return respond_error(call.res, s);
     return call.res.json(s.code() == StatusCode::kNotFound ? 404 : 400,
                          json::error_body(s.message()));
   }

@@ -125,19 +125,18 @@ bool VersionManager::finish_unloading(ModelState& model) {
   return any;
 }
 
-std::optional<std::int64_t> VersionManager::sync(ModelState& model,
-                                                 const std::vector<std::int64_t>& on_disk) {
-  // Versions whose directory went away stop serving and are forgotten (the copy in memory is
-  // freed once its requests finish, like any other).
-  const std::set<std::int64_t> disk(on_disk.begin(), on_disk.end());
+// Versions whose directory went away stop serving and are forgotten (the copy in memory is
+// freed once its requests finish, like any other).
+void VersionManager::forget_removed(ModelState& model, const std::set<std::int64_t>& disk) {
   for (auto it = model.serving.begin(); it != model.serving.end();) {
     const std::int64_t v = (it++)->first;
     if (!disk.contains(v)) unload(model, v, "its directory was removed");
   }
   std::erase_if(model.versions, [&](const auto& kv) { return !disk.contains(kv.first); });
-  finish_unloading(model);
+}
 
-  const std::shared_ptr<const LoadedModel> previous_default = model.default_version();
+// The policy comes from the newest version whose manifest parses.
+void VersionManager::read_policy(ModelState& model, const std::vector<std::int64_t>& on_disk) {
   model.policy = VersionPolicy{};
   model.hold_new_versions = false;
   for (auto v = on_disk.rbegin(); v != on_disk.rend(); ++v) {
@@ -145,46 +144,64 @@ std::optional<std::int64_t> VersionManager::sync(ModelState& model,
     if (m.ok()) {
       model.policy = m->version_policy;
       model.hold_new_versions = m->hold_new_versions;
-      break;
+      return;
     }
   }
-  // Serving, or loaded now: wanted.
-  const auto wanted_now = [&](std::int64_t v) {
-    return model.serving.contains(v) || (wants_load(model, v) && try_load(model, v));
-  };
+}
+
+// Serving already, or loaded now (if it should be loaded and passes).
+bool VersionManager::serving_or_loaded(ModelState& model, std::int64_t version) {
+  return model.serving.contains(version) ||
+         (wants_load(model, version) && try_load(model, version));
+}
+
+// What the version policy wants, loading it as needed.
+std::set<std::int64_t> VersionManager::wanted_by_policy(ModelState& model,
+                                                        const std::vector<std::int64_t>& on_disk,
+                                                        const std::set<std::int64_t>& disk) {
   std::set<std::int64_t> wanted;
   switch (model.policy.kind) {
     case VersionPolicy::Kind::kLatest:
       // Newest first; a version that failed is skipped and the one before it keeps serving.
       for (auto v = on_disk.rbegin(); v != on_disk.rend(); ++v) {
-        if (wanted_now(*v)) {
-          wanted.insert(*v);
-          break;
-        }
+        if (serving_or_loaded(model, *v)) return {*v};
       }
       break;
     case VersionPolicy::Kind::kAll:
       for (std::int64_t v : on_disk) {
-        if (wanted_now(v)) wanted.insert(v);
+        if (serving_or_loaded(model, v)) wanted.insert(v);
       }
       break;
     case VersionPolicy::Kind::kSpecific:
       for (std::int64_t v : model.policy.versions) {
         if (!disk.contains(v)) {
           log::warn("version_missing", {{"model_id", model.model_id}, {"version", v}});
-          continue;
+        } else if (serving_or_loaded(model, v)) {
+          wanted.insert(v);
         }
-        if (wanted_now(v)) wanted.insert(v);
       }
       break;
   }
+  return wanted;
+}
+
+std::optional<std::int64_t> VersionManager::sync(ModelState& model,
+                                                 const std::vector<std::int64_t>& on_disk) {
+  const std::set<std::int64_t> disk(on_disk.begin(), on_disk.end());
+  forget_removed(model, disk);
+  finish_unloading(model);
+  const std::shared_ptr<const LoadedModel> previous_default = model.default_version();
+  read_policy(model, on_disk);
+  std::set<std::int64_t> wanted = wanted_by_policy(model, on_disk, disk);
   // Versions a deployment routes to or shadows with stay (or become) loaded whatever the policy.
   const Deployment& deployment = model.control.deployment;
-  std::vector<std::int64_t> deployed;
-  for (const Route& r : deployment.routes) deployed.push_back(r.version);
-  for (const Shadow& sh : deployment.shadows) deployed.push_back(sh.version);
-  for (std::int64_t v : deployed) {
-    if (disk.contains(v) && wanted_now(v)) wanted.insert(v);
+  for (const Route& r : deployment.routes) {
+    if (disk.contains(r.version) && serving_or_loaded(model, r.version)) wanted.insert(r.version);
+  }
+  for (const Shadow& sh : deployment.shadows) {
+    if (disk.contains(sh.version) && serving_or_loaded(model, sh.version)) {
+      wanted.insert(sh.version);
+    }
   }
   // new_versions: hold. A newer version passed, but traffic stays on the one that served until
   // now (kept loaded, and pinned by the caller) until a promote.
@@ -199,7 +216,7 @@ std::optional<std::int64_t> VersionManager::sync(ModelState& model,
   }
   for (auto it = model.serving.begin(); it != model.serving.end();) {
     const std::int64_t v = (it++)->first;
-    if (!wanted.contains(v)) unload(model, v, "not wanted by the version policy");
+    if (!wanted.contains(v)) unload(model, v, "not wanted by the version policy or the deployment");
   }
   return hold_at;
 }

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,12 @@ class VersionManager {
 
  private:
   bool try_load(ModelState& model, std::int64_t version);
+  bool serving_or_loaded(ModelState& model, std::int64_t version);
+  void forget_removed(ModelState& model, const std::set<std::int64_t>& disk);
+  void read_policy(ModelState& model, const std::vector<std::int64_t>& on_disk);
+  std::set<std::int64_t> wanted_by_policy(ModelState& model,
+                                          const std::vector<std::int64_t>& on_disk,
+                                          const std::set<std::int64_t>& disk);
   bool wants_load(ModelState& model, std::int64_t version);
   std::filesystem::path dir_of(const ModelState& model, std::int64_t version) const;
 

@@ -1,15 +1,18 @@
 // Shared helpers for unit tests: temporary model repositories and test runtimes.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 
 #include "core/guarded_model.h"
+#include "core/model_registry.h"
 #include "forklift/runtime.h"
 
 namespace forklift::testing {
@@ -74,6 +77,22 @@ inline std::shared_ptr<const Model> guarded_shared(std::shared_ptr<const Model> 
     std::shared_ptr<const Model> m_;
   };
   return guarded(std::make_unique<Forwarding>(std::move(inner)));
+}
+
+// What `registry` answers for a test_sum model `model_id` with a=1, b=2 (the newest serving
+// version, or `version`); fails the test if it cannot.
+inline double predict_sum(const ModelRegistry& registry, std::optional<std::int64_t> version = {},
+                          const std::string& model_id = "sum") {
+  auto m = registry.snapshot()->resolve(model_id, version);
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  if (!m.ok()) return 0;
+  Batch batch(*(*m)->schema);
+  auto row = batch.add_row();
+  row[0] = 1.0;
+  row[1] = 2.0;
+  std::vector<Value> out;
+  EXPECT_TRUE((*m)->model->predict(batch, out).ok());
+  return out.empty() ? 0 : std::get<double>(out.at(0));
 }
 
 }  // namespace forklift::testing

@@ -19,15 +19,7 @@ class RegistryTest : public ::testing::Test {
 
   // Predicts a=1, b=2 with whatever the registry resolves.
   double predict(std::optional<std::int64_t> version = std::nullopt) {
-    auto m = registry.snapshot()->resolve("sum", version);
-    EXPECT_TRUE(m.ok()) << m.status().message();
-    Batch batch((*m)->manifest.schema);
-    auto row = batch.add_row();
-    row[0] = 1.0;
-    row[1] = 2.0;
-    std::vector<Value> out;
-    EXPECT_TRUE((*m)->model->predict(batch, out).ok());
-    return std::get<double>(out.at(0));
+    return testing::predict_sum(registry, version);
   }
 
   TempDir repo;

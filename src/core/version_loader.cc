@@ -118,7 +118,6 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
     outcome.status = std::move(status);
     outcome.load_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (outcome.loaded) outcome.loaded->load_seconds = outcome.load_seconds;
     return std::move(outcome);
   };
   Result<VersionFiles> files = open_version(version_dir);
@@ -141,7 +140,6 @@ LoadOutcome load_version(const std::filesystem::path& version_dir, const std::st
   SelfTestReport report = run_selftests(*loaded->model, loaded->manifest.schema, *selftests);
   outcome.selftest = report;
   if (!report.ok()) return finish(FailedPrecondition("self-tests failed: " + report.summary()));
-  loaded->selftest = std::move(report);
   add_batching(*loaded);
   outcome.loaded = std::move(loaded);
   return finish(Status::Ok());

@@ -34,8 +34,6 @@ struct LoadedModel {
   std::unique_ptr<Model> model;
   // `model` itself when the version batches requests (model.yaml's dynamic_batching), else null.
   const BatchingModel* batcher = nullptr;
-  SelfTestReport selftest;
-  double load_seconds = 0;  // manifest + artifact + self-tests
   std::shared_ptr<VersionMetrics> metrics;
 };
 

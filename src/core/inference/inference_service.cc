@@ -32,18 +32,8 @@ void record(const LoadedModel& model, const Status& status, Clock::time_point st
   if (model.metrics) model.metrics->record(outcome_of(status), seconds_since(start));
 }
 
-}  // namespace
-
-// One request from submit to its answer. Shared by the submit callback: with batching it lives on
-// after infer() returns, until the batching thread has answered.
-struct InferenceService::Job {
-  InferenceTarget target;
-  Batch batch;
-  std::string request_id;
-  Clock::time_point start;
-  InferenceDone done;
-};
-
+// The error for a failed prediction, naming the model and version. A timeout is counted on the
+// version and stays DeadlineExceeded; a full queue or an unloading version stays Unavailable.
 Status prediction_failure(const LoadedModel& model, const Status& status) {
   const std::string who = "model '" + model.model_id + "' version " + std::to_string(model.version);
   if (status.code() == StatusCode::kDeadlineExceeded) {
@@ -55,6 +45,18 @@ Status prediction_failure(const LoadedModel& model, const Status& status) {
   }
   return Internal(who + " failed to predict: " + status.message());
 }
+
+}  // namespace
+
+// One request from submit to its answer. Shared by the submit callback: with batching it lives on
+// after infer() returns, until the batching thread has answered.
+struct InferenceService::Job {
+  InferenceTarget target;
+  Batch batch;
+  std::string request_id;
+  Clock::time_point start;
+  InferenceDone done;
+};
 
 InferenceService::InferenceService(const ModelRegistry& registry, ShadowRunner* shadows,
                                    EventLog* events)

@@ -77,8 +77,4 @@ class InferenceService {
   EventLog* events_;
 };
 
-// The error for a failed prediction, naming the model and version (a timeout is counted and
-// stays DeadlineExceeded; a full queue or an unloading version stays Unavailable).
-Status prediction_failure(const LoadedModel& model, const Status& status);
-
 }  // namespace forklift

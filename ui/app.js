@@ -1,10 +1,12 @@
-// forklift's web UI: models, a model's detail with live charts and actions, and the audit log.
+// forklift's web UI: models, a model's detail with live charts and actions, training jobs, and
+// the audit log.
 // It talks to the admin API of the server that serves it (same origin). The admin token is kept
 // in this tab's sessionStorage and sent only in the Authorization header: never in a URL.
 "use strict";
 
 const POLL_MS = 2000;
-const state = { models: [], series: {}, audit: [], online: true, timer: null };
+const state = { models: [], series: {}, detail: {}, audit: [], jobs: null, job: {}, logs: {},
+                online: true, timer: null };
 
 const $ = (id) => document.getElementById(id);
 const token = () => sessionStorage.getItem("forklift-token") || "";
@@ -57,7 +59,24 @@ async function refresh() {
     const [models, series] = await Promise.all([api("GET", "/admin/models"),
                                                 api("GET", "/admin/timeseries?seconds=300")]);
     state.models = models.models;
+    state.budget = models.memory_budget;
     state.series = series.models;
+    // The open model's page also shows its shadow comparisons, live quality and drift.
+    const open = (location.hash.match(/^#\/?models\/(.+)$/) || [])[1];
+    if (open) state.detail[decodeURIComponent(open)] = await api("GET", `/admin/models/${open}`);
+    // The training page: every job, and the open one's metric per round and log.
+    if (/^#\/?training/.test(location.hash)) {
+      try { state.jobs = (await api("GET", "/admin/jobs")).jobs; } catch (e) { state.jobs = e.message; }
+      const job = (location.hash.match(/^#\/?training\/(.+)$/) || [])[1];
+      if (job && Array.isArray(state.jobs)) {
+        state.job[job] = await api("GET", `/admin/jobs/${job}`);
+        try {
+          state.logs[job] = (await api("GET", `/admin/jobs/${job}/logs`)).lines;
+        } catch (e) {
+          state.logs[job] = [`(${e.message})`];  // the log needs the admin token
+        }
+      }
+    }
     setOnline(true);
   } catch (e) {
     setOnline(false);
@@ -101,12 +120,15 @@ function describeDeployment(d) {
 
 function render() {
   const route = location.hash.replace(/^#\/?/, "") || "models";
-  for (const [id, prefix] of [["nav-models", "models"], ["nav-audit", "audit"]]) {
+  for (const [id, prefix] of [["nav-models", "models"], ["nav-training", "training"], ["nav-audit", "audit"]]) {
     if (route.startsWith(prefix)) $(id).setAttribute("aria-current", "page");
     else $(id).removeAttribute("aria-current");
   }
   const page = $("page");
   if (route === "audit") return renderAudit(page);
+  if (route === "training" || route.startsWith("training/")) {
+    return keepingInputs(page, () => buildTrainingPage(page, route.slice("training/".length)));
+  }
   const detail = route.match(/^models\/(.+)$/);
   if (detail) return renderModel(page, decodeURIComponent(detail[1]));
   renderModels(page);
@@ -136,10 +158,14 @@ function renderModels(page) {
       el("thead", {}, el("tr", {}, ["Model", "Versions", "Self-tests", "Traffic", "Shadows", "Requests/s",
                                     "Errors", "p50", "p99"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 9 }, "No models yet.")))),
-    el("p", { class: "muted" }, "Rates and latencies over the last 10 seconds; refreshed every 2 seconds."));
+    el("p", { class: "muted" }, "Rates and latencies over the last 10 seconds; refreshed every 2 seconds."),
+    state.budget ? el("p", { id: "memory-budget" },
+      `Memory budget: ${(state.budget.used_bytes / 1048576).toFixed(1)} of ${(state.budget.budget_bytes / 1048576).toFixed(0)} MB in use · ` +
+      `${state.budget.cold_loads} loaded on demand · ${state.budget.evictions} evicted · ` +
+      `${state.budget.cold_start_requests} requests waited for a load (${state.budget.cold_start_timeouts} timed out)`) : null);
 }
 
-function chart(title, points, keys, unit) {
+function chart(title, points, keys, unit, span = `last ${points.length} s`) {
   const width = 600, height = 150, pad = 28;
   const values = points.flatMap((p) => keys.map((k) => p[k]));
   const max = Math.max(1e-9, ...values);
@@ -164,10 +190,26 @@ function chart(title, points, keys, unit) {
     line.setAttribute("points", points.map((p, i) => `${x(i).toFixed(1)},${y(p[k]).toFixed(1)}`).join(" "));
     svg.append(line);
   });
-  return el("figure", { "data-chart": title }, el("figcaption", {}, `${title} (last ${points.length} s)`), svg);
+  return el("figure", { "data-chart": title }, el("figcaption", {}, `${title} (${span})`), svg);
+}
+
+// The page is rebuilt every refresh: what a user is typing (and where) must survive it.
+function keepingInputs(page, build) {
+  const values = Object.fromEntries([...page.querySelectorAll("input[id]")].map((i) => [i.id, i.value]));
+  const focused = document.activeElement && document.activeElement.id;
+  build();
+  for (const [id, value] of Object.entries(values)) {
+    const input = document.getElementById(id);
+    if (input && input.type !== "password") input.value = value;
+  }
+  if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
 }
 
 function renderModel(page, id) {
+  keepingInputs(page, () => buildModelPage(page, id));
+}
+
+function buildModelPage(page, id) {
   const m = state.models.find((x) => x.model_id === id);
   if (!m) {
     page.replaceChildren(el("h2", {}, id), el("p", {}, state.online ? "No such model." : "Waiting for the server…"));
@@ -189,6 +231,10 @@ function renderModel(page, id) {
       el("td", {}, el("span", { class: `badge ${v.state}` }, v.state), v.message ? el("div", { class: "muted" }, v.message) : null),
       el("td", {}, v.selftest ? `${v.selftest.passed}/${v.selftest.cases} passed` : "–", failures),
       el("td", { class: "num" }, v.load_seconds ? `${v.load_seconds.toFixed(2)} s` : "–"),
+      el("td", { class: "num" }, v.in_memory && v.memory_bytes ? `${(v.memory_bytes / 1048576).toFixed(1)} MB`
+                                 : v.on_demand ? "on demand" : "–"),
+      el("td", { class: "engine", title: v.engine_note || "" }, v.engine || "–"),
+      el("td", { class: "lineage" }, describeLineage((state.detail[id] || {}).lineage, v.version)),
       el("td", {},
         act(`Promote v${v.version}`, `Send all of ${id}'s traffic to version ${v.version}?`, "POST",
             `/admin/models/${encodeURIComponent(id)}/promote`, { version: v.version }, { "data-action": `promote-${v.version}` }),
@@ -202,7 +248,8 @@ function renderModel(page, id) {
                 { routes: m.deployment.routes, shadows: [...m.deployment.shadows, { version: v.version, sample_rate: 0.1 }] },
                 { disabled: !signedIn || (serving && m.deployment.routes.some((r) => r.version === v.version)) })));
   });
-  const comparisons = (m.shadow_comparisons || []).map((c) => {
+  const detail = state.detail[id] || {};
+  const comparisons = (detail.shadow_comparisons || []).map((c) => {
     const rows = c.agree + c.disagree;
     return el("tr", {}, el("td", {}, `v${c.primary_version} vs v${c.shadow_version}`),
       el("td", { class: "num" }, rows ? pct(c.agree / rows) : "–"),
@@ -219,7 +266,7 @@ function renderModel(page, id) {
       chart("Errors per second", points, ["errors"], "err/s")),
     el("h2", {}, "Versions"),
     el("table", { id: "versions-table" },
-      el("thead", {}, el("tr", {}, ["Version", "State", "Self-tests", "Load", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, ["Version", "State", "Self-tests", "Load", "Memory", "Engine", "Made by", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, versions)),
     el("div", { class: "inline" },
       act("Roll back", `Return ${id} to the deployment before the last change?`, "POST",
@@ -243,11 +290,200 @@ function renderModel(page, id) {
       } },
       el("label", { for: "split" }, "A/B split"), splitInput,
       el("button", { type: "submit", disabled: !signedIn }, "Set split")),
+    ...rolloutSection(m, act),
     el("h2", {}, "Shadow agreement"),
     comparisons.length
       ? el("table", {}, el("thead", {}, el("tr", {}, ["Pair", "Agreement", "Rows compared", "Shadow errors", "Dropped"].map((h) => el("th", { scope: "col" }, h)))),
           el("tbody", {}, comparisons))
-      : el("p", { class: "muted" }, "No shadow has compared anything yet."));
+      : el("p", { class: "muted" }, "No shadow has compared anything yet."),
+    ...qualitySection(detail),
+    ...driftSection(detail));
+}
+
+const fixed = (v, digits = 3) => (typeof v === "number" && Number.isFinite(v)) ? v.toFixed(digits) : "–";
+const table = (id, headers, rows, empty) => el("table", id ? { id } : {},
+  el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
+  el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: headers.length }, empty))));
+
+// The model's rollout (current or last): its stage, the controls, and the timeline of decisions
+// with the signals each was taken on.
+function rolloutSection(m, act) {
+  const id = m.model_id;
+  const r = m.rollout;
+  const path = `/admin/models/${encodeURIComponent(id)}/rollout`;
+  const versionInput = el("input", { id: "rollout-version", "aria-label": "Version to roll out", size: 4,
+                                     placeholder: "newest" });
+  const stepsInput = el("input", { id: "rollout-steps", "aria-label": "Canary steps in percent", size: 14,
+                                   placeholder: "1, 10, 50, 100" });
+  const holdInput = el("input", { id: "rollout-hold", "aria-label": "Hold seconds per step", size: 6,
+                                  placeholder: "60" });
+  const start = el("form", { class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      const body = {};
+      if (versionInput.value.trim()) body.version = Number(versionInput.value.trim());
+      const canary = {};
+      if (stepsInput.value.trim()) canary.steps = stepsInput.value.split(",").map((x) => Number(x.trim()));
+      if (holdInput.value.trim()) canary.hold_seconds = Number(holdInput.value.trim());
+      if (Object.keys(canary).length) body.policy = { canary };
+      perform(`Start a rollout of ${id} ${body.version ? "version " + body.version : "(newest version)"}?`,
+              "POST", path, body);
+    } },
+    el("label", { for: "rollout-version" }, "Roll out version"), versionInput,
+    el("label", { for: "rollout-steps" }, "steps %"), stepsInput,
+    el("label", { for: "rollout-hold" }, "hold s"), holdInput,
+    el("button", { type: "submit", disabled: !token() || (r && (r.phase === "running" || r.phase === "paused")),
+                   "data-action": "rollout-start" }, "Start rollout"));
+  if (!r) return [el("h2", {}, "Rollout"), el("p", { class: "muted" }, "No rollout yet."), start];
+  const active = r.phase === "running" || r.phase === "paused";
+  const controls = active ? el("div", { class: "inline" },
+    r.phase === "running"
+      ? act("Pause", `Pause the rollout of ${id} (guardrails keep watching)?`, "POST", `${path}/pause`, undefined, { "data-action": "rollout-pause" })
+      : act("Resume", `Resume the rollout of ${id}?`, "POST", `${path}/resume`, undefined, { "data-action": "rollout-resume" }),
+    " ",
+    act("Abort", `Abort the rollout of ${id} and return traffic to version ${r.baseline}?`, "POST", `${path}/abort`, undefined, { "data-action": "rollout-abort" }))
+    : start;
+  const signals = (s) => Object.entries(s || {}).map(([k, v]) => `${k.replace(/_/g, " ")} ${fixed(v, v % 1 ? 3 : 0)}`).join(", ");
+  const timeline = [...r.timeline].reverse().map((t) =>
+    el("tr", { class: t.action === "rolled_back" ? "bad" : "" }, el("td", {}, t.time), el("td", {}, t.stage), el("td", {}, t.action.replace("_", " ")),
+       el("td", {}, t.actor), el("td", {}, t.reason), el("td", { class: "muted" }, signals(t.signals))));
+  return [
+    el("h2", {}, "Rollout"),
+    el("p", { id: "rollout-summary", "data-phase": r.phase },
+       `Version ${r.candidate} replacing version ${r.baseline}: ${r.phase.replace("_", " ")}`,
+       active ? `, stage ${r.stage_name} (${r.canary_percent}% of traffic)` : "",
+       r.reason ? `. ${r.reason}` : "."),
+    controls,
+    table("rollout-timeline", ["Time (UTC)", "Stage", "Decision", "Who", "Why", "Signals"], timeline, "No decisions yet.")];
+}
+
+// Live quality from feedback labels, per version (over the server's quality window).
+function qualitySection(detail) {
+  const rows = (detail.quality || []).map((q) => el("tr", {},
+    el("td", {}, `v${q.version}`), el("td", {}, q.task.replace("_", " ")), el("td", { class: "num" }, q.window_labels),
+    el("td", { class: "num" }, typeof q.coverage === "number" ? pct(q.coverage) : "–"),
+    el("td", { class: "num" }, fixed(q.mae)), el("td", { class: "num" }, fixed(q.bias)),
+    el("td", { class: "num" }, fixed(q.log_loss)), el("td", { class: "num" }, q.accuracy === undefined ? "–" : pct(q.accuracy)),
+    el("td", { class: "num" }, fixed(q.auc))));
+  return [el("h2", {}, "Live quality"),
+          table("quality-table", ["Version", "Task", "Labels", "Coverage", "MAE", "Bias", "Log loss", "Accuracy", "AUC"], rows,
+                "No feedback labels yet (POST /feedback; the version's model.yaml must declare quality:).")];
+}
+
+// Drift of the last hour against each version's profile.json, largest first.
+function driftSection(detail) {
+  const rows = (detail.drift || []).flatMap((d) => [...d.features].sort((a, b) => b.psi - a.psi).map((f) =>
+    el("tr", { class: f.psi > 0.25 ? "bad" : "" }, el("td", {}, `v${d.version}`), el("td", {}, f.feature),
+       el("td", { class: "num" }, fixed(f.psi)), el("td", { class: "num" }, pct(f.missing_rate)),
+       el("td", { class: "num" }, pct(f.reference_missing_rate)), el("td", { class: "num" }, d.rows))));
+  const outputs = (detail.drift || []).filter((d) => d.output_psi !== null && d.output_psi !== undefined)
+    .map((d) => `v${d.version}: ${fixed(d.output_psi)}`).join(", ");
+  return [el("h2", {}, "Drift"),
+          table("drift-table", ["Version", "Feature", "PSI", "Missing now", "Missing in profile", "Rows"], rows,
+                "No version has a profile.json (forklift profile writes one)."),
+          el("p", { class: "muted" }, `Output PSI: ${outputs || "–"}. Over the last hour; above 0.25 is a large shift.`)];
+}
+
+// Where a version came from, when a training job or a snapshot made it (its lineage.json).
+function describeLineage(lineage, version) {
+  const l = (lineage || {})[version];
+  if (!l) return "–";
+  const from = l.parent_version ? `from v${l.parent_version}` : "first version";
+  if (l.mode === "snapshot") return `${from}: online snapshot after ${l.updates} labels`;
+  const data = l.data || {};
+  const metric = l.metrics || {};
+  const score = typeof metric.holdout === "number"
+    ? `, held-out ${metric.name} ${fixed(metric.holdout)}` +
+      (typeof metric.parent_holdout === "number" ? ` (parent ${fixed(metric.parent_holdout)})` : "")
+    : "";
+  return `${from}: ${l.trainer} ${l.mode} on ${data.rows} rows (${data.source}, sha256 ${(data.sha256 || "").slice(0, 12)})${score}`;
+}
+
+// --- Training --------------------------------------------------------------------------------
+
+const TRAINING_STATES = { queued: "loading", running: "loading", published: "ready", refused: "failed",
+                          failed: "failed", cancelled: "unloaded" };
+
+function jobProgress(j) {
+  const p = j.progress || {};
+  if (j.state !== "running") return j.reason || (j.state === "queued" ? "waiting" : "–");
+  const bar = p.total ? el("progress", { max: p.total, value: p.done, "aria-label": `${p.done} of ${p.total} rounds` }) : null;
+  const metric = typeof p.holdout === "number" ? ` held-out ${p.metric} ${fixed(p.holdout)}` : "";
+  return [p.stage || "", " ", bar, p.total ? ` ${p.done}/${p.total}` : "", metric];
+}
+
+function buildTrainingPage(page, openId) {
+  const signedIn = Boolean(token());
+  if (typeof state.jobs === "string") {
+    page.replaceChildren(el("h2", {}, "Training"), el("p", {}, `Training jobs are not available: ${state.jobs}.`));
+    return;
+  }
+  const jobs = state.jobs || [];
+  const modelInput = el("input", { id: "job-model", "aria-label": "Model to train", size: 16, placeholder: "model id",
+                                   list: "job-models" });
+  const parentInput = el("input", { id: "job-parent", "aria-label": "Parent version", size: 5, placeholder: "newest" });
+  const kindInput = el("select", { id: "job-kind", "aria-label": "What the job does" },
+                       el("option", { value: "train" }, "train (train.yaml)"),
+                       el("option", { value: "snapshot" }, "snapshot (online model)"));
+  const run = el("form", { class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      const model = modelInput.value.trim();
+      if (!model) return show("Type the model to train.");
+      const body = { model, kind: kindInput.value };
+      if (parentInput.value.trim()) body.parent = Number(parentInput.value.trim());
+      perform(`Queue a ${body.kind} job for ${model}?`, "POST", "/admin/jobs", body);
+    } },
+    el("label", { for: "job-model" }, "Run a job for"), modelInput,
+    el("datalist", { id: "job-models" }, state.models.map((m) => el("option", { value: m.model_id }))),
+    el("label", { for: "job-parent" }, "from version"), parentInput, kindInput,
+    el("button", { type: "submit", disabled: !signedIn, "data-action": "job-run" }, "Run"));
+  const rows = jobs.map((j) => {
+    const actions = [];
+    if (j.state === "queued" || j.state === "running") {
+      actions.push(el("button", { type: "button", disabled: !signedIn, "data-action": `job-cancel-${j.id}`,
+                                  onclick: () => perform(`Cancel job ${j.id} (${j.model_id})? It publishes nothing.`, "POST",
+                                                         `/admin/jobs/${j.id}/cancel`) }, "Cancel"));
+    }
+    if (j.state === "published" && j.version) {
+      actions.push(el("button", { type: "button", disabled: !signedIn, "data-action": `job-rollout-${j.id}`,
+                                  onclick: () => perform(`Start a rollout of ${j.model_id} version ${j.version}?`, "POST",
+                                                         `/admin/models/${encodeURIComponent(j.model_id)}/rollout`, { version: j.version }) },
+                             `Roll out v${j.version}`));
+    }
+    return el("tr", { "data-job": j.id, class: j.id === openId ? "open" : "" },
+      el("td", {}, el("a", { href: `#/training/${j.id}` }, j.id)),
+      el("td", {}, el("a", { href: `#/models/${encodeURIComponent(j.model_id)}` }, j.model_id)),
+      el("td", {}, j.kind, j.trigger !== "manual" ? el("div", { class: "muted" }, j.trigger) : null),
+      el("td", {}, el("span", { class: `badge ${TRAINING_STATES[j.state] || ""}` }, j.state)),
+      el("td", {}, jobProgress(j)),
+      el("td", {}, j.created),
+      el("td", {}, actions));
+  });
+  const parts = [
+    el("h2", {}, "Training jobs"),
+    run,
+    table("jobs-table", ["Job", "Model", "Kind", "State", "Progress or outcome", "Queued (UTC)", "Actions"], rows,
+          "No training jobs yet. A model with a train.yaml can be trained from here, with forklift jobs run, or on its schedule.")];
+  const open = openId && state.job[openId];
+  if (open) {
+    const history = (open.history || []).map((v) => ({ holdout: v }));
+    parts.push(
+      el("h2", {}, `Job ${open.id}`),
+      el("p", { id: "job-summary", "data-state": open.state },
+         `${open.kind} of ${open.model_id}${open.parent ? " from version " + open.parent : ""}, asked by ${open.actor}: ${open.state}`,
+         open.reason ? `. ${open.reason.replace(/\.?$/, ".")}` : ".",
+         typeof open.holdout === "number"
+           ? ` Held-out ${open.metric}: ${fixed(open.holdout)}` +
+             (typeof open.parent_holdout === "number" ? ` (parent ${fixed(open.parent_holdout)}).` : ".")
+           : ""),
+      history.length
+        ? el("div", { class: "charts single" },
+             chart(`Held-out ${open.progress.metric || open.metric || "metric"} per round`, history, ["holdout"], "",
+                   `${history.length} rounds`))
+        : el("p", { class: "muted" }, "No per-round metric (yet)."),
+      el("h2", {}, "Log"),
+      el("pre", { id: "job-log" }, (state.logs[openId] || []).join("\n") || "(empty)"));
+  }
+  page.replaceChildren(...parts);
 }
 
 async function perform(question, method, path, body) {
@@ -268,11 +504,11 @@ async function renderAudit(page) {
   page.replaceChildren(
     el("h2", {}, "Audit log"),
     el("table", { id: "audit-table" },
-      el("thead", {}, el("tr", {}, ["Time (UTC)", "Who", "Model", "Action", "Before", "After"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, ["Time (UTC)", "Who", "Model", "Action", "Before", "After", "Why"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, state.audit.length ? [...state.audit].reverse().map((a) =>
         el("tr", {}, el("td", {}, a.time), el("td", {}, a.actor), el("td", {}, a.model_id), el("td", {}, a.action),
-           el("td", {}, a.before), el("td", {}, a.after)))
-        : el("tr", {}, el("td", { colspan: 6 }, "No changes yet.")))));
+           el("td", {}, a.before), el("td", {}, a.after), el("td", {}, a.reason || "")))
+        : el("tr", {}, el("td", { colspan: 7 }, "No changes yet.")))));
 }
 
 // --- Sign in ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -50,6 +51,12 @@ struct LoadContext {
   // predicts elsewhere (the python runtime's worker processes) uses it to stop a call that overran.
   // (Fields are only ever added at the end, so teams' aggregate initialisers keep compiling.)
   std::chrono::milliseconds timeout{0};
+  // The manifest's `engine`: "auto" (or empty), "native" or "library", for runtimes that have
+  // more than one way to evaluate a model (the xgboost runtime); others ignore it.
+  std::string engine{};
+  // The version's self-test inputs as rows (null when it has none readable), for a runtime that
+  // checks one engine against another at load. Valid during the load only.
+  const Batch* sample_rows = nullptr;
 
   std::string option(const std::string& key, const std::string& fallback) const {
     auto it = options.find(key);
@@ -76,6 +83,47 @@ class Model {
     Status status = predict(batch, outputs);
     if (!status.ok()) outputs.clear();
     done(std::move(status), std::move(outputs));
+  }
+
+  // Online learning, for a model that learns from each label as it arrives (the built-in
+  // `online` runtime). forklift calls learn() with the rows of a prediction and the labels sent
+  // back for them (POST /feedback), from other threads than predict's: both must be safe to
+  // call at once. snapshot() returns the artifact of the model as it is now, which becomes a new
+  // version (its model.yaml's runtime loads it). A model that does not learn keeps the defaults.
+  virtual bool learns() const { return false; }
+  virtual Status learn(const Batch& /*batch*/, const std::vector<double>& /*labels*/) const {
+    return FailedPrecondition("this model does not learn online");
+  }
+  virtual Result<std::string> snapshot() const {
+    return FailedPrecondition("this model does not learn online");
+  }
+  // Labels learned from since it was loaded.
+  virtual std::uint64_t updates() const { return 0; }
+
+  // Which of its runtime's engines evaluates this model ("native", "library"), and why when the
+  // runtime chose (a fallback's reason); empty for a runtime with one way to predict.
+  struct Engine {
+    std::string name;
+    std::string note;
+  };
+  virtual Engine engine() const { return {}; }
+
+  // Explanations, from a runtime that can give them (the native tree engine: exact TreeSHAP):
+  // for each row of `batch` and each output group, each input column's contribution to the
+  // row's margin, then the bias (the margin expected before any feature is known). A feature is
+  // one column, a float_vector `length` of them. Contributions and bias add up to the margin,
+  // before the objective's transform (a probability's log-odds, say). Thread-safe, as predict;
+  // forklift calls it after predict, with the same validated rows, when a request asks for
+  // explanations. Return FailedPrecondition when this model cannot explain (forklift asks with
+  // an empty batch before predicting, and answers the client 400 with the message); any other
+  // error is a failure (500).
+  struct Explanation {
+    std::size_t groups = 1;
+    std::size_t columns = 0;
+    std::vector<double> values;  // per row: groups * (columns + 1)
+  };
+  virtual Status explain(const Batch& /*batch*/, Explanation& /*out*/) const {
+    return FailedPrecondition("its runtime does not explain predictions");
   }
 };
 

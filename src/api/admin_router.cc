@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "api/admin/admin_endpoints.h"
+#include "api/admin/job_endpoints.h"
 #include "api/route_util.h"
 #include "common/json_writer.h"
 #include "common/thread_priority.h"
@@ -271,6 +272,12 @@ void route_model(const AdminCall& call, std::string_view rest) {
     if (allow(call, "POST")) post_promote(call, id);
   } else if (rest == "rollback") {
     if (allow(call, "POST")) post_rollback(call, id);
+  } else if (rest == "rollout") {
+    if (method == "GET") return get_rollout(call, id);
+    if (method != "POST") return method_not_allowed(call.res, "GET, POST");
+    post_rollout(call, id);
+  } else if (rest == "rollout/pause" || rest == "rollout/resume" || rest == "rollout/abort") {
+    if (allow(call, "POST")) post_rollout_step(call, id, rest.substr(8));
   } else if (consume(rest, "versions/") && rest.ends_with("/reload")) {
     if (allow(call, "POST")) post_reload(call, id, rest.substr(0, rest.size() - 7));
   } else {
@@ -305,6 +312,8 @@ void AdminRouter::route(const HttpRequest& req, HttpResponse& res) const {
     if (allow(call, "GET")) get_audit(call);
   } else if (consume(path, "/admin/models/")) {
     route_model(call, path);
+  } else if (consume(path, "/admin/jobs")) {
+    route_jobs(call, path);
   } else if (path == "/v2/repository/index") {
     if (allow(call, "POST")) post_repository_index(call);
   } else if (std::string_view rest = path;

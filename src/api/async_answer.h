@@ -54,17 +54,23 @@ template <class Write>
 void infer_and_answer(const InferenceService& service, InferenceTarget target, Batch batch,
                       std::chrono::steady_clock::time_point start, const HttpRequest& req,
                       HttpResponse& res, Write write) {
+  // The request became rows: the end of its parse span.
+  if (req.trace)
+    req.trace->child("parse", req.trace->start_time(), std::chrono::system_clock::now());
   if (target.answers_now()) {
-    service.infer(std::move(target), std::move(batch), res.request_id, start,
-                  [&res, &write](const InferenceResult& result) { write(result, res); });
+    service.infer(
+        std::move(target), std::move(batch), res.request_id, start,
+        [&res, &write](const InferenceResult& result) { write(result, res); }, req.trace);
     return;
   }
   auto answer = std::make_shared<AsyncAnswer>(res.request_id);
-  service.infer(std::move(target), std::move(batch), res.request_id, start,
-                [answer, write](const InferenceResult& result) {
-                  write(result, answer->response());
-                  answer->done();
-                });
+  service.infer(
+      std::move(target), std::move(batch), res.request_id, start,
+      [answer, write](const InferenceResult& result) {
+        write(result, answer->response());
+        answer->done();
+      },
+      req.trace);
   AsyncAnswer::deliver(answer, req, res);
 }
 

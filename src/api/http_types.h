@@ -6,12 +6,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "forklift/status.h"
+#include "observability/tracer.h"
 
 namespace forklift {
 
@@ -46,6 +48,11 @@ struct HttpRequest {
   std::string_view authorization;  // the Authorization header, for the admin API
   std::string_view actor;          // x-forklift-actor: who is making a control-plane change
   std::string_view host;           // the Host header (empty when absent)
+  std::string_view traceparent;    // W3C trace context, when the caller sent one
+  std::string_view tracestate;
+  bool server_timing = false;  // x-forklift-server-timing: answer with a Server-Timing header
+  // Set by the router for a request it traces or times: handlers record their spans in it.
+  std::shared_ptr<RequestTrace> trace;
   ResponseDeferral* deferral = nullptr;  // null: the handler must answer before it returns
   bool head = false;  // the client sent HEAD: the transport leaves the body out; logs say HEAD
 };

@@ -1,7 +1,9 @@
-// POST /infer {"model_id": "eta", "version": 3?, "features": {...}} or "instances": [{...}, ...].
+// POST /infer {"model_id": "eta", "version": 3?, "features": {...}} or "instances": [{...}, ...],
+// and "explain": true for each row's feature contributions (explanation_json.h).
 #include <string>
 
 #include "api/async_answer.h"
+#include "api/explanation_json.h"
 #include "api/handlers.h"
 #include "api/json_request.h"
 #include "common/json_writer.h"
@@ -19,6 +21,7 @@ struct Envelope {
   std::string experiment_key;  // sticky routing key for splits (e.g. a rider id)
   bool has_features = false;
   bool has_instances = false;
+  bool explain = false;
 };
 
 Status parse_version_field(simdjson::ondemand::value v, std::optional<std::int64_t>& out) {
@@ -60,6 +63,10 @@ Status read_envelope(simdjson::ondemand::document& doc, Envelope& env) {
         return InvalidArgument("'experiment_key' must be a string of at most 256 characters");
       }
       env.experiment_key = std::string(k);
+    } else if (key == "explain") {
+      if (field.value().get_bool().get(env.explain)) {
+        return InvalidArgument("'explain' must be true or false");
+      }
     } else if (key == "features") {
       env.has_features = true;
     } else if (key == "instances") {
@@ -67,7 +74,7 @@ Status read_envelope(simdjson::ondemand::document& doc, Envelope& env) {
     } else {
       return InvalidArgument(
           "unknown field '" + std::string(key) +
-          "' (expected model_id, version, experiment_key, features or instances)");
+          "' (expected model_id, version, experiment_key, explain, features or instances)");
     }
   }
   if (env.model_id.empty()) return InvalidArgument("'model_id' is required");
@@ -88,7 +95,7 @@ Status parse_payload(simdjson::ondemand::document& doc, const Envelope& env, Bat
 }
 
 void write_answer(const LoadedModel& model, const std::vector<Value>& outputs, bool batch,
-                  const std::string& request_id, std::string& out) {
+                  const std::string& request_id, const Explaining* explaining, std::string& out) {
   out.reserve(96 + outputs.size() * 12);
   out += "{\"model_id\":";
   json::append_string(out, model.model_id);
@@ -104,6 +111,20 @@ void write_answer(const LoadedModel& model, const std::vector<Value>& outputs, b
   } else {
     out += ",\"output\":";
     json::append_value(out, outputs.front());
+  }
+  if (explaining != nullptr) {
+    const auto& e = explaining->explanation;
+    if (batch) {
+      out += ",\"explanations\":[";
+      for (std::size_t r = 0; r < outputs.size(); ++r) {
+        if (r) out.push_back(',');
+        append_explanation(out, e, r, explaining->names);
+      }
+      out.push_back(']');
+    } else {
+      out += ",\"explanation\":";
+      append_explanation(out, e, 0, explaining->names);
+    }
   }
   out += ",\"request_id\":";
   json::append_string(out, request_id);
@@ -127,14 +148,26 @@ void handle_infer(const ApiContext& ctx, const HttpRequest& req, HttpResponse& r
   if (Status s = parse_payload(doc, env, batch); !s.ok()) {
     return respond_error(res, ctx.inference->refuse(*target, std::move(s), start));
   }
-  infer_and_answer(*ctx.inference, std::move(target).value(), std::move(batch), start, req, res,
-                   [many = env.has_instances](const InferenceResult& result, HttpResponse& out) {
-                     out.model_id = result.model.model_id;
-                     out.model_version = result.model.version;
-                     if (!result.status.ok()) return respond_error(out, result.status);
-                     out.status = 200;
-                     write_answer(result.model, result.outputs, many, out.request_id, out.body);
-                   });
+  std::shared_ptr<Explaining> explaining;
+  if (env.explain) {
+    explaining = std::make_shared<Explaining>();
+    if (Status s = explain_before_predicting(*target->model, batch, *explaining); !s.ok()) {
+      return respond_error(res, ctx.inference->refuse(*target, std::move(s), start));
+    }
+  }
+  infer_and_answer(
+      *ctx.inference, std::move(target).value(), std::move(batch), start, req, res,
+      [many = env.has_instances, explaining](const InferenceResult& result, HttpResponse& out) {
+        out.model_id = result.model.model_id;
+        out.model_version = result.model.version;
+        if (!result.status.ok()) return respond_error(out, result.status);
+        if (explaining && explaining->pending) {
+          return respond_error(out, retry_for_explanation(result.model));
+        }
+        out.status = 200;
+        write_answer(result.model, result.outputs, many, out.request_id, explaining.get(),
+                     out.body);
+      });
 }
 
 }  // namespace forklift

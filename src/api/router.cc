@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 
+#include "api/model_gauges.h"
 #include "api/route_util.h"
 #include "common/json_writer.h"
 #include "common/sampling.h"
@@ -20,57 +21,6 @@ std::string_view next_segment(std::string_view& path) {
   std::string_view seg = path.substr(0, slash);
   path = slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
   return seg;
-}
-
-void render_model_gauges(const RegistrySnapshot& snap, std::string& out) {
-  out += "# HELP forklift_model_versions_serving Versions of each model id taking traffic.\n";
-  out += "# TYPE forklift_model_versions_serving gauge\n";
-  for (const auto& [id, m] : snap.models) {
-    out += "forklift_model_versions_serving{model_id=\"" + prometheus_label(id) + "\"} " +
-           std::to_string(m.serving.size()) + "\n";
-  }
-  out += "# HELP forklift_model_version_state 1 for the state each version is in.\n";
-  out += "# TYPE forklift_model_version_state gauge\n";
-  for (const auto& [id, m] : snap.models) {
-    for (const auto& [v, st] : m.versions) {
-      out += "forklift_model_version_state{model_id=\"" + prometheus_label(id) + "\",version=\"" +
-             std::to_string(v) + "\",state=\"" + std::string(to_string(st.state)) + "\"} 1\n";
-    }
-  }
-  out += "# HELP forklift_selftest_cases Self-test cases of each version by result.\n";
-  out += "# TYPE forklift_selftest_cases gauge\n";
-  for (const auto& [id, m] : snap.models) {
-    for (const auto& [v, st] : m.versions) {
-      if (!st.selftest) continue;
-      const std::string labels =
-          "model_id=\"" + prometheus_label(id) + "\",version=\"" + std::to_string(v) + "\"";
-      out += "forklift_selftest_cases{" + labels + ",result=\"passed\"} " +
-             std::to_string(st.selftest->passed) + "\n";
-      out += "forklift_selftest_cases{" + labels + ",result=\"failed\"} " +
-             std::to_string(st.selftest->cases - st.selftest->passed) + "\n";
-    }
-  }
-  out += "# HELP forklift_selftest_passed 1 if the version passed its self-tests, else 0.\n";
-  out += "# TYPE forklift_selftest_passed gauge\n";
-  for (const auto& [id, m] : snap.models) {
-    for (const auto& [v, st] : m.versions) {
-      if (st.state == VersionState::kLoading || st.state == VersionState::kSelfTesting) continue;
-      const bool passed = st.selftest && st.selftest->ok();
-      out += "forklift_selftest_passed{model_id=\"" + prometheus_label(id) + "\",version=\"" +
-             std::to_string(v) + "\"} " + (passed ? "1" : "0") + "\n";
-    }
-  }
-  out += "# HELP forklift_model_load_duration_seconds Time to load and self-test each version.\n";
-  out += "# TYPE forklift_model_load_duration_seconds gauge\n";
-  for (const auto& [id, m] : snap.models) {
-    for (const auto& [v, st] : m.versions) {
-      if (st.state == VersionState::kLoading || st.state == VersionState::kSelfTesting) continue;
-      std::string line = "forklift_model_load_duration_seconds{model_id=\"" + prometheus_label(id) +
-                         "\",version=\"" + std::to_string(v) + "\"} ";
-      json::append_double(line, st.load_seconds);
-      out += line + "\n";
-    }
-  }
 }
 
 }  // namespace
@@ -102,11 +52,13 @@ class Router::AccountingDeferral final : public ResponseDeferral {
 
 void Router::handle(const HttpRequest& req, HttpResponse& res) const {
   // Timed only for the request log, which is off by default; the handlers time themselves.
-  const RequestLine line{req.head ? std::string_view("HEAD") : req.method, req.target,
-                         ctx_.log_requests > 0 ? std::chrono::steady_clock::now()
-                                               : std::chrono::steady_clock::time_point{}};
+  RequestLine line{req.head ? std::string_view("HEAD") : req.method, req.target,
+                   ctx_.log_requests > 0 ? std::chrono::steady_clock::now()
+                                         : std::chrono::steady_clock::time_point{},
+                   trace_for(req), ctx_.server_timing || req.server_timing};
   std::optional<AccountingDeferral> deferral;
   HttpRequest routed = req;
+  routed.trace = line.trace;
   if (req.deferral != nullptr) routed.deferral = &deferral.emplace(req.deferral, *this, line);
   try {
     route(routed, res);
@@ -118,8 +70,50 @@ void Router::handle(const HttpRequest& req, HttpResponse& res) const {
   if (!deferral || !deferral->deferred) account(line, res);
 }
 
-void Router::account(const RequestLine& line, const HttpResponse& res) const {
+std::shared_ptr<RequestTrace> Router::trace_for(const HttpRequest& req) const {
+  const bool timing = ctx_.server_timing || req.server_timing;
+  if ((ctx_.tracer == nullptr && !timing) || req.method != "POST") return nullptr;
+  // Spans are named "{method} {route}" (OpenTelemetry's HTTP conventions), never by the ids in
+  // the path.
+  std::string_view path = req.target.substr(0, req.target.find('?'));
+  const char* route = nullptr;
+  if (path == "/infer") {
+    route = "POST /infer";
+  } else if (path == "/feedback") {
+    route = "POST /feedback";
+  } else if (path.starts_with("/v2/models/") && path.ends_with("/infer")) {
+    route = path.find("/versions/") == std::string_view::npos
+                ? "POST /v2/models/{model}/infer"
+                : "POST /v2/models/{model}/versions/{version}/infer";
+  } else {
+    return nullptr;
+  }
+  auto trace = start_request_trace(ctx_.tracer, req.traceparent, req.tracestate, route,
+                                   std::chrono::system_clock::now(), timing);
+  if (trace && trace->sampled()) {
+    trace->add_attribute("http.request.method", std::string("POST"));
+    trace->add_attribute("http.route", std::string(route + 5));
+    trace->add_attribute("url.path", std::string(path.substr(0, 256)));
+    trace->add_attribute("network.protocol.version", std::string("1.1"));
+  }
+  return trace;
+}
+
+void Router::account(const RequestLine& line, HttpResponse& res) const {
   ctx_.metrics->count_http_response(res.status);
+  if (line.trace) {
+    line.trace->finish();
+    if (line.trace->sampled()) {
+      line.trace->add_attribute("http.response.status_code", std::int64_t{res.status});
+      line.trace->add_attribute("forklift.request_id", res.request_id);
+      if (!res.model_id.empty()) {
+        line.trace->add_attribute("forklift.model.id", res.model_id);
+        line.trace->add_attribute("forklift.model.version", res.model_version);
+      }
+      if (res.status >= 500) line.trace->set_error("HTTP " + std::to_string(res.status));
+    }
+    if (line.server_timing) res.headers.emplace_back("Server-Timing", line.trace->server_timing());
+  }
   if (ctx_.log_requests <= 0 || !sampled(ctx_.log_requests)) return;
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - line.start)
@@ -137,7 +131,10 @@ void Router::metrics(HttpResponse& res) const {
   res.status = 200;
   res.content_type = "text/plain; version=0.0.4; charset=utf-8";
   ctx_.metrics->render(res.body);
-  render_model_gauges(*ctx_.registry->snapshot(), res.body);
+  const auto snapshot = ctx_.registry->snapshot();
+  render_model_gauges(*snapshot, res.body);
+  render_rollout_gauges(*snapshot, res.body);
+  render_drift_gauges(*snapshot, res.body);
   if (ctx_.connections != nullptr) {
     res.body +=
         "# HELP forklift_http_connections_open Data-plane connections open now.\n"
@@ -162,6 +159,54 @@ void Router::metrics(HttpResponse& res) const {
         "# TYPE forklift_http_accept_failures_total counter\n"
         "forklift_http_accept_failures_total " +
         std::to_string(ctx_.connections->accept_failures.load(std::memory_order_relaxed)) + "\n";
+  }
+  if (ctx_.tracer != nullptr) {
+    const TracerStats t = ctx_.tracer->stats();
+    res.body +=
+        "# HELP forklift_trace_spans_exported_total Spans the OTLP collector accepted.\n"
+        "# TYPE forklift_trace_spans_exported_total counter\n"
+        "forklift_trace_spans_exported_total " +
+        std::to_string(t.exported) +
+        "\n"
+        "# HELP forklift_trace_spans_dropped_total Spans not exported: the export queue was full, "
+        "or the collector refused or could not be reached.\n"
+        "# TYPE forklift_trace_spans_dropped_total counter\n"
+        "forklift_trace_spans_dropped_total{reason=\"queue_full\"} " +
+        std::to_string(t.dropped) +
+        "\nforklift_trace_spans_dropped_total{reason=\"export_failed\"} " +
+        std::to_string(t.failed) + "\n";
+  }
+  if (ctx_.feedback != nullptr) ctx_.feedback->render(res.body);
+  if (ctx_.repository != nullptr) ctx_.repository->render(res.body);
+  if (const MemoryBudgetStats* budget = ctx_.registry->memory_budget()) {
+    budget->render(res.body);
+    // Hits: predictions answered by a version that was in memory (every prediction a version
+    // answered, less those that waited for a load).
+    std::uint64_t answered = 0;
+    for (const auto& [key, m] : ctx_.metrics->versions()) {
+      answered += m->ok.load(std::memory_order_relaxed) +
+                  m->client_error.load(std::memory_order_relaxed) +
+                  m->server_error.load(std::memory_order_relaxed);
+    }
+    const std::uint64_t cold = budget->cold_requests.load(std::memory_order_relaxed);
+    res.body +=
+        "# HELP forklift_memory_budget_hits_total Predictions whose version was in memory.\n"
+        "# TYPE forklift_memory_budget_hits_total counter\n"
+        "forklift_memory_budget_hits_total " +
+        std::to_string(answered > cold ? answered - cold : 0) + "\n";
+    res.body +=
+        "# HELP forklift_model_version_memory_bytes What a version cost in memory when it last "
+        "loaded (RSS growth, its worker processes included), while it is in memory.\n"
+        "# TYPE forklift_model_version_memory_bytes gauge\n";
+    for (const auto& [id, m] : snapshot->models) {
+      for (const auto& [v, loaded] : m.serving) {
+        const auto st = m.versions.find(v);
+        if (st == m.versions.end()) continue;
+        res.body += "forklift_model_version_memory_bytes{model_id=\"" + prometheus_label(id) +
+                    "\",version=\"" + std::to_string(v) + "\"} " +
+                    std::to_string(st->second.memory_bytes) + "\n";
+      }
+    }
   }
   const StateStore& store = ctx_.registry->state_store();
   res.body +=
@@ -218,6 +263,10 @@ void Router::route(const HttpRequest& req, HttpResponse& res) const {
     if (!post) return method_not_allowed(res, "POST");
     return handle_infer(ctx_, req, res);
   }
+  if (path == "/feedback") {
+    if (!post) return method_not_allowed(res, "POST");
+    return handle_feedback(ctx_, {}, req, res);
+  }
   if (path == "/healthz" || path == "/v2/health/live") {
     if (!get) return method_not_allowed(res, "GET");
     return res.json(200, "{\"live\":true}");
@@ -261,6 +310,10 @@ void Router::route(const HttpRequest& req, HttpResponse& res) const {
     if (path == "infer") {
       if (!post) return method_not_allowed(res, "POST");
       return handle_v2_infer(ctx_, id, version, req, res);
+    }
+    if (path == "feedback" && !version) {  // forklift's extension: labels for this model
+      if (!post) return method_not_allowed(res, "POST");
+      return handle_feedback(ctx_, id, req, res);
     }
   }
   res.json(404, json::error_body("no route for " + std::string(req.method) + " " +

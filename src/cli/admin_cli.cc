@@ -28,6 +28,11 @@ struct AdminFlags {
   double shadow_rate = 1.0;
   double shadow_tolerance = 0.01;
   bool shadow_off = false;
+  RolloutStartOptions rollout;
+  bool watch = false;
+  std::string reason;
+  std::string job_id;
+  bool snapshot = false;
 
   // The endpoint with the token file read and the timeout applied.
   AdminEndpoint resolved() const {
@@ -101,6 +106,88 @@ void add_model_and_version(CLI::App* cmd, AdminFlags& flags) {
   cmd->add_option("version", flags.version)->required()->check(CLI::PositiveNumber);
 }
 
+// `forklift rollout start | status | pause | resume | abort`.
+void add_rollout_commands(CLI::App& app, const std::shared_ptr<AdminFlags>& f,
+                          std::vector<Command>& out) {
+  CLI::App* rollout = app.add_subcommand("rollout",
+                                         "Roll a new version out by itself: shadow, canary steps, "
+                                         "promote, or roll back when a guardrail trips");
+  rollout->require_subcommand(1);
+  const auto add = [&](const char* name, const char* help, std::function<int(AdminFlags&)> run) {
+    CLI::App* cmd = add_admin_command(*rollout, *f, name, help);
+    cmd->add_option("model", f->model)->required();
+    out.push_back({cmd, [f, run = std::move(run)] { return run(*f); }});
+    return cmd;
+  };
+  CLI::App* start =
+      add("start", "Start a rollout of a version (default: the newest one)",
+          [](AdminFlags& a) { return run_rollout_start(a.resolved(), a.model, a.rollout); });
+  start->add_option("version", f->rollout.version, "The version to roll out")
+      ->check(CLI::PositiveNumber);
+  start
+      ->add_option("--policy", f->rollout.policy_file,
+                   "Rollout policy fields (JSON) over the version's own (its model.yaml, else "
+                   "the defaults)")
+      ->check(CLI::ExistingFile);
+  start->add_option("--steps", f->rollout.steps, "Canary steps in percent, e.g. 1,10,50,100")
+      ->delimiter(',');
+  start->add_option("--hold-seconds", f->rollout.hold_seconds, "Hold time of each canary step")
+      ->check(CLI::NonNegativeNumber);
+  start->add_flag("--no-shadow", f->rollout.no_shadow, "Skip the shadow stage");
+  start->add_flag("--force", f->rollout.force, "Start even if the version's schema breaks callers");
+  CLI::App* status = add("status", "Show a model's rollout and its timeline", [](AdminFlags& a) {
+    return run_rollout_status(a.resolved(), a.model, a.watch);
+  });
+  status->add_flag("--watch", f->watch,
+                   "Follow it until it ends; exit 0 if promoted, 5 if rolled back or aborted");
+  for (const char* step : {"pause", "resume", "abort"}) {
+    const std::string name = step;
+    CLI::App* cmd = add(
+        step,
+        name == "pause"    ? "Stop advancing (guardrails still roll back)"
+        : name == "resume" ? "Advance again (the stage's hold time restarts)"
+                           : "Stop the rollout and return traffic to production",
+        [name](AdminFlags& a) { return run_rollout_step(a.resolved(), a.model, name, a.reason); });
+    cmd->add_option("--reason", f->reason, "Why, for the timeline and the audit log");
+  }
+}
+
+// `forklift jobs list | show | logs | cancel | run`.
+void add_job_commands(CLI::App& app, const std::shared_ptr<AdminFlags>& f,
+                      std::vector<Command>& out) {
+  CLI::App* jobs = app.add_subcommand("jobs", "Training jobs the server runs (train.yaml)");
+  jobs->require_subcommand(1);
+  const auto add = [&](const char* name, const char* help, std::function<int(AdminFlags&)> run) {
+    CLI::App* cmd = add_admin_command(*jobs, *f, name, help);
+    out.push_back({cmd, [f, run = std::move(run)] { return run(*f); }});
+    return cmd;
+  };
+  add("list", "Every job the server keeps, newest first",
+      [](AdminFlags& a) { return run_jobs_list(a.resolved()); });
+  CLI::App* show =
+      add("show", "One job as JSON, with its held-out metric per round",
+          [](AdminFlags& a) { return run_jobs_show(a.resolved(), a.job_id, a.watch); });
+  show->add_option("job", f->job_id)->required();
+  show->add_flag("--watch", f->watch,
+                 "Follow it until it ends; exit 0 if it published a version, 5 otherwise");
+  CLI::App* logs = add("logs", "A job's log lines",
+                       [](AdminFlags& a) { return run_jobs_logs(a.resolved(), a.job_id); });
+  logs->add_option("job", f->job_id)->required();
+  CLI::App* cancel = add("cancel", "Stop a queued or running job (no version is published)",
+                         [](AdminFlags& a) { return run_jobs_cancel(a.resolved(), a.job_id); });
+  cancel->add_option("job", f->job_id)->required();
+  CLI::App* run = add("run", "Queue a training job for a model", [](AdminFlags& a) {
+    return run_jobs_run(a.resolved(), a.model, a.version, a.watch, a.snapshot);
+  });
+  run->add_option("model", f->model)->required();
+  run->add_option("--parent", f->version, "The version to start from (default: the newest)")
+      ->check(CLI::PositiveNumber);
+  run->add_flag("--snapshot", f->snapshot,
+                "Publish an online model's state as a new version instead of training one");
+  run->add_flag("--wait", f->watch,
+                "Follow the job until it ends; exit 0 if it published a version, 5 otherwise");
+}
+
 }  // namespace
 
 std::vector<Command> add_admin_commands(CLI::App& app) {
@@ -154,6 +241,8 @@ std::vector<Command> add_admin_commands(CLI::App& app) {
   CLI::App* undeploy = add("undeploy", "Unload every version of a model id",
                            [](AdminFlags& a) { return run_undeploy(a.resolved(), a.model); });
   undeploy->add_option("model", f->model)->required();
+  add_rollout_commands(app, f, out);
+  add_job_commands(app, f, out);
   return out;
 }
 

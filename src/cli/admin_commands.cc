@@ -14,12 +14,22 @@ namespace {
 
 constexpr int kRefused = 1;
 constexpr int kUsage = 2;
-constexpr int kUnreachable = 3;
-constexpr int kNoAnswerInTime = 4;  // the change may or may not have happened
 
-// Sends the call; prints the server's error and returns the exit code when it did not succeed.
 int call(const AdminEndpoint& endpoint, const std::string& method, const std::string& path,
          const std::string& body, AdminAnswer& answer) {
+  return call_admin(endpoint, method, path, body, answer);
+}
+
+}  // namespace
+
+int call_admin(const AdminEndpoint& endpoint, const std::string& method, const std::string& path,
+               const std::string& body, AdminAnswer& answer) {
+  // The server refuses these too, with a less helpful message about the HTTP request.
+  if (endpoint.actor.size() > 64 || std::any_of(endpoint.actor.begin(), endpoint.actor.end(),
+                                                [](char c) { return c < 0x20 || c > 0x7e; })) {
+    std::fprintf(stderr, "forklift: --actor must be at most 64 printable ASCII characters\n");
+    return kUsage;
+  }
   auto result = admin_call(endpoint, method, path, body);
   if (!result.ok()) {
     std::fprintf(stderr, "forklift: %s\n", result.status().message().c_str());
@@ -38,6 +48,8 @@ int call(const AdminEndpoint& endpoint, const std::string& method, const std::st
   }
   return kRefused;
 }
+
+namespace {
 
 // The deployment in a {"model_id", "deployment"} answer; prints why and returns nothing when
 // the answer is not one.

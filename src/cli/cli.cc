@@ -24,11 +24,12 @@ int run_cli(int argc, char** argv) {
   CLI::App app{"forklift: a fast model-serving platform"};
   app.require_subcommand(1);
   std::vector<Command> commands = {add_serve_command(app), add_selftest_command(app),
-                                   add_new_command(app)};
+                                   add_new_command(app),   add_profile_command(app),
+                                   add_train_command(app), add_push_command(app)};
   for (Command& c : add_admin_commands(app)) commands.push_back(std::move(c));
   CLI::App* version = app.add_subcommand("version", "Print the version");
   commands.push_back({version, [] {
-                        std::puts("forklift 0.1.0");
+                        std::puts("forklift " FORKLIFT_VERSION);
                         return 0;
                       }});
   try {

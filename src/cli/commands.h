@@ -19,6 +19,9 @@ struct Command {
 Command add_serve_command(CLI::App& app);     // serve_flags.cc
 Command add_selftest_command(CLI::App& app);  // selftest_command.cc
 Command add_new_command(CLI::App& app);       // new_command.cc
+Command add_profile_command(CLI::App& app);   // profile_command.cc
+Command add_train_command(CLI::App& app);     // train_command.cc
+Command add_push_command(CLI::App& app);      // push_command.cc
 // status, promote, rollback, split, shadow, reload, deploy, undeploy (admin_cli.cc)
 std::vector<Command> add_admin_commands(CLI::App& app);
 

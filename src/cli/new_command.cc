@@ -77,6 +77,36 @@ std::filesystem::path find_templates(const std::string& given) {
   return FORKLIFT_SOURCE_TEMPLATES;  // running from a build directory
 }
 
+// The monitoring forklift ships (deploy/prometheus, deploy/grafana), which a new service gets a
+// copy of in deploy/k8s/monitoring: installed flat in share/forklift/monitoring, or read from
+// the source tree when forklift runs from a build directory. Each: where it is in the source
+// tree, and its name in both other places.
+struct MonitoringFile {
+  const char* source;
+  const char* name;
+};
+constexpr MonitoringFile kMonitoringFiles[] = {
+    {"prometheus/forklift-rules.yaml", "forklift-rules.yaml"},
+    {"prometheus/forklift-rules.test.yaml", "forklift-rules.test.yaml"},
+    {"grafana/forklift-dashboard.json", "forklift-dashboard.json"},
+};
+
+// destination (relative to the new repository) -> file to copy
+std::map<std::filesystem::path, std::filesystem::path> monitoring_files() {
+  std::map<std::filesystem::path, std::filesystem::path> out;
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const auto installed =
+      ec ? std::filesystem::path() : exe.parent_path().parent_path() / "share/forklift/monitoring";
+  const bool use_installed = !installed.empty() && std::filesystem::is_directory(installed, ec);
+  for (const MonitoringFile& f : kMonitoringFiles) {
+    out[std::filesystem::path("deploy/k8s/monitoring") / f.name] =
+        use_installed ? installed / f.name
+                      : std::filesystem::path(FORKLIFT_SOURCE_DEPLOY) / f.source;
+  }
+  return out;
+}
+
 Result<std::string> read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound("cannot read " + path.string());
@@ -186,6 +216,13 @@ int run_new(const NewOptions& options, std::istream& in, std::ostream& out, std:
     }
   }
 
+  if (options.with_training && *answers.runtime != "xgboost" && *answers.runtime != "python") {
+    err << "forklift new: --with-training writes a trainer for the xgboost and python runtimes; "
+        << "a " << *answers.runtime << " model has no built-in trainer (a python trainer in "
+        << "train.yaml can still train it: see docs/how-to/retrain-with-python.md)\n";
+    return 2;
+  }
+
   using kainjow::mustache::data;
   data values;
   const int port = std::stoi(*answers.port);
@@ -205,12 +242,19 @@ int run_new(const NewOptions& options, std::istream& in, std::ostream& out, std:
   values.set("is_xgboost", *answers.runtime == "xgboost");
   values.set("is_torchscript", *answers.runtime == "torchscript");
   values.set("is_trained", *answers.runtime == "xgboost" || *answers.runtime == "torchscript");
+  values.set("with_training", options.with_training);
   values.set("forklift_has_torch", FORKLIFT_TEMPLATE_HAS_TORCH != 0);
   values.set("forklift_has_python", FORKLIFT_TEMPLATE_HAS_PYTHON != 0);
 
-  // The common tree, then the runtime's files over it.
+  // The common tree, then the runtime's files over it, then (--with-training) the training
+  // files: the CronJob and volume, train.yaml and the runtime's trainer.
+  std::vector<std::filesystem::path> layers = {templates / "common", templates / *answers.runtime};
+  if (options.with_training) {
+    layers.push_back(templates / "training" / "common");
+    layers.push_back(templates / "training" / *answers.runtime);
+  }
   std::map<std::filesystem::path, std::filesystem::path> files;  // destination -> template
-  for (const auto& layer : {templates / "common", templates / *answers.runtime}) {
+  for (const auto& layer : layers) {
     for (const auto& e : std::filesystem::recursive_directory_iterator(layer, ec)) {
       if (!e.is_regular_file()) continue;
       std::string rel = std::filesystem::relative(e.path(), layer).string();
@@ -220,6 +264,8 @@ int run_new(const NewOptions& options, std::istream& in, std::ostream& out, std:
       files[rel] = e.path();
     }
   }
+  // The rules and dashboard, copied as they are (no template: their {{ }} are Prometheus's).
+  for (const auto& [rel, source] : monitoring_files()) files[rel] = source;
   std::vector<std::string> written;
   for (const auto& [rel, source] : files) {
     auto text = read_file(source);
@@ -261,6 +307,10 @@ int run_new(const NewOptions& options, std::istream& in, std::ostream& out, std:
       << " runtime) in " << dir.string() << ":\n";
   for (const auto& w : written) out << "  " << w << "\n";
   out << "\nNext: cd " << dir.string() << " && scripts/test.sh && scripts/serve.sh\n";
+  if (options.with_training) {
+    out << "Retrain: forklift train " << *answers.name << " --model-repository <repository> "
+        << "(docs/how-to/retrain.md)\n";
+  }
   return 0;
 }
 
@@ -286,6 +336,9 @@ Command add_new_command(CLI::App& app) {
   answer("--region", options->answers.region, "Cloud region");
   cmd->add_flag("--yes,-y", options->yes, "Take the defaults for every unanswered question");
   cmd->add_flag("--force", options->force, "Write into a non-empty directory");
+  cmd->add_flag("--with-training", options->with_training,
+                "Also write train.yaml, a trainer and a Kubernetes CronJob that retrains the model "
+                "(xgboost and python runtimes)");
   cmd->add_option("--templates", options->templates,
                   "Service templates directory (default: the installed ones)");
   return {cmd, [options] { return run_new(*options, std::cin, std::cout, std::cerr); }};

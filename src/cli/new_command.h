@@ -25,9 +25,10 @@ struct ServiceAnswers {
 struct NewOptions {
   std::filesystem::path directory = ".";
   ServiceAnswers answers;
-  bool yes = false;       // take the defaults for every question not answered by a flag
-  bool force = false;     // write into a non-empty directory
-  std::string templates;  // else $FORKLIFT_TEMPLATES, else the installed or source templates
+  bool yes = false;            // take the defaults for every question not answered by a flag
+  bool force = false;          // write into a non-empty directory
+  bool with_training = false;  // also write train.yaml, a trainer and the training CronJob
+  std::string templates;       // else $FORKLIFT_TEMPLATES, else the installed or source templates
 };
 
 // Each answer's check: OK, or why not (shown before the question is asked again).

@@ -30,8 +30,11 @@ int run_selftest(const std::string& repository, const std::string& model_id) {
       LoadOutcome outcome = load_version(model.path / std::to_string(v), model.model_id, v);
       const std::string name = model.model_id + "/" + std::to_string(v);
       if (outcome.loaded) {
-        std::printf("PASS  %-24s %zu/%zu cases  %.3f s\n", name.c_str(), outcome.selftest->passed,
-                    outcome.selftest->cases, outcome.load_seconds);
+        // Which engine production will use, for a runtime with several (xgboost).
+        const std::string& engine = outcome.loaded->engine.name;
+        std::printf("PASS  %-24s %zu/%zu cases  %.3f s%s%s\n", name.c_str(),
+                    outcome.selftest->passed, outcome.selftest->cases, outcome.load_seconds,
+                    engine.empty() ? "" : "  engine: ", engine.c_str());
       } else {
         ++failed;
         std::printf("FAIL  %-24s %s\n", name.c_str(), outcome.status.message().c_str());

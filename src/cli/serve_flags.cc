@@ -12,9 +12,13 @@ namespace {
 // The data plane: the repository, listeners, limits, timeouts.
 void add_data_plane_flags(CLI::App* cmd, ServeOptions& options) {
   cmd->add_option("--model-repository", options.model_repository,
-                  "Directory holding <model id>/<version>/model.yaml")
+                  "Directory holding <model id>/<version>/model.yaml, or s3://bucket/prefix, or "
+                  "an http(s):// static repository")
       ->required()
-      ->check(CLI::ExistingDirectory);
+      ->check([](const std::string& value) -> std::string {
+        if (is_remote_repository(value)) return "";
+        return CLI::ExistingDirectory(value);
+      });
   cmd->add_option("--port", options.server.port, "Port for the data plane (0: any free port)")
       ->capture_default_str();
   cmd->add_option("--host", options.server.host, "Address to listen on")->capture_default_str();
@@ -43,8 +47,33 @@ void add_data_plane_flags(CLI::App* cmd, ServeOptions& options) {
          [&options](long s) { options.server.idle_timeout = std::chrono::seconds(s); },
          "Seconds a kept-alive connection may wait for its next request (default 60)")
       ->check(CLI::Range(1L, 3600L));
+  cmd->add_option("--grpc-port", options.grpc_port,
+                  "Port for the Open Inference Protocol over gRPC (0: any free port; off unless "
+                  "given). Uses --host, --max-body-bytes and the data plane's TLS files")
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--otlp-endpoint", options.otlp_endpoint,
+                  "Send OpenTelemetry traces (OTLP/HTTP, JSON) to this URL, e.g. "
+                  "http://collector:4318/v1/traces (default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
+                  "else $OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces; neither: no traces)");
+  cmd->add_option("--trace-sample-ratio", options.trace_sample_ratio,
+                  "Fraction of requests traced when the caller's traceparent did not decide")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--server-timing", options.server_timing,
+                "Answer every prediction over HTTP with a Server-Timing header (parse, queue, "
+                "predict); else only requests sending x-forklift-server-timing");
+  cmd->add_option("--memory-budget-mb", options.memory_budget_mb,
+                  "Load versions on their first request and evict the least worth keeping to "
+                  "stay within this much memory (0: load everything at start)")
+      ->capture_default_str();
+  cmd->add_option("--cold-start-wait-ms", options.cold_start_wait_ms,
+                  "With --memory-budget-mb: how long a request waits for its version to load "
+                  "before 503 with Retry-After")
+      ->check(CLI::Range(1, 600000))
+      ->capture_default_str();
   cmd->add_option("--poll-seconds", options.poll_seconds,
-                  "Rescan the repository for new versions this often (0: never)")
+                  "Rescan the repository for new versions this often (0: never; a remote "
+                  "repository is still read once at start)")
       ->capture_default_str();
 }
 
@@ -78,6 +107,28 @@ void add_state_and_event_flags(CLI::App* cmd, ServeOptions& options) {
   cmd->add_option("--shadow-queue", options.shadow_queue,
                   "Shadow copies that may wait; beyond that they are dropped and counted")
       ->capture_default_str();
+  cmd->add_option("--rollout-tick-ms", options.rollout_tick_ms,
+                  "How often rollouts are decided (guardrails checked, stages advanced); a "
+                  "replica's lease on a rollout lasts five ticks (at least 2 s)")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 60000));
+  cmd->add_option("--feedback-memory-mb", options.feedback_memory_mb,
+                  "Memory for predictions kept to join with feedback labels (versions whose "
+                  "model.yaml declares quality:); 0 turns feedback off")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--feedback-max-age-hours", options.feedback_max_age_hours,
+                  "How long a prediction waits for its label")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 24.0 * 365));
+  cmd->add_option("--feedback-token-file", options.feedback_token_file,
+                  "File holding the bearer token POST /feedback requires (else "
+                  "$FORKLIFT_FEEDBACK_TOKEN; neither: no token is required)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--quality-window-seconds", options.quality_window_seconds,
+                  "How far back the live quality figures (MAE, log loss, AUC...) look")
+      ->capture_default_str()
+      ->check(CLI::Range(60.0, 30.0 * 86400));
   cmd->add_option("--events-dir", options.events_dir,
                   "Write prediction events (JSON lines) to rotating files here");
   cmd->add_option("--events-sample", options.events_sample, "Fraction of requests logged")
@@ -108,6 +159,22 @@ void add_state_and_event_flags(CLI::App* cmd, ServeOptions& options) {
                   "oldest are dropped and counted")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--training-jobs", options.training_jobs,
+                  "Training jobs that run at once, at the lowest CPU priority; 0: none")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  cmd->add_option("--training-queue", options.training_queue,
+                  "Training jobs that may wait; one more is refused")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  cmd->add_option("--training-check-seconds", options.training_check_seconds,
+                  "How often each train.yaml's schedule is looked at (jobs due are queued)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
+  cmd->add_option("--training-postgres", options.training_postgres,
+                  "PostgreSQL that training data is read from (data.source postgres or events; "
+                  "default: --events-postgres)")
+      ->envname("FORKLIFT_TRAIN_POSTGRES");
 }
 
 // Request logs and shutdown.
@@ -130,6 +197,8 @@ Command add_serve_command(CLI::App& app) {
   add_admin_flags(cmd, *options);
   add_state_and_event_flags(cmd, *options);
   add_logging_flags(cmd, *options);
+  add_store_flags(cmd, options->remote);
+  add_mirror_flags(cmd, options->remote);
   return {cmd, [options] { return run_serve(*options); }};
 }
 

@@ -86,8 +86,9 @@ Result<std::filesystem::path> real_path_within(const std::filesystem::path& root
   auto p = real.begin();
   for (; r != real_root.end(); ++r, ++p) {
     if (p == real.end() || *p != *r) {
-      return FailedPrecondition("'" + path.string() + "' resolves to '" + real.string() +
-                                "', outside '" + real_root.string() + "'");
+      // Where it leads is not said: an error may reach someone who may not read that path.
+      return FailedPrecondition("'" + path.string() + "' leads outside '" + real_root.string() +
+                                "'");
     }
   }
   return real;
@@ -149,6 +150,19 @@ Result<std::uint64_t> cut_torn_last_line(const std::filesystem::path& path) {
     return errno_status("cannot truncate " + path.string());
   }
   return size;
+}
+
+std::string read_up_to(int fd, std::size_t size) {
+  std::string text(size, '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  text.resize(got);
+  return text;
 }
 
 }  // namespace forklift

@@ -61,6 +61,10 @@ Result<ContainedFile> open_regular_within(
     const std::filesystem::path& root, const std::filesystem::path& path,
     std::uintmax_t max_bytes = std::numeric_limits<std::uintmax_t>::max());
 
+// Reads up to `size` bytes from `fd` (retrying EINTR and short reads): a ContainedFile's content.
+// A file that shrank meanwhile gives what there was.
+std::string read_up_to(int fd, std::size_t size);
+
 // A JSON-lines file whose writer died mid-write (kill -9, a full disk) may end in part of a line:
 // cuts the file back to its last '\n'. Returns the bytes removed (0 when the file was whole).
 Result<std::uint64_t> cut_torn_last_line(const std::filesystem::path& path);

@@ -38,6 +38,11 @@ struct BatchingModel::State {
   std::vector<std::thread> threads;
 };
 
+std::chrono::system_clock::time_point& current_runtime_call_start() {
+  thread_local std::chrono::system_clock::time_point start{};
+  return start;
+}
+
 namespace {
 
 using State = BatchingModel::State;
@@ -46,6 +51,9 @@ using State = BatchingModel::State;
 void execute(const State& s, std::vector<Request>& taken, std::size_t rows,
              VersionMetrics* metrics) {
   const auto started = Clock::now();
+  // For the requests' traces: their queue wait ends here (read by their callbacks, below, on
+  // this thread).
+  current_runtime_call_start() = std::chrono::system_clock::now();
   if (metrics) {
     metrics->batching.rows.observe(static_cast<double>(rows));
     metrics->batching.requests.observe(static_cast<double>(taken.size()));
@@ -78,6 +86,7 @@ void execute(const State& s, std::vector<Request>& taken, std::size_t rows,
     offset += n;
     r.done(status, std::move(mine));
   }
+  current_runtime_call_start() = {};
 }
 
 void run(const std::shared_ptr<State>& state) {
@@ -147,6 +156,11 @@ BatchingModel::~BatchingModel() {
       t.join();
     }
   }
+}
+
+std::size_t BatchingModel::queued_requests() const {
+  std::lock_guard lock(state_->mu);
+  return state_->queue.size();
 }
 
 void BatchingModel::submit(const Batch& batch, PredictDone done) const {

@@ -29,6 +29,10 @@ struct BatchingOptions {
   std::size_t max_queue_bytes = 64u << 20;  // and the bytes their rows take (value_bytes.h)
 };
 
+// On a batching thread, while it calls the completions of one runtime call: when that call
+// started (the end of its requests' queue wait, for their traces). The epoch elsewhere.
+std::chrono::system_clock::time_point& current_runtime_call_start();
+
 class BatchingModel final : public Model {
  public:
   BatchingModel(std::shared_ptr<const Model> inner, BatchingOptions options);
@@ -48,6 +52,8 @@ class BatchingModel final : public Model {
   // Where rows and requests per call and queue waits are counted from now on (the registry
   // attaches a version's metrics once it has passed its self-tests).
   void set_metrics(std::shared_ptr<VersionMetrics> metrics) const;
+  // Requests waiting for a runtime call now (an autoscaling signal).
+  std::size_t queued_requests() const;
 
   struct State;
 

@@ -30,6 +30,12 @@ Result<ModelControl> control_from(simdjson::dom::element value) {
   if (!value["unloaded"].get_bool().get(unloaded)) control.unloaded = unloaded;
   std::int64_t revision = 0;
   if (!value["revision"].get_int64().get(revision)) control.revision = revision;
+  simdjson::dom::element rollout;
+  if (!value["rollout"].get(rollout) && !rollout.is_null()) {
+    auto r = parse_rollout_json(simdjson::minify(rollout));
+    if (!r.ok()) return r.status();
+    control.rollout = std::move(r).value();
+  }
   return control;
 }
 
@@ -57,6 +63,8 @@ void append_audit_json(std::string& out, const AuditEntry& a) {
   json::append_string(out, a.before);
   out += ",\"after\":";
   json::append_string(out, a.after);
+  out += ",\"reason\":";
+  json::append_string(out, a.reason);
   out.push_back('}');
 }
 
@@ -72,6 +80,10 @@ void append_model_control_json(std::string& out, const ModelControl& c) {
   out += c.unloaded ? "true" : "false";
   out += ",\"revision\":";
   json::append_int(out, c.revision);
+  if (c.rollout) {
+    out += ",\"rollout\":";
+    append_rollout_json(out, *c.rollout);
+  }
   out.push_back('}');
 }
 
@@ -129,7 +141,8 @@ Result<ControlState> parse_control_state_json(std::string_view json) {
         return a[key].get_string().get(v) ? std::string() : std::string(v);
       };
       state.audit.push_back(AuditEntry{field("time"), field("actor"), field("model_id"),
-                                       field("action"), field("before"), field("after")});
+                                       field("action"), field("before"), field("after"),
+                                       field("reason")});
     }
   }
   return state;

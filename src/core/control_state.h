@@ -5,11 +5,13 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/deployment.h"
+#include "core/rollout/rollout.h"
 #include "forklift/status.h"
 
 namespace forklift {
@@ -21,6 +23,9 @@ struct ModelControl {
   // Bumped by every stored change. Replicas compare it to tell a newer state from one they have
   // applied, and a change based on an older revision is refused (optimistic concurrency).
   std::int64_t revision = 0;
+  // The running rollout, or the last one (kept so that it is not started again, and for its
+  // timeline). While active it owns `deployment` (core/rollout/).
+  std::optional<Rollout> rollout;
 
   bool operator==(const ModelControl&) const = default;
 };
@@ -30,9 +35,10 @@ struct AuditEntry {
   std::string time;  // UTC, ISO 8601
   std::string actor;
   std::string model_id;
-  std::string action;  // deploy, promote, rollback, hold, load, unload
+  std::string action;  // deploy, promote, rollback, hold, load, unload, reload, rollout-*
   std::string before;  // Deployment::describe()
   std::string after;
+  std::string reason;  // why, when forklift acted by itself (a rollout's guardrail); may be empty
 };
 
 struct ControlState {
@@ -46,9 +52,10 @@ inline constexpr std::size_t kMaxAuditEntries = 1000;
 // The current time as "2026-11-27T04:25:25Z".
 std::string now_iso8601();
 
-// {"time", "actor", "model_id", "action", "before", "after"}: the state file and the admin API.
+// {"time", "actor", "model_id", "action", "before", "after", "reason"}: the state file and the
+// admin API.
 void append_audit_json(std::string& out, const AuditEntry& entry);
-// {"deployment": {...}, "history": [...], "unloaded": false, "revision": 3}
+// {"deployment": {...}, "history": [...], "unloaded": false, "revision": 3, "rollout": {...}}
 void append_model_control_json(std::string& out, const ModelControl& control);
 Result<ModelControl> parse_model_control_json(std::string_view json);
 

@@ -112,14 +112,7 @@ Result<Deployment> DeploymentController::apply(ModelState& model, Deployment nex
     publish_();  // show versions marked failed on the way
     return why;
   };
-  std::vector<std::int64_t> needed;
-  for (const Route& r : next.routes) needed.push_back(r.version);
-  for (const Shadow& sh : next.shadows) needed.push_back(sh.version);
-  for (std::int64_t v : needed) {
-    const bool was_serving = model.serving.contains(v);
-    if (Status s = versions_.ensure_serving(model, v); !s.ok()) return refuse(s);
-    if (!was_serving) loaded_here.push_back(v);
-  }
+  if (Status s = load_needed(model, next, loaded_here); !s.ok()) return refuse(s);
   if (std::string problems = problems_with(model, next, current, force); !problems.empty()) {
     return refuse(FailedPrecondition(std::move(problems)));
   }
@@ -134,13 +127,107 @@ Result<Deployment> DeploymentController::apply(ModelState& model, Deployment nex
   }
   control.deployment = std::move(next);
   control.revision = model.control.revision + 1;
+  // A person's change takes over from a rollout in progress: it stops where it is.
+  std::string reason;
+  if (control.rollout && control.rollout->active()) {
+    reason = "the deployment was changed by " + std::string(actor) + " (" + std::string(action) +
+             "), which ends the rollout of version " + std::to_string(control.rollout->candidate);
+    control.rollout->phase = RolloutPhase::kAborted;
+    control.rollout->reason = reason;
+    control.rollout->record(RolloutRecord{
+        now_iso8601(), control.rollout->stage_name(), "aborted", std::string(actor), reason, {}});
+  }
   if (Status s = commit(model, control, actor, action, model.control.deployment.describe(),
-                        control.deployment.describe());
+                        control.deployment.describe(), reason);
       !s.ok()) {
     return refuse(s);
   }
   publish_();
   return model.control.deployment;
+}
+
+Status DeploymentController::load_needed(ModelState& model, const Deployment& next,
+                                         std::vector<std::int64_t>& loaded_here) {
+  std::vector<std::int64_t> needed;
+  for (const Route& r : next.routes) needed.push_back(r.version);
+  for (const Shadow& sh : next.shadows) needed.push_back(sh.version);
+  for (std::int64_t v : needed) {
+    const bool was_serving = model.serving.contains(v);
+    if (Status s = versions_.ensure_serving(model, v); !s.ok()) return s;
+    if (!was_serving) loaded_here.push_back(v);
+  }
+  return Status::Ok();
+}
+
+Status DeploymentController::start_rollout(ModelState& model, Rollout rollout,
+                                           std::string_view actor, bool force) {
+  const Deployment next =
+      rollout_deployment(rollout, unrelated_shadows(rollout, model.control.deployment));
+  std::vector<std::int64_t> loaded_here;
+  const auto refuse = [&](Status why) {
+    for (std::int64_t v : loaded_here) {
+      versions_.unload(model, v, "loaded for a rollout that was refused");
+    }
+    publish_();
+    return why;
+  };
+  if (Status s = load_needed(model, next, loaded_here); !s.ok()) return refuse(s);
+  if (Status s = versions_.ensure_serving(model, rollout.candidate); !s.ok()) return refuse(s);
+  // The candidate will take traffic from the baseline's callers: the same check as a deploy.
+  const Deployment both = Deployment::of({{rollout.baseline, 1}, {rollout.candidate, 1}});
+  if (std::string problems = problems_with(model, both, {rollout.baseline}, force);
+      !problems.empty()) {
+    return refuse(FailedPrecondition(std::move(problems)));
+  }
+  ModelControl control = model.control;
+  control.history.push_back(model.control.deployment);
+  if (control.history.size() > kMaxDeploymentHistory)
+    control.history.erase(control.history.begin());
+  control.deployment = next;
+  control.rollout = std::move(rollout);
+  control.revision = model.control.revision + 1;
+  if (Status s = commit(model, control, actor, "rollout-start", model.control.deployment.describe(),
+                        control.deployment.describe(),
+                        "rollout of version " + std::to_string(control.rollout->candidate) +
+                            " from version " + std::to_string(control.rollout->baseline));
+      !s.ok()) {
+    return refuse(s);
+  }
+  publish_();
+  return Status::Ok();
+}
+
+Status DeploymentController::step_rollout(ModelState& model, Rollout next, std::string_view actor,
+                                          std::string_view action, std::string reason) {
+  const std::optional<Rollout>& now = model.control.rollout;
+  const std::vector<Shadow> others =
+      now ? unrelated_shadows(*now, model.control.deployment) : model.control.deployment.shadows;
+  Deployment deployment = rollout_deployment(next, others);
+  std::vector<std::int64_t> loaded_here;
+  Status loaded = load_needed(model, deployment, loaded_here);
+  if (!loaded.ok() && !next.active()) {
+    // A rollout must always be able to end: when the version it would route to is gone (its
+    // directory removed), the version policy takes the traffic instead.
+    deployment = Deployment{};
+    deployment.shadows = others;
+    loaded = load_needed(model, deployment, loaded_here);
+  }
+  if (Status s = loaded; !s.ok()) {
+    for (std::int64_t v : loaded_here) versions_.unload(model, v, "loaded for a refused step");
+    publish_();
+    return s;
+  }
+  ModelControl control = model.control;
+  control.deployment = deployment;
+  control.rollout = std::move(next);
+  control.revision = model.control.revision + 1;
+  if (Status s = commit(model, control, actor, action, model.control.deployment.describe(),
+                        control.deployment.describe(), std::move(reason));
+      !s.ok()) {
+    return s;
+  }
+  publish_();
+  return Status::Ok();
 }
 
 Result<Deployment> DeploymentController::promote(ModelState& model, std::int64_t version,
@@ -213,10 +300,10 @@ void DeploymentController::pin(ModelState& model, std::int64_t version) {
 }
 
 Status DeploymentController::commit(ModelState& model, ModelControl next, std::string_view actor,
-                                    std::string_view action, std::string before,
-                                    std::string after) {
-  AuditEntry entry{now_iso8601(),       std::string(actor), model.model_id,
-                   std::string(action), std::move(before),  std::move(after)};
+                                    std::string_view action, std::string before, std::string after,
+                                    std::string reason) {
+  AuditEntry entry{now_iso8601(),     std::string(actor), model.model_id,   std::string(action),
+                   std::move(before), std::move(after),   std::move(reason)};
   if (Status s = store_.commit(model.model_id, next, entry); !s.ok()) {
     log::error("state_not_stored", {{"model_id", model.model_id},
                                     {"action", entry.action},
@@ -231,6 +318,7 @@ Status DeploymentController::commit(ModelState& model, ModelControl next, std::s
                                    {"actor", entry.actor},
                                    {"before", entry.before},
                                    {"after", entry.after},
+                                   {"reason", entry.reason},
                                    {"revision", model.control.revision}});
   return Status::Ok();
 }

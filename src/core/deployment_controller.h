@@ -38,6 +38,15 @@ class DeploymentController {
   void record(ModelState& model, std::string_view actor, std::string_view action, std::string what);
   // new_versions: hold: pins traffic to `version` (stored as forklift's own change).
   void pin(ModelState& model, std::int64_t version);
+  // Starts a rollout of `rollout.candidate` from `rollout.baseline` (both set by the caller):
+  // loads the candidate, checks its schema against the baseline's unless `force`, keeps the
+  // current deployment for rollback and routes per the rollout's first stage.
+  Status start_rollout(ModelState& model, Rollout rollout, std::string_view actor, bool force);
+  // Stores the model's rollout as `next` (a step: advance, promote, roll back, pause, resume,
+  // abort, with its timeline entry already recorded) and routes traffic per its stage.
+  // `action` names it in the audit log; `reason` says why.
+  Status step_rollout(ModelState& model, Rollout next, std::string_view actor,
+                      std::string_view action, std::string reason);
   // A change another replica stored: applied unless this one has that revision. Versions it
   // routes to are loaded first; if one cannot serve here, nothing changes and the reason is
   // returned. Returns whether the model's versions need a sync (it was loaded again).
@@ -46,7 +55,12 @@ class DeploymentController {
  private:
   // Stores `next` with an audit entry, then adopts it.
   Status commit(ModelState& model, ModelControl next, std::string_view actor,
-                std::string_view action, std::string before, std::string after);
+                std::string_view action, std::string before, std::string after,
+                std::string reason = {});
+  // Loads what `next` routes to or shadows with: the versions it loaded (to unload if the
+  // change is refused), or why one cannot serve.
+  Status load_needed(ModelState& model, const Deployment& next,
+                     std::vector<std::int64_t>& loaded_here);
   // Why `next` would break callers or shadow a version with itself (empty: it would not).
   // `current`: the versions taking traffic before the change.
   std::string problems_with(const ModelState& model, const Deployment& next,

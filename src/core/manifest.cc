@@ -6,11 +6,15 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "common/file_util.h"
+#include "common/json_writer.h"
+#include "common/shown_key.h"
 #include "core/repository.h"
 
 namespace forklift {
@@ -24,16 +28,6 @@ struct ManifestError {
 
 [[noreturn]] void fail(std::string field, std::string message) {
   throw ManifestError{std::move(field), std::move(message)};
-}
-
-// A key from the file as an error may show it: a name of the kind model.yaml uses, or else only
-// its length (an error never quotes arbitrary content of a file).
-std::string shown_key(const std::string& key) {
-  const bool plain =
-      !key.empty() && key.size() <= 64 && std::all_of(key.begin(), key.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
-      });
-  return plain ? key : "(a key of " + std::to_string(key.size()) + " characters)";
 }
 
 std::string required_string(const YAML::Node& node, const std::string& key, const std::string& at) {
@@ -188,11 +182,80 @@ Manifest::Batching parse_batching(const YAML::Node& b) {
   return out;
 }
 
+// A YAML node as JSON text, so that one parser reads a rollout policy from model.yaml and from
+// the admin API. Plain scalars become numbers or booleans when they read as one.
+void yaml_to_json(const YAML::Node& node, std::string& out, int depth) {
+  if (depth > 8) fail("rollout", "is nested too deeply");
+  if (node.IsMap()) {
+    out.push_back('{');
+    bool first = true;
+    for (const auto& kv : node) {
+      if (!first) out.push_back(',');
+      first = false;
+      json::append_string(out, kv.first.as<std::string>());
+      out.push_back(':');
+      yaml_to_json(kv.second, out, depth + 1);
+    }
+    out.push_back('}');
+  } else if (node.IsSequence()) {
+    out.push_back('[');
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      if (i) out.push_back(',');
+      yaml_to_json(node[i], out, depth + 1);
+    }
+    out.push_back(']');
+  } else if (node.IsScalar()) {
+    const std::string text = node.as<std::string>();
+    char* end = nullptr;
+    const double d = text.empty() ? 0 : std::strtod(text.c_str(), &end);
+    if (node.Tag() != "!" && !text.empty() && end == text.c_str() + text.size() &&
+        std::isfinite(d) && text.find_first_of("xXnN") == std::string::npos) {
+      json::append_double(out, d);
+    } else if (node.Tag() != "!" && (text == "true" || text == "false")) {
+      out += text;
+    } else {
+      json::append_string(out, text);
+    }
+  } else {
+    out += "null";
+  }
+}
+
+QualitySpec parse_quality(const YAML::Node& q) {
+  if (!q.IsMap()) fail("quality", "must be a map {task, threshold}");
+  for (const auto& kv : q) {
+    const std::string key = kv.first.as<std::string>();
+    if (key != "task" && key != "threshold") {
+      fail("quality." + shown_key(key), "is not a known field (task, threshold)");
+    }
+  }
+  QualitySpec spec;
+  const std::string task = q["task"] && q["task"].IsScalar() ? q["task"].as<std::string>() : "";
+  if (task == "regression") {
+    spec.task = QualitySpec::Task::kRegression;
+  } else if (task == "binary_classification") {
+    spec.task = QualitySpec::Task::kBinaryClassification;
+  } else {
+    fail("quality.task", "must be regression or binary_classification");
+  }
+  if (const YAML::Node t = q["threshold"]) {
+    double threshold = -1;
+    try {
+      threshold = t.as<double>();
+    } catch (const YAML::Exception&) {
+    }
+    if (!(threshold >= 0 && threshold <= 1)) fail("quality.threshold", "must be 0 to 1");
+    spec.threshold = threshold;
+  }
+  return spec;
+}
+
 Manifest parse_root(const YAML::Node& root) {
   if (!root.IsMap()) fail("(top level)", "must be a map");
   static const std::set<std::string> kKnown = {
       "runtime", "artifact",        "description",  "version_policy", "features",
-      "output",  "runtime_options", "new_versions", "timeout_ms",     "dynamic_batching"};
+      "output",  "runtime_options", "new_versions", "timeout_ms",     "dynamic_batching",
+      "rollout", "quality",         "memory",       "engine"};
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
     if (!kKnown.contains(key)) fail(shown_key(key), "is not a known field");
@@ -211,6 +274,26 @@ Manifest parse_root(const YAML::Node& root) {
     if (v != "promote" && v != "hold") fail("new_versions", "must be promote or hold");
     m.hold_new_versions = v == "hold";
   }
+  if (const YAML::Node mem = root["memory"]) {
+    const std::string v = mem.IsScalar() ? mem.as<std::string>() : "";
+    if (v != "pinned" && v != "on_demand") fail("memory", "must be pinned or on_demand");
+    m.pinned = v == "pinned";
+  }
+  if (const YAML::Node e = root["engine"]) {
+    const std::string v = e.IsScalar() ? e.as<std::string>() : "";
+    if (v != "auto" && v != "native" && v != "library") {
+      fail("engine", "must be auto, native or library");
+    }
+    // The built-in runtimes with one way to evaluate a model; a team's own runtime may read it
+    // (LoadContext::engine).
+    static const std::set<std::string> kOneEngine = {"tree", "python", "torchscript", "online",
+                                                     "constant"};
+    if (kOneEngine.contains(m.runtime)) {
+      fail("engine", "the " + m.runtime + " runtime has one engine; engine applies to the " +
+                         "xgboost runtime (and to runtimes of your own that read it)");
+    }
+    m.engine = v;
+  }
   if (const YAML::Node t = root["timeout_ms"]) {
     long long ms = -1;
     try {
@@ -221,6 +304,15 @@ Manifest parse_root(const YAML::Node& root) {
     m.timeout_ms = ms;
   }
   if (const YAML::Node b = root["dynamic_batching"]) m.batching = parse_batching(b);
+  if (const YAML::Node q = root["quality"]) m.quality = parse_quality(q);
+  if (const YAML::Node r = root["rollout"]) {
+    std::string text;
+    yaml_to_json(r, text, 0);
+    auto policy = parse_rollout_policy_json(text);
+    if (!policy.ok())
+      fail("rollout", "is not a valid rollout policy: " + policy.status().message());
+    m.rollout = std::move(policy).value();
+  }
   if (const YAML::Node opts = root["runtime_options"]) {
     if (!opts.IsMap()) fail("runtime_options", "must be a map of names to scalar values");
     for (const auto& kv : opts) {
@@ -248,15 +340,7 @@ Result<Manifest> read_manifest(const std::filesystem::path& version_dir) {
   const std::filesystem::path file = version_dir / "model.yaml";
   auto opened = open_regular_within(repository_of(version_dir), file, kMaxManifestBytes);
   if (!opened.ok()) return opened.status();
-  std::string text(static_cast<std::size_t>(opened->size), '\0');
-  std::size_t got = 0;
-  while (got < text.size()) {
-    const ssize_t n = ::read(opened->fd.get(), text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  text.resize(got);
+  const std::string text = read_up_to(opened->fd.get(), static_cast<std::size_t>(opened->size));
   return parse_manifest_text(text, file.string());
 }
 

@@ -4,9 +4,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/feedback/quality_spec.h"
+#include "core/rollout/rollout_policy.h"
 #include "forklift/status.h"
 #include "forklift/types.h"
 
@@ -28,6 +31,12 @@ struct Manifest {
   // What a new version that passes its self-tests does: take traffic at once (promote), or wait
   // for a manual promote (hold). Read, like version_policy, from the newest version.
   bool hold_new_versions = false;
+  // `memory: pinned`: under a memory budget (--memory-budget-mb), loaded at start and never
+  // evicted; `on_demand` (the default) loads on the first request and may be evicted.
+  bool pinned = false;
+  // `engine`: auto (default), native or library, for a runtime with more than one way to
+  // evaluate a model (the xgboost runtime: its native tree engine or the XGBoost library).
+  std::string engine = "auto";
   std::map<std::string, std::string> runtime_options;
   // A prediction still running after this long is answered with an error (504) and counted;
   // 0: no limit. Each call then runs on a worker thread of the version (see core/deadline_model.h).
@@ -43,6 +52,11 @@ struct Manifest {
     // instead of waiting behind a queue that only grows under overload.
     std::size_t max_queue_size = 1024;
   } batching;
+  // How a new version earns traffic (model.yaml's `rollout:`): a version that has one is held
+  // when it appears, and the rollout driver starts its rollout (core/rollout/).
+  std::optional<RolloutPolicy> rollout;
+  // How feedback labels score its predictions (model.yaml's `quality:`); none: they are not kept.
+  QualitySpec quality;
 };
 
 // Parses <version dir>/model.yaml. Errors name the file and the field at fault.

@@ -10,6 +10,7 @@
 // snapshot after each step.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -20,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/cold_start.h"
 #include "core/deployment_controller.h"
 #include "core/model_state.h"
 #include "core/snapshot_publisher.h"
@@ -65,6 +67,22 @@ class ModelRegistry {
   // deployment change would be. Recorded in the audit log.
   Status reload_version(std::string_view model_id, std::int64_t version, std::string_view actor,
                         bool force = false);
+  // Starts a rollout (core/rollout/) of `candidate`, else of the newest serving version newer
+  // than production, from the one version taking traffic now, under `policy`, else the
+  // candidate's model.yaml `rollout:`, else the defaults; `overrides` (policy JSON), if given,
+  // changes the fields it names of that policy. Refused while another is running, when traffic
+  // is split, and (unless `force`) when the candidate's schema would break callers.
+  Result<Rollout> start_rollout(std::string_view model_id, std::optional<std::int64_t> candidate,
+                                std::optional<RolloutPolicy> policy, std::string_view actor,
+                                bool force = false, std::string_view overrides = {});
+  // Takes one step of the model's rollout and routes traffic for it. `based_on`, when set, is
+  // the revision of the control state the step was decided on: if it changed since (a person,
+  // another replica), the step is refused (FailedPrecondition) and decided again.
+  Result<Rollout> step_rollout(std::string_view model_id, RolloutStep step, std::string_view actor,
+                               std::string reason = {},
+                               std::vector<std::pair<std::string, double>> signals = {},
+                               std::optional<std::int64_t> based_on = std::nullopt);
+
   // The newest audit entries, oldest first (from the store: every replica's changes).
   Result<std::vector<AuditEntry>> audit() const;
 
@@ -80,6 +98,23 @@ class ModelRegistry {
   // then the next call does it).
   void collect_retired();
 
+  // Many models in bounded memory (--memory-budget-mb). Call before the first sync. Versions of
+  // models whose model.yaml says `memory: pinned` load at once and stay; every other version is
+  // published as a placeholder and loaded by its first request (requests share one load and
+  // wait at most `max_wait`, then get Unavailable). Before a load that would pass the budget,
+  // the loaded versions least worth keeping are evicted: the least used since they loaded, the
+  // largest and the quickest to load again first, with aging (make_room).
+  struct MemoryBudget {
+    std::uint64_t budget_bytes = 0;
+    std::chrono::milliseconds max_wait{5000};
+    std::size_t max_waiting = 4096;  // requests waiting for loads at once; more get Unavailable
+  };
+  void enable_memory_budget(const MemoryBudget& budget);
+  const MemoryBudgetStats* memory_budget() const { return budget_stats_.get(); }
+  // A version with a placeholder, loaded for good (ColdStarter's load; evicts as needed).
+  Result<std::shared_ptr<const LoadedModel>> load_on_demand(const std::string& model_id,
+                                                            std::int64_t version);
+
   // The current snapshot; lock-free (snapshot_publisher.h).
   std::shared_ptr<const RegistrySnapshot> snapshot() const { return publisher_.snapshot(); }
   const std::filesystem::path& root() const { return root_; }
@@ -92,6 +127,10 @@ class ModelRegistry {
   void sync_versions(ModelState& model, const std::vector<std::int64_t>& on_disk);
   void publish();
   void load_state();
+  // Evicts loaded on-demand versions, least worth keeping first, until `extra` more bytes fit
+  // the budget; never `keep`. Under sync_mu_.
+  void make_room(std::uint64_t extra, const ModelState* keep_model, std::int64_t keep_version);
+  std::uint64_t loaded_bytes() const;
 
   std::filesystem::path root_;
   std::shared_ptr<StateStore> store_;
@@ -104,6 +143,11 @@ class ModelRegistry {
   std::vector<std::string> last_skipped_;  // the last scan's skipped entries; guarded by sync_mu_
   VersionManager versions_;
   DeploymentController deployments_;
+  std::uint64_t budget_bytes_ = 0;  // 0: no memory budget
+  double keep_clock_ = 0;           // make_room's aging clock (L); under sync_mu_
+  std::unique_ptr<MemoryBudgetStats> budget_stats_;
+  // Last: destroyed first, so its threads stop before what they call into goes.
+  std::unique_ptr<ColdStarter> starter_;
 };
 
 }  // namespace forklift

@@ -19,7 +19,9 @@ bool RegistrySnapshot::ready() const {
 std::vector<std::string> RegistrySnapshot::unready_models() const {
   std::vector<std::string> out;
   for (const auto& [id, m] : models) {
-    if (m.has_served && m.serving.empty() && !m.control.unloaded) out.push_back(id);
+    if (m.has_served && m.serving.empty() && m.cold.empty() && !m.control.unloaded) {
+      out.push_back(id);
+    }
   }
   return out;
 }
@@ -35,13 +37,13 @@ Result<std::shared_ptr<const LoadedModel>> RegistrySnapshot::resolve(
     // The registry keeps every routed version serving; should one have vanished from disk since,
     // fall through to the newest serving version rather than fail the request.
     const std::int64_t picked = pick_version(m.control.deployment, experiment_key);
-    if (auto s = m.serving.find(picked); s != m.serving.end()) return s->second;
+    if (auto s = m.servable(picked)) return s;
   }
   if (!version) {
     if (auto d = m.default_version()) return d;
     return Unavailable("model '" + m.model_id + "' has no ready version yet");
   }
-  if (auto s = m.serving.find(*version); s != m.serving.end()) return s->second;
+  if (auto s = m.servable(*version)) return s;
   std::string serving;
   for (const auto& [v, _] : m.serving) serving += (serving.empty() ? "" : ", ") + std::to_string(v);
   if (serving.empty()) serving = "none";
@@ -58,6 +60,17 @@ Result<std::shared_ptr<const LoadedModel>> RegistrySnapshot::resolve(
                     "); serving versions: " + serving);
   }
   return NotFound(which + " does not exist; serving versions: " + serving);
+}
+
+Result<bool> RegistrySnapshot::model_ready(std::string_view model_id,
+                                           std::optional<std::int64_t> version) const {
+  auto resolved = resolve(model_id, version);
+  const auto model = models.find(model_id);
+  if (model == models.end() || (version && !model->second.versions.contains(*version))) {
+    return resolved.ok() ? NotFound("unknown model '" + std::string(model_id) + "'")
+                         : resolved.status();
+  }
+  return resolved.ok();
 }
 
 }  // namespace forklift

@@ -8,12 +8,14 @@
 namespace forklift {
 
 std::unique_ptr<PeriodicThread> start_repository_poller(ModelRegistry& registry,
-                                                        double poll_seconds) {
+                                                        double poll_seconds,
+                                                        std::function<void()> before_first) {
   using Clock = std::chrono::steady_clock;
   const auto poll =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(poll_seconds));
   auto next_scan = std::make_shared<Clock::time_point>();
-  const auto first = [&registry, next_scan, poll] {
+  const auto first = [&registry, next_scan, poll, before_first] {
+    if (before_first) before_first();
     registry.sync();
     {
       // Scoped: a snapshot held for the life of the thread would keep every version loaded at

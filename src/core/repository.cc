@@ -83,7 +83,11 @@ Result<std::vector<ModelDirectory>> scan_repository(const std::filesystem::path&
     fs::directory_iterator vit(path, list_ec);
     for (; !list_ec && vit != fs::directory_iterator(); vit.increment(list_ec)) {
       const fs::path vpath = vit->path();
-      const std::int64_t v = parse_version(vpath.filename().string());
+      const std::string name = vpath.filename().string();
+      // Hidden entries are work in progress (a training job's staging directory,
+      // training/staged_version.h) or an editor's: not versions, and not worth a report.
+      if (!name.empty() && name.front() == '.') continue;
+      const std::int64_t v = parse_version(name);
       if (v < 0) {
         std::error_code dir_ec;
         if (fs::is_directory(vpath, dir_ec) && skipped) {

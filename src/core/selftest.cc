@@ -156,6 +156,23 @@ std::string SelfTestReport::summary() const {
   return s;
 }
 
+Status read_selftest_inputs(const std::filesystem::path& file, Batch& rows) {
+  std::ifstream in(file);
+  if (!in) return NotFound(file.string() + " cannot be read");
+  simdjson::ondemand::parser parser;
+  Batch parsed(rows.schema());
+  std::string line;
+  for (std::size_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    Case c;
+    if (Status s = parse_line(parser, line, c, parsed); !s.ok()) {
+      return InvalidArgument(file.string() + ":" + std::to_string(number) + ": " + s.message());
+    }
+  }
+  rows.append_rows(parsed);
+  return Status::Ok();
+}
+
 SelfTestReport run_selftests(const Model& model, const Schema& schema,
                              const std::filesystem::path& file) {
   const auto start = std::chrono::steady_clock::now();

@@ -32,4 +32,9 @@ struct SelfTestReport {
 SelfTestReport run_selftests(const Model& model, const Schema& schema,
                              const std::filesystem::path& file);
 
+// The self-tests' inputs alone, appended to `rows` (whose schema is the model's): what a runtime
+// may check itself on at load (LoadContext::sample_rows). An error for a file that cannot be
+// read or a line that does not parse (run_selftests reports those in full).
+Status read_selftest_inputs(const std::filesystem::path& file, Batch& rows);
+
 }  // namespace forklift

@@ -133,9 +133,33 @@ void ShadowRunner::run() {
   }
 }
 
+void ShadowRunner::trace(const ShadowJob& job, const Status& status,
+                         std::chrono::system_clock::time_point start) const {
+  Span span;
+  span.trace_id = new_trace_id();
+  span.span_id = new_span_id();
+  span.name = "shadow";
+  span.start_unix_ns = unix_nanos(start);
+  span.end_unix_ns = unix_nanos_now();
+  span.link = job.trace_link;
+  span.attributes = {{"forklift.model.id", job.primary->model_id},
+                     {"forklift.model.version", job.shadow->version},
+                     {"forklift.primary_version", job.primary->version},
+                     {"forklift.rows", static_cast<std::int64_t>(job.batch.rows())},
+                     {"forklift.request_id", job.request_id}};
+  if (!status.ok()) {
+    span.error = true;
+    span.status_message = status.message().substr(0, 200);
+  }
+  std::vector<Span> spans;
+  spans.push_back(std::move(span));
+  tracer_->submit(std::move(spans));
+}
+
 void ShadowRunner::process(ShadowJob& job) {
   auto m = metrics_.shadow(job.primary->model_id, job.primary->version, job.shadow->version);
   const auto start = std::chrono::steady_clock::now();
+  const auto wall_start = std::chrono::system_clock::now();
   std::vector<Value> outputs;
   Status status;
   std::optional<Batch> remapped;
@@ -150,6 +174,7 @@ void ShadowRunner::process(ShadowJob& job) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   m->latency.observe(seconds);
+  if (tracer_ != nullptr && job.trace_link) trace(job, status, wall_start);
   if (job.log_event && events_ != nullptr) {
     events_->offer(ShadowEvent{std::chrono::system_clock::now(), job.request_id,
                                job.primary->model_id, job.primary->version, job.shadow->version,

@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "core/version_loader.h"
 #include "observability/event_log.h"
 #include "observability/metrics.h"
+#include "observability/tracer.h"
 
 namespace forklift {
 
@@ -29,6 +31,8 @@ struct ShadowJob {
   std::vector<Value> primary_outputs;
   std::string request_id;
   bool log_event = false;  // write a shadow event (the request's prediction event was sampled)
+  // The traced request's span: the shadow prediction is traced too, linked to it.
+  std::optional<std::pair<TraceId, SpanId>> trace_link = std::nullopt;
 };
 
 // How one shadow output compares with the primary's.
@@ -55,12 +59,19 @@ class ShadowRunner {
   bool offer(ShadowJob job);
   // Blocks until the queue is empty and the worker idle (tests and shutdown).
   void wait_idle();
+  // Where the shadow predictions of traced requests send their spans (null: nowhere). Set before
+  // the first offer.
+  void set_tracer(Tracer* tracer) { tracer_ = tracer; }
 
  private:
+  // The shadow prediction's span: its own trace, linked to the request's server span.
+  void trace(const ShadowJob& job, const Status& status,
+             std::chrono::system_clock::time_point start) const;
   void run();
   void process(ShadowJob& job);
 
   MetricsRegistry& metrics_;
+  Tracer* tracer_ = nullptr;
   const std::size_t capacity_;
   const std::size_t max_queued_bytes_;
   EventLog* events_;

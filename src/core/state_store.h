@@ -47,6 +47,16 @@ class StateStore {
       std::chrono::milliseconds wait);
   // Makes a blocked wait_for_changes return at once (shutdown).
   virtual void interrupt() {}
+
+  // Leases, so that one process at a time does a job several could (driving a rollout). True
+  // when this process holds `name` for the next `ttl` (taken now, or renewed); false when
+  // another does. A store only this process uses always grants it.
+  virtual Result<bool> hold_lease(std::string_view /*name*/, std::chrono::milliseconds /*ttl*/) {
+    return true;
+  }
+  // Gives a held lease up at once (a clean shutdown), so another process need not wait for it
+  // to expire.
+  virtual void release_lease(std::string_view /*name*/) {}
 };
 
 // Keeps the state in this process only: lost at exit.

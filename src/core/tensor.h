@@ -1,11 +1,15 @@
-// An input tensor of the Open Inference Protocol, decoded (api/v2/tensor_json.h), and what turns
-// tensors into rows of a model's schema (core/tensor_rows.h).
+// An input tensor of the Open Inference Protocol, decoded from JSON (api/v2/tensor_json.h) or
+// protobuf (grpc_api/oip_tensors.h); core/tensor_rows.h turns tensors into rows of a model's
+// schema.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "forklift/types.h"
 
 namespace forklift {
 
@@ -17,7 +21,21 @@ struct DatatypeInfo {
   double max;
 };
 
-// The datatypes forklift accepts, with the range their values must fit.
+// The datatypes forklift accepts ("FP32", "INT64", "BOOL", "BYTES", ...), with the range their
+// values must fit; nothing for any other name.
+std::optional<DatatypeInfo> datatype_info(std::string_view datatype);
+
+// The datatype a value of this type is served as: FP32 (float, float vector), INT64, BOOL, BYTES.
+const char* datatype_name(ValueType type);
+
+// The most dimensions a tensor's shape may have.
+inline constexpr std::size_t kMaxTensorDimensions = 8;
+
+// The product of the dimensions, or nothing when it overflows.
+std::optional<std::size_t> element_count(const std::vector<std::int64_t>& shape);
+
+// "[2,3]", for messages.
+std::string shape_text(const std::vector<std::int64_t>& shape);
 
 struct Tensor {
   std::string name;

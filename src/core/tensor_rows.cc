@@ -154,4 +154,15 @@ Status tensors_to_batch(const std::vector<Tensor>& inputs, Batch& batch) {
   return Status::Ok();
 }
 
+Status check_requested_outputs(const std::vector<std::string>& requested, const OutputSpec& output,
+                               std::string_view model_id) {
+  for (const auto& name : requested) {
+    if (name != output.name) {
+      return InvalidArgument("unknown output '" + name.substr(0, 256) + "'; model '" +
+                             std::string(model_id) + "' produces '" + output.name + "'");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace forklift

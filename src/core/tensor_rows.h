@@ -6,6 +6,8 @@
 //    features in model.yaml's order (what XGBoost clients of KServe and MLServer send).
 #pragma once
 
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/tensor.h"
@@ -18,5 +20,9 @@ namespace forklift {
 // are checked before anything is sized from the rows; each element is converted to its feature's
 // type or refused with a message naming the input.
 Status tensors_to_batch(const std::vector<Tensor>& inputs, Batch& batch);
+
+// The outputs a request named (may be none): each must be `output`, the model's one output.
+Status check_requested_outputs(const std::vector<std::string>& requested, const OutputSpec& output,
+                               std::string_view model_id);
 
 }  // namespace forklift

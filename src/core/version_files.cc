@@ -119,3 +119,14 @@ std::uint64_t version_files_content(const fs::path& version_dir) {
 }
 
 }  // namespace forklift
+
+namespace forklift {
+
+std::uint64_t version_files_size(const fs::path& version_dir) {
+  std::uint64_t total = 0;
+  for (const VersionFile& f : files_of(version_dir))
+    total += static_cast<std::uint64_t>(f.st.st_size);
+  return total;
+}
+
+}  // namespace forklift

@@ -18,4 +18,7 @@ std::string version_files_signature(const std::filesystem::path& version_dir);
 // that budget counts by its stat data.
 std::uint64_t version_files_content(const std::filesystem::path& version_dir);
 
+// The same files' total size in bytes.
+std::uint64_t version_files_size(const std::filesystem::path& version_dir);
+
 }  // namespace forklift

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/batching_model.h"
+#include "core/drift/drift_window.h"
 #include "core/manifest.h"
 #include "core/selftest.h"
 #include "forklift/runtime.h"
@@ -35,6 +36,20 @@ struct LoadedModel {
   // `model` itself when the version batches requests (model.yaml's dynamic_batching), else null.
   const BatchingModel* batcher = nullptr;
   std::shared_ptr<VersionMetrics> metrics;
+  // Live drift against the version's profile.json, when it ships one (core/drift/).
+  std::shared_ptr<DriftWindow> drift;
+  // The runtime's own model when it learns online (Model::learns), beneath the decorators that
+  // `model` wraps it in: feedback labels reach it through this. Lives as long as `model`.
+  const Model* learner = nullptr;
+  // The runtime's own model beneath every decorator, for what only it offers: explanations
+  // (Model::explain). Lives as long as `model`; null for a cold placeholder.
+  const Model* runtime_model = nullptr;
+  // Which engine of its runtime evaluates it, and why (Model::engine), taken before the
+  // decorators hide the runtime's model.
+  Model::Engine engine;
+  // A placeholder for a version not in memory (a memory budget): `model` is a ColdStartModel,
+  // which loads the real version on its first request (core/cold_start.h).
+  bool cold = false;
 };
 
 struct LoadOutcome {
@@ -49,5 +64,12 @@ struct LoadOutcome {
 // `on_selftesting`, if set, is called once the runtime has loaded and the self-tests start.
 LoadOutcome load_version(const std::filesystem::path& version_dir, const std::string& model_id,
                          std::int64_t version, const std::function<void()>& on_selftesting = {});
+
+// The version's manifest and runtime model (guarded, with its deadline) without its self-tests:
+// only for a trainer writing the self-tests of a version it has just trained (training/). Never
+// serve what this returns.
+Result<std::shared_ptr<LoadedModel>> load_untested_version(const std::filesystem::path& version_dir,
+                                                           const std::string& model_id,
+                                                           std::int64_t version);
 
 }  // namespace forklift

@@ -1,7 +1,9 @@
 #include "core/version_manager.h"
 
+#include <algorithm>
 #include <set>
 
+#include "common/process_memory.h"
 #include "core/version_files.h"
 #include "observability/log.h"
 
@@ -58,6 +60,7 @@ bool VersionManager::try_load(ModelState& model, std::int64_t version) {
   log::info("version_loading", {{"model_id", model.model_id}, {"version", version}});
   const std::filesystem::path dir = dir_of(model, version);
   const std::string before = version_files_signature(dir);
+  const std::uint64_t memory_before = allocated_bytes_with_children();
   LoadOutcome outcome = load_version(dir, model.model_id, version, [&] {
     status.move_to(VersionState::kSelfTesting);
     publish_();
@@ -83,6 +86,12 @@ bool VersionManager::try_load(ModelState& model, std::int64_t version) {
                                     {"load_seconds", outcome.load_seconds}});
     return false;
   }
+  // What it cost: the memory it holds after its load (its python workers included), at least its
+  // files' size. Loads are serialised, so the growth is this version's, give or take the
+  // serving threads' churn.
+  const std::uint64_t memory_after = allocated_bytes_with_children();
+  status.memory_bytes = std::max<std::uint64_t>(
+      memory_after > memory_before ? memory_after - memory_before : 0, version_files_size(dir));
   outcome.loaded->metrics = metrics_.version(model.model_id, version);
   if (outcome.loaded->batcher) outcome.loaded->batcher->set_metrics(outcome.loaded->metrics);
   status.move_to(VersionState::kReady);
@@ -90,12 +99,24 @@ bool VersionManager::try_load(ModelState& model, std::int64_t version) {
   status.failed_content = 0;
   status.draining.reset();
   model.serving[version] = std::move(outcome.loaded);
+  model.cold.erase(version);
   model.has_served = true;  // from now on, losing every version makes the server unready
+  status.engine = model.serving[version]->engine;
+  if (status.engine.name.empty()) {
+    log::info("version_ready",
+              {{"model_id", model.model_id},
+               {"version", version},
+               {"selftests_passed", static_cast<std::int64_t>(status.selftest->passed)},
+               {"load_seconds", outcome.load_seconds}});
+    return true;
+  }
   log::info("version_ready",
             {{"model_id", model.model_id},
              {"version", version},
              {"selftests_passed", static_cast<std::int64_t>(status.selftest->passed)},
-             {"load_seconds", outcome.load_seconds}});
+             {"load_seconds", outcome.load_seconds},
+             {"engine", status.engine.name},
+             {"engine_note", status.engine.note}});
   return true;
 }
 
@@ -133,17 +154,21 @@ void VersionManager::forget_removed(ModelState& model, const std::set<std::int64
     if (!disk.contains(v)) unload(model, v, "its directory was removed");
   }
   std::erase_if(model.versions, [&](const auto& kv) { return !disk.contains(kv.first); });
+  std::erase_if(model.cold, [&](const auto& kv) { return !disk.contains(kv.first); });
 }
 
 // The policy comes from the newest version whose manifest parses.
 void VersionManager::read_policy(ModelState& model, const std::vector<std::int64_t>& on_disk) {
   model.policy = VersionPolicy{};
   model.hold_new_versions = false;
+  model.pinned = false;
   for (auto v = on_disk.rbegin(); v != on_disk.rend(); ++v) {
     auto m = read_manifest(dir_of(model, *v));
     if (m.ok()) {
       model.policy = m->version_policy;
-      model.hold_new_versions = m->hold_new_versions;
+      // A version with a rollout policy earns traffic through its rollout, not at once.
+      model.hold_new_versions = m->hold_new_versions || m->rollout.has_value();
+      model.pinned = m->pinned;
       return;
     }
   }
@@ -151,8 +176,59 @@ void VersionManager::read_policy(ModelState& model, const std::vector<std::int64
 
 // Serving already, or loaded now (if it should be loaded and passes).
 bool VersionManager::serving_or_loaded(ModelState& model, std::int64_t version) {
-  return model.serving.contains(version) ||
-         (wants_load(model, version) && try_load(model, version));
+  if (model.serving.contains(version)) return true;
+  if (lazy(model)) {
+    return model.cold.contains(version) ||
+           (wants_load(model, version) && make_cold(model, version));
+  }
+  return wants_load(model, version) && try_load(model, version);
+}
+
+void VersionManager::set_cold_start(ColdStarter* starter,
+                                    std::function<bool(const ModelState&)> lazy) {
+  starter_ = starter;
+  lazy_ = std::move(lazy);
+}
+
+// A placeholder from the version's manifest alone: routable, validated, loaded on first use.
+bool VersionManager::make_cold(ModelState& model, std::int64_t version) {
+  auto manifest = read_manifest(dir_of(model, version));
+  VersionStatus& status = model.versions[version];
+  const bool seen = status.version == version;
+  status.version = version;
+  if (!manifest.ok()) {
+    if (seen && status.state != VersionState::kFailed) status.move_to(VersionState::kLoading);
+    status.state = VersionState::kFailed;
+    status.message = manifest.status().message();
+    status.failed_stat = version_files_signature(dir_of(model, version));
+    return false;
+  }
+  auto placeholder = cold_placeholder(*manifest, model.model_id, version, *starter_);
+  placeholder->metrics = metrics_.version(model.model_id, version);
+  model.cold[version] = std::move(placeholder);
+  if (!seen) {
+    status.state = VersionState::kUnloaded;  // a new version starts here under a budget
+    status.message = "not in memory: loads on its first request (--memory-budget-mb)";
+  }
+  return true;
+}
+
+bool VersionManager::load_cold(ModelState& model, std::int64_t version) {
+  if (model.serving.contains(version)) return true;
+  if (!model.cold.contains(version)) return false;
+  if (try_load(model, version)) return true;
+  model.cold.erase(version);  // failed: requests get "not serving (failed)" until it changes
+  return false;
+}
+
+void VersionManager::evict(ModelState& model, std::int64_t version) {
+  auto it = model.serving.find(version);
+  if (it == model.serving.end()) return;
+  const std::shared_ptr<const LoadedModel> loaded = it->second;
+  unload(model, version, "evicted: the memory budget needed room");
+  auto placeholder = cold_placeholder(loaded->manifest, model.model_id, version, *starter_);
+  placeholder->metrics = loaded->metrics;
+  model.cold[version] = std::move(placeholder);
 }
 
 // What the version policy wants, loading it as needed.
@@ -203,6 +279,13 @@ std::optional<std::int64_t> VersionManager::sync(ModelState& model,
       wanted.insert(sh.version);
     }
   }
+  // A running rollout keeps both its versions: at its 100% step the baseline takes no traffic,
+  // but a rollback must find it ready.
+  if (const auto& r = model.control.rollout; r && r->active()) {
+    for (std::int64_t v : {r->baseline, r->candidate}) {
+      if (disk.contains(v) && serving_or_loaded(model, v)) wanted.insert(v);
+    }
+  }
   // new_versions: hold. A newer version passed, but traffic stays on the one that served until
   // now (kept loaded, and pinned by the caller) until a promote.
   std::optional<std::int64_t> hold_at;
@@ -218,6 +301,7 @@ std::optional<std::int64_t> VersionManager::sync(ModelState& model,
     const std::int64_t v = (it++)->first;
     if (!wanted.contains(v)) unload(model, v, "not wanted by the version policy or the deployment");
   }
+  std::erase_if(model.cold, [&](const auto& kv) { return !wanted.contains(kv.first); });
   return hold_at;
 }
 

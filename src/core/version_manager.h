@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cold_start.h"
 #include "core/model_state.h"
 #include "observability/metrics.h"
 
@@ -47,8 +48,19 @@ class VersionManager {
   // Versions unloading whose last request has let go become unloaded; true if any did.
   bool finish_unloading(ModelState& model);
 
+  // Under a memory budget: models for which `lazy` is true get placeholders instead of loads
+  // (cold_start.h) for the versions they want; a request loads one through `starter`.
+  void set_cold_start(ColdStarter* starter, std::function<bool(const ModelState&)> lazy);
+  bool lazy(const ModelState& model) const { return starter_ != nullptr && lazy_ && lazy_(model); }
+  // Loads a version that has a placeholder, for good: true when it serves.
+  bool load_cold(ModelState& model, std::int64_t version);
+  // Takes a loaded version out of memory and puts a placeholder in its place (requests holding
+  // it finish first; then it is freed).
+  void evict(ModelState& model, std::int64_t version);
+
  private:
   bool try_load(ModelState& model, std::int64_t version);
+  bool make_cold(ModelState& model, std::int64_t version);
   bool serving_or_loaded(ModelState& model, std::int64_t version);
   void forget_removed(ModelState& model, const std::set<std::int64_t>& disk);
   void read_policy(ModelState& model, const std::vector<std::int64_t>& on_disk);
@@ -61,6 +73,8 @@ class VersionManager {
   std::filesystem::path root_;
   MetricsRegistry& metrics_;
   std::function<void()> publish_;
+  ColdStarter* starter_ = nullptr;
+  std::function<bool(const ModelState&)> lazy_;
 };
 
 }  // namespace forklift

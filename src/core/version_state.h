@@ -40,6 +40,15 @@ struct VersionStatus {
   std::string message;  // why it failed or was unloaded (empty when ready)
   std::optional<SelfTestReport> selftest;
   double load_seconds = 0;
+  // What loading it cost in memory, measured when it last loaded: the growth of this process's
+  // allocated bytes and its child processes' resident bytes, at least its files' size.
+  std::uint64_t memory_bytes = 0;
+  // Which engine of its runtime served it when it last loaded, and why (Model::engine).
+  Model::Engine engine;
+  // Under a memory budget, when it was loaded on demand: the eviction clock then, and its
+  // request count then (what it has served since is what it is worth).
+  double keep_base = 0;
+  std::uint64_t requests_at_load = 0;
   // What the version's files were when it failed (version_files.h): it is tried again only once
   // their content changes.
   std::string failed_stat;

@@ -33,7 +33,7 @@ void append_header(std::string& out, const char* type, std::chrono::system_clock
 }
 
 // Appends the event's JSON lines to `line`.
-void append_event(const std::variant<PredictionEvent, ShadowEvent>& event, std::string& line) {
+void append_event(const Event& event, std::string& line) {
   if (const auto* p = std::get_if<PredictionEvent>(&event)) {
     const Schema& schema = p->batch.schema();
     for (std::size_t r = 0; r < p->batch.rows(); ++r) {
@@ -58,6 +58,31 @@ void append_event(const std::variant<PredictionEvent, ShadowEvent>& event, std::
       json::append_value(line, p->outputs[r]);
       line += ",\"latency_us\":";
       json::append_int(line, static_cast<std::int64_t>(p->latency_seconds * 1e6));
+      line += "}\n";
+    }
+    return;
+  }
+  if (const auto* f = std::get_if<FeedbackEvent>(&event)) {
+    for (std::size_t r = 0; r < f->labels.size(); ++r) {
+      append_header(line, "feedback", f->time, f->request_id);
+      line += ",\"matched\":";
+      line += f->matched ? "true" : "false";
+      if (f->matched) {
+        line += ",\"model_id\":";
+        json::append_string(line, f->model_id);
+        line += ",\"version\":";
+        json::append_int(line, f->version);
+      }
+      if (f->labels.size() > 1) {
+        line += ",\"row\":";
+        json::append_int(line, static_cast<std::int64_t>(r));
+      }
+      line += ",\"label\":";
+      json::append_double(line, f->labels[r]);
+      if (r < f->outputs.size()) {
+        line += ",\"output\":";
+        json::append_double(line, f->outputs[r]);
+      }
       line += "}\n";
     }
     return;
@@ -108,9 +133,13 @@ EventLog::~EventLog() {
 
 namespace {
 
-std::size_t event_bytes(const std::variant<PredictionEvent, ShadowEvent>& event) {
+std::size_t event_bytes(const Event& event) {
   if (const auto* p = std::get_if<PredictionEvent>(&event)) {
     return sizeof(event) + batch_bytes(p->batch) + values_bytes(p->outputs);
+  }
+  if (const auto* f = std::get_if<FeedbackEvent>(&event)) {
+    return sizeof(event) + f->request_id.size() + f->model_id.size() +
+           (f->labels.size() + f->outputs.size()) * sizeof(double);
   }
   const auto& s = std::get<ShadowEvent>(event);
   return sizeof(event) + values_bytes(s.primary_outputs) + values_bytes(s.shadow_outputs) +
@@ -119,7 +148,7 @@ std::size_t event_bytes(const std::variant<PredictionEvent, ShadowEvent>& event)
 
 }  // namespace
 
-bool EventLog::offer(std::variant<PredictionEvent, ShadowEvent> event) {
+bool EventLog::offer(Event event) {
   const std::size_t bytes = event_bytes(event);
   {
     std::lock_guard lock(mu_);
@@ -157,7 +186,7 @@ void EventLog::run() {
   for (;;) {
     wake_.wait_for(lock, kFlushEvery, [&] { return stop_ || !queue_.empty(); });
     if (queue_.empty() && stop_) break;
-    std::deque<std::variant<PredictionEvent, ShadowEvent>> batch;
+    std::deque<Event> batch;
     batch.swap(queue_);
     queued_bytes_ = 0;
     busy_ = true;

@@ -1,4 +1,5 @@
-// Prediction events: one JSON line per predicted row (sampled), and one per shadow comparison,
+// Prediction events: one JSON line per predicted row (sampled), one per shadow comparison and one
+// per feedback label,
 // written by a background thread to its sinks (rotating files, a PostgreSQL table). Serving
 // threads only queue the event; when the bounded queue is full the event is dropped and counted,
 // never waited for. A clean shutdown writes everything still queued.
@@ -46,6 +47,20 @@ struct ShadowEvent {
   double shadow_latency_seconds = 0;
 };
 
+// A feedback label (docs/how-to/send-feedback-labels.md), with the prediction it was joined with
+// when it was found.
+struct FeedbackEvent {
+  std::chrono::system_clock::time_point time;
+  std::string request_id;
+  bool matched = false;
+  std::string model_id;  // the prediction's, when matched
+  std::int64_t version = 0;
+  std::vector<double> labels;   // one per row
+  std::vector<double> outputs;  // the prediction's, one per row, when matched
+};
+
+using Event = std::variant<PredictionEvent, ShadowEvent, FeedbackEvent>;
+
 struct EventLogOptions {
   double sample_rate = 1.0;             // fraction of requests whose rows are logged
   std::size_t queue_capacity = 65536;   // events waiting to be written
@@ -62,7 +77,7 @@ class EventLog {
 
   double sample_rate() const { return options_.sample_rate; }
   // Queues an event; false (and counted) when the queue is full, in events or in bytes.
-  bool offer(std::variant<PredictionEvent, ShadowEvent> event);
+  bool offer(Event event);
   // Blocks until everything queued so far is written and flushed (tests, shutdown).
   void flush();
 
@@ -79,7 +94,7 @@ class EventLog {
   std::mutex mu_;
   std::condition_variable wake_;
   std::condition_variable drained_;
-  std::deque<std::variant<PredictionEvent, ShadowEvent>> queue_;
+  std::deque<Event> queue_;
   std::size_t queued_bytes_ = 0;  // of queue_, counted by event_bytes
   bool busy_ = false;
   bool stop_ = false;

@@ -21,6 +21,15 @@ void append_number(std::string& out, std::uint64_t v) {
 
 }  // namespace
 
+void append_sample(std::string& out, std::string_view name, std::string_view labels,
+                   std::uint64_t value) {
+  out += name;
+  out += labels;
+  out += ' ';
+  out += std::to_string(value);
+  out += '\n';
+}
+
 std::string prometheus_label(const std::string& value) {
   std::string out;
   for (char c : value) {
@@ -37,6 +46,19 @@ std::string prometheus_label(const std::string& value) {
 Histogram::Histogram(std::span<const double> bounds)
     : bounds_(bounds),
       buckets_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds.size() + 1)) {}
+
+std::span<const double> fine_latency_bounds() {
+  static const std::array<double, kFineLatencyBucketCount> bounds = [] {
+    std::array<double, kFineLatencyBucketCount> b{};
+    double bound = 1e-5;
+    for (double& x : b) {
+      x = bound;
+      bound *= 1.1;
+    }
+    return b;
+  }();
+  return bounds;
+}
 
 void Histogram::observe(double value) {
   const auto it = std::lower_bound(bounds_.begin(), bounds_.end(), value);
@@ -73,6 +95,7 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
 }
 
 void VersionMetrics::record(Outcome outcome, double seconds) {
+  fine_latency.observe(seconds);
   switch (outcome) {
     case Outcome::kOk:
       ok.fetch_add(1, std::memory_order_relaxed);
@@ -121,6 +144,12 @@ void MetricsRegistry::count_http_response(unsigned status) {
   http_by_class_[cls].fetch_add(1, std::memory_order_relaxed);
 }
 
+void MetricsRegistry::count_grpc_call(GrpcMethod method, int code) {
+  const auto m = static_cast<std::size_t>(method);
+  if (m >= grpc_calls_.size() || code < 0 || code >= 17) return;
+  grpc_calls_[m][static_cast<std::size_t>(code)].fetch_add(1, std::memory_order_relaxed);
+}
+
 void MetricsRegistry::render(std::string& out) const {
   std::lock_guard lock(mu_);
   render_versions(out);
@@ -131,6 +160,43 @@ void MetricsRegistry::render(std::string& out) const {
     out += "forklift_http_responses_total{code=\"" + std::to_string(cls) + "xx\"} ";
     append_number(out, http_by_class_[cls].load(std::memory_order_relaxed));
     out.push_back('\n');
+  }
+  render_grpc(out);
+}
+
+void MetricsRegistry::render_grpc(std::string& out) const {
+  // The names gRPC gives its status codes (grpc/status.h), by number.
+  static constexpr std::array<const char*, 17> kCodes = {"OK",
+                                                         "CANCELLED",
+                                                         "UNKNOWN",
+                                                         "INVALID_ARGUMENT",
+                                                         "DEADLINE_EXCEEDED",
+                                                         "NOT_FOUND",
+                                                         "ALREADY_EXISTS",
+                                                         "PERMISSION_DENIED",
+                                                         "RESOURCE_EXHAUSTED",
+                                                         "FAILED_PRECONDITION",
+                                                         "ABORTED",
+                                                         "OUT_OF_RANGE",
+                                                         "UNIMPLEMENTED",
+                                                         "INTERNAL",
+                                                         "UNAVAILABLE",
+                                                         "DATA_LOSS",
+                                                         "UNAUTHENTICATED"};
+  out += "# HELP forklift_grpc_requests_total gRPC calls by method and status code.\n";
+  out += "# TYPE forklift_grpc_requests_total counter\n";
+  for (std::size_t m = 0; m < grpc_calls_.size(); ++m) {
+    for (std::size_t c = 0; c < kCodes.size(); ++c) {
+      const std::uint64_t n = grpc_calls_[m][c].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      out += "forklift_grpc_requests_total{method=\"";
+      out += kGrpcMethods[m];
+      out += "\",code=\"";
+      out += kCodes[c];
+      out += "\"} ";
+      append_number(out, n);
+      out.push_back('\n');
+    }
   }
 }
 

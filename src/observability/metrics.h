@@ -46,6 +46,12 @@ class LatencyHistogram : public Histogram {
   LatencyHistogram() : Histogram(kLatencyBounds) {}
 };
 
+// Finer latency buckets, each 10% wider than the last, from 10 µs to about 60 s; not exported.
+// The exported ones (a factor of 2 to 2.5 apart) cannot tell 2 ms from 4 ms for sure; comparing
+// two versions' latencies (the rollout's guardrail) needs these.
+inline constexpr std::size_t kFineLatencyBucketCount = 165;
+std::span<const double> fine_latency_bounds();
+
 enum class Outcome { kOk, kClientError, kServerError };
 
 // Rows or requests per runtime call under dynamic batching: 1 to 1024, then +Inf.
@@ -68,8 +74,10 @@ struct VersionMetrics {
   std::atomic<std::uint64_t> server_error{0};
   std::atomic<std::uint64_t> timeouts{0};  // predictions past the model's timeout_ms
   std::atomic<std::uint64_t> shed{0};      // refused at once: the version's queue was full
+  std::atomic<std::int64_t> in_flight{0};  // predictions started and not yet answered
   LatencyHistogram latency;
-  BatchMetrics batching;  // rendered only for versions that batch
+  Histogram fine_latency{fine_latency_bounds()};  // the same answers, finer; not rendered
+  BatchMetrics batching;                          // rendered only for versions that batch
 };
 
 // Differences between a shadow's and the primary's outputs: 1e-6 to 1e3.
@@ -87,12 +95,31 @@ struct ShadowMetrics {
   Histogram rel_diff{kDiffBounds};
 };
 
+// The gRPC methods forklift serves (grpc_api/), as forklift_grpc_requests_total names them
+// (kGrpcMethods, in this order).
+enum class GrpcMethod : std::size_t {
+  kServerLive,
+  kServerReady,
+  kModelReady,
+  kServerMetadata,
+  kModelMetadata,
+  kModelInfer,
+  kRepositoryIndex,
+  kRepositoryModelLoad,
+  kRepositoryModelUnload,
+};
+inline constexpr std::array<const char*, 9> kGrpcMethods = {
+    "ServerLive", "ServerReady",     "ModelReady",          "ServerMetadata",       "ModelMetadata",
+    "ModelInfer", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload"};
+
 class MetricsRegistry {
  public:
   std::shared_ptr<VersionMetrics> version(const std::string& model_id, std::int64_t version);
   std::shared_ptr<ShadowMetrics> shadow(const std::string& model_id, std::int64_t primary,
                                         std::int64_t shadow);
   void count_http_response(unsigned status);
+  // A gRPC call answered with `code`, gRPC's status code (0-16).
+  void count_grpc_call(GrpcMethod method, int code);
 
   // Renders request counters, latency histograms and HTTP responses in the text format.
   void render(std::string& out) const;
@@ -108,6 +135,7 @@ class MetricsRegistry {
   // Under mu_, as render() holds it.
   void render_versions(std::string& out) const;
   void render_shadows(std::string& out) const;
+  void render_grpc(std::string& out) const;
 
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::int64_t>, std::shared_ptr<VersionMetrics>> versions_;
@@ -115,7 +143,13 @@ class MetricsRegistry {
       shadows_;
   // Indexed by status / 100 (1xx .. 5xx).
   std::array<std::atomic<std::uint64_t>, 6> http_by_class_{};
+  // [method][code]; rendered only for the pairs that happened.
+  std::array<std::array<std::atomic<std::uint64_t>, 17>, 9> grpc_calls_{};
 };
+
+// Appends one sample line, "<name><labels> <value>\n" (labels: "" or "{a=\"b\"}").
+void append_sample(std::string& out, std::string_view name, std::string_view labels,
+                   std::uint64_t value);
 
 // Escapes a label value for the Prometheus text format.
 std::string prometheus_label(const std::string& value);

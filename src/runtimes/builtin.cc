@@ -7,6 +7,7 @@ namespace forklift {
 void register_xgboost_runtime();
 void register_tree_runtime();
 void register_constant_runtime();
+void register_online_runtime();
 #ifdef FORKLIFT_HAS_TORCHSCRIPT
 void register_torchscript_runtime();
 #endif
@@ -20,6 +21,7 @@ void register_builtin_runtimes() {
     register_xgboost_runtime();
     register_tree_runtime();
     register_constant_runtime();
+    register_online_runtime();
 #ifdef FORKLIFT_HAS_TORCHSCRIPT
     register_torchscript_runtime();
 #endif

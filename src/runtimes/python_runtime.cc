@@ -38,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/child_environment.h"
 #include "common/file_util.h"
 #include "common/thread_priority.h"
 #include "core/manifest.h"  // the worker process reads model.yaml itself
@@ -99,9 +100,24 @@ class PythonModel final : public Model {
 
   Status predict(const Batch& batch, std::vector<Value>& outputs) const override {
     py::gil_scoped_acquire gil;
+    return call_predict([&] { return columns(batch); }, batch.rows(), outputs);
+  }
+
+  // A worker process's request, its columns still in the message's bytes: each becomes one
+  // array, copied once (worker_protocol.h).
+  Status predict_columns(std::size_t rows, const std::vector<worker::ColumnBytes>& columns,
+                         std::vector<Value>& outputs) const {
+    py::gil_scoped_acquire gil;
+    return call_predict([&] { return columns_of(rows, columns); }, rows, outputs);
+  }
+
+ private:
+  template <class MakeColumns>
+  Status call_predict(MakeColumns&& make_columns, std::size_t rows,
+                      std::vector<Value>& outputs) const {
     try {
-      py::object result = module_.attr("predict")(state_, columns(batch));
-      return convert(result, batch.rows(), outputs);
+      py::object result = module_.attr("predict")(state_, make_columns());
+      return convert(result, rows, outputs);
     } catch (py::error_already_set& e) {
       return Internal("predict() in model.py raised " + describe(e));
     } catch (const std::exception& e) {
@@ -109,7 +125,49 @@ class PythonModel final : public Model {
     }
   }
 
- private:
+  // One array per fixed-size column, its bytes copied as they are (little-endian, as numpy's
+  // native order here); strings as a list of str, as in process.
+  static py::dict columns_of(std::size_t rows, const std::vector<worker::ColumnBytes>& columns) {
+    const auto n = static_cast<py::ssize_t>(rows);
+    py::dict features;
+    for (const worker::ColumnBytes& c : columns) {
+      const FeatureSpec& spec = *c.spec;
+      py::object column;
+      const auto copy_into = [&](py::array a) {
+        std::memcpy(a.mutable_data(), c.bytes.data(), c.bytes.size());  // sizes: split_request
+        column = std::move(a);
+      };
+      switch (spec.type) {
+        case ValueType::kFloat:
+          copy_into(py::array_t<double>(n));
+          break;
+        case ValueType::kInt:
+          copy_into(py::array_t<std::int64_t>(n));
+          break;
+        case ValueType::kBool:
+          copy_into(py::array_t<bool>(n));  // bytes 0 or 1: split_request
+          break;
+        case ValueType::kFloatVector:
+          copy_into(py::array_t<float>({n, static_cast<py::ssize_t>(spec.length)}));
+          break;
+        case ValueType::kString: {
+          py::list l(rows);
+          std::string_view in = c.bytes;
+          for (std::size_t r = 0; r < rows; ++r) {
+            std::uint32_t size = 0;
+            std::memcpy(&size, in.data(), sizeof size);
+            l[r] = py::str(in.data() + sizeof size, size);
+            in.remove_prefix(sizeof size + size);
+          }
+          column = std::move(l);
+          break;
+        }
+      }
+      features[py::str(spec.name)] = std::move(column);
+    }
+    return features;
+  }
+
   py::dict columns(const Batch& batch) const {
     const std::size_t rows = batch.rows();
     const auto n = static_cast<py::ssize_t>(rows);
@@ -175,10 +233,16 @@ class PythonModel final : public Model {
       return Internal("predict() in model.py returned " + std::to_string(got) + " outputs for " +
                       std::to_string(rows) + " rows");
     }
+    if (is_plain_ndarray(result) &&
+        from_array(py::reinterpret_borrow<py::array>(result), rows, outputs)) {
+      return Status::Ok();
+    }
     py::sequence items = py::reinterpret_borrow<py::sequence>(
         py::isinstance<py::sequence>(result) ? result : py::list(result));
     for (std::size_t r = 0; r < rows; ++r) {
-      py::handle item = items[r];
+      // An owning reference: indexing a numpy array makes a new object per element, which a
+      // bare handle would let go before the cast reads it.
+      py::object item = items[r];
       switch (out.type) {
         case ValueType::kFloat:
           outputs.emplace_back(item.cast<double>());
@@ -207,6 +271,66 @@ class PythonModel final : public Model {
     return Status::Ok();
   }
 
+  // Exactly numpy.ndarray: a subclass (a masked array, one with its own __len__) may mean more
+  // than its buffer says, so it takes the general path.
+  static bool is_plain_ndarray(const py::object& result) {
+    static const py::handle ndarray =
+        py::object(py::module_::import("numpy").attr("ndarray")).release();
+    return result.get_type().is(ndarray);
+  }
+
+  // A numeric numpy array read through its buffer, with no Python object per row: a column of
+  // numbers, or for a float_vector output a [rows, length] matrix, `rows` long. False: another
+  // kind of array (strings, objects, another shape or length, integers that may not fit), left
+  // to the general path, which converts item by item or says why not.
+  bool from_array(const py::array& a, std::size_t rows, std::vector<Value>& outputs) const {
+    const OutputSpec& out = schema_.output;
+    const char kind = a.dtype().kind();
+    if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b') return false;
+    if (a.ndim() < 1 || static_cast<std::size_t>(a.shape(0)) != rows) return false;
+    if (out.type == ValueType::kFloatVector) {
+      if (a.ndim() != 2 || static_cast<std::size_t>(a.shape(1)) != out.length) return false;
+      const auto m = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
+      if (!m) return false;
+      const float* v = m.data();
+      outputs.reserve(outputs.size() + rows);
+      for (std::size_t r = 0; r < rows; ++r, v += out.length) {
+        outputs.emplace_back(std::vector<float>(v, v + out.length));
+      }
+      return true;
+    }
+    if (a.ndim() != 1) return false;
+    outputs.reserve(outputs.size() + rows);
+    switch (out.type) {
+      case ValueType::kFloat: {
+        if (kind == 'b') return false;  // bools: as the general path decides
+        const auto c = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(a);
+        if (!c) return false;
+        for (std::size_t r = 0; r < rows; ++r) outputs.emplace_back(c.data()[r]);
+        return true;
+      }
+      case ValueType::kInt: {
+        // Signed integers only: a float is not an int, and a uint64 may not fit (the general
+        // path says so instead of wrapping it).
+        if (kind != 'i') return false;
+        const auto c =
+            py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+        if (!c) return false;
+        for (std::size_t r = 0; r < rows; ++r) outputs.emplace_back(c.data()[r]);
+        return true;
+      }
+      case ValueType::kBool: {
+        if (kind != 'b') return false;
+        const auto c = py::array_t<bool, py::array::c_style | py::array::forcecast>::ensure(a);
+        if (!c) return false;
+        for (std::size_t r = 0; r < rows; ++r) outputs.emplace_back(c.data()[r]);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
   py::object module_;
   py::object state_;
   Schema schema_;
@@ -224,7 +348,7 @@ Result<std::filesystem::path> module_file(const LoadContext& ctx) {
   return opened->real_path;
 }
 
-Result<std::unique_ptr<Model>> load_in_process(const LoadContext& ctx) {
+Result<std::unique_ptr<PythonModel>> load_python_model(const LoadContext& ctx) {
   auto module_path = module_file(ctx);
   if (!module_path.ok()) return module_path.status();
   const std::filesystem::path code = *module_path;
@@ -243,11 +367,16 @@ Result<std::unique_ptr<Model>> load_in_process(const LoadContext& ctx) {
       }
     }
     py::object state = module.attr("load")(ctx.artifact.string());
-    return std::unique_ptr<Model>(
-        std::make_unique<PythonModel>(std::move(module), std::move(state), *ctx.schema));
+    return std::make_unique<PythonModel>(std::move(module), std::move(state), *ctx.schema);
   } catch (py::error_already_set& e) {
     return FailedPrecondition(code.string() + ": " + describe(e));
   }
+}
+
+Result<std::unique_ptr<Model>> load_in_process(const LoadContext& ctx) {
+  auto model = load_python_model(ctx);
+  if (!model.ok()) return model.status();
+  return std::unique_ptr<Model>(std::move(model).value());
 }
 
 // --- Worker processes: `runtime_options: {processes: N}` -------------------------------------
@@ -294,6 +423,9 @@ Result<std::unique_ptr<WorkerProcess>> spawn_worker(const LoadContext& ctx,
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[1], 3);  // dup2 clears close-on-exec on fd 3
+  // Nothing else of the server's reaches the team's code: not its listening sockets (found by a
+  // review: a model.py could accept() on the admin listener), connections or files.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 4);
   const std::string version = std::to_string(ctx.version);
   const std::string dir = ctx.version_dir.string();
   std::vector<std::string> args = {"forklift", "runtime-worker", "python",
@@ -302,7 +434,9 @@ Result<std::unique_ptr<WorkerProcess>> spawn_worker(const LoadContext& ctx,
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
+  // Nor its secrets: the admin and feedback tokens and database connection strings.
+  ChildEnvironment env;
+  const int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), env.envp());
   posix_spawn_file_actions_destroy(&actions);
   ::close(fds[1]);
   if (rc != 0) return Unavailable(std::string("cannot start a worker process: ") + strerror(rc));
@@ -355,11 +489,14 @@ class ProcessPoolModel final : public Model {
     const worker::FrameRead read =
         sent ? worker::read_frame(w->fd, answer, worker::kMaxFrameBytes, deadline)
              : worker::FrameRead::kClosed;
+    bool malformed = false;
     if (read == worker::FrameRead::kOk) {
-      status = worker::decode_response(answer, schema_.output, batch.rows(), outputs);
-    } else {
-      // Stuck past the deadline, a frame larger than any answer, or the process died (a crash
-      // in an extension, the OOM killer): in each case this worker is replaced.
+      status = worker::decode_response(answer, schema_.output, batch.rows(), outputs, &malformed);
+    }
+    if (read != worker::FrameRead::kOk || malformed) {
+      // Stuck past the deadline, a frame larger than any answer, an answer that is not one (it
+      // may be out of step with its requests from now on), or the process died (a crash in an
+      // extension, the OOM killer): in each case this worker is replaced.
       w->kill_now();
       auto fresh = spawn_worker(ctx_, schema_.output);
       const std::string replaced =
@@ -368,6 +505,9 @@ class ProcessPoolModel final : public Model {
         status = DeadlineExceeded("its worker process did not answer within timeout_ms (" +
                                   std::to_string(timeout_.count()) + " ms) and was stopped" +
                                   (fresh.ok() ? " and replaced" : replaced));
+      } else if (malformed) {
+        status = Internal("its worker process sent a malformed answer (" + status.message() +
+                          ") and was replaced" + replaced);
       } else if (read == worker::FrameRead::kTooLarge) {
         status =
             Internal("its worker process sent an answer larger than " +
@@ -457,15 +597,16 @@ int run_python_worker(int argc, char** argv) {
   }
   LoadContext ctx{argv[1],           std::stoll(argv[2]),      dir, artifact->real_path,
                   &manifest->schema, manifest->runtime_options};
-  auto model = load_in_process(ctx);
+  auto model = load_python_model(ctx);
   worker::write_frame(kFd, worker::encode_response(manifest->schema.output, model.status(), none));
   if (!model.ok()) return 1;
   std::string request;
+  std::vector<worker::ColumnBytes> columns;
   while (worker::read_frame(kFd, request) == worker::FrameRead::kOk) {
-    Batch batch(manifest->schema);
+    std::size_t rows = 0;
     std::vector<Value> outputs;
-    Status s = worker::decode_request(request, batch);
-    if (s.ok()) s = (*model)->predict(batch, outputs);
+    Status s = worker::split_request(request, manifest->schema, rows, columns);
+    if (s.ok()) s = (*model)->predict_columns(rows, columns, outputs);
     if (!worker::write_frame(kFd, worker::encode_response(manifest->schema.output, s, outputs))) {
       break;
     }

@@ -35,6 +35,12 @@ class Reader {
     in_.remove_prefix(n);
     return true;
   }
+  bool skip(std::size_t n) {
+    if (in_.size() < n) return false;
+    in_.remove_prefix(n);
+    return true;
+  }
+  std::string_view view() const { return in_; }
   bool done() const { return in_.empty(); }
   std::size_t remaining() const { return in_.size(); }
 
@@ -128,22 +134,25 @@ bool get_value(Reader& in, ValueType type, std::size_t length, Value& v) {
 
 std::string encode_request(const Batch& batch) {
   std::string out;
-  put<std::uint32_t>(out, static_cast<std::uint32_t>(batch.rows()));
+  const std::size_t rows = batch.rows();
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(rows));
   const Schema& schema = batch.schema();
-  for (std::size_t r = 0; r < batch.rows(); ++r) {
-    const RowView row = batch.row(r);
-    for (std::size_t f = 0; f < row.size(); ++f) {
-      put_value(out, schema.features[f].type, schema.features[f].length, row[f]);
-    }
+  std::size_t row_bytes = 0;
+  for (const auto& f : schema.features) row_bytes += min_encoded_bytes(f.type, f.length);
+  out.reserve(4 + rows * row_bytes);
+  for (std::size_t f = 0; f < schema.features.size(); ++f) {
+    const FeatureSpec& spec = schema.features[f];
+    for (std::size_t r = 0; r < rows; ++r) put_value(out, spec.type, spec.length, batch.row(r)[f]);
   }
   return out;
 }
 
-Status decode_request(std::string_view message, Batch& batch) {
+Status split_request(std::string_view message, const Schema& schema, std::size_t& rows,
+                     std::vector<ColumnBytes>& columns) {
   Reader in(message);
-  std::uint32_t rows = 0;
-  if (!in.get(rows)) return InvalidArgument("truncated request");
-  const Schema& schema = batch.schema();
+  std::uint32_t claimed = 0;
+  if (!in.get(claimed)) return InvalidArgument("truncated request");
+  rows = claimed;
   // Every row takes at least min_row_bytes of the message: a count the bytes cannot hold is
   // refused before anything is sized from it.
   std::size_t min_row_bytes = 0;
@@ -152,16 +161,47 @@ Status decode_request(std::string_view message, Batch& batch) {
     return InvalidArgument("request claims " + std::to_string(rows) +
                            " rows, more than its bytes hold");
   }
+  columns.clear();
+  for (const FeatureSpec& spec : schema.features) {
+    const std::string_view rest = in.view();
+    std::size_t size = 0;
+    if (spec.type == ValueType::kString) {
+      for (std::size_t r = 0; r < rows; ++r) {
+        std::uint32_t n = 0;
+        if (!in.get(n) || !in.skip(n)) return InvalidArgument("truncated request");
+      }
+      size = rest.size() - in.remaining();
+    } else {
+      size = rows * min_encoded_bytes(spec.type, spec.length);  // bounded by the check above
+      if (!in.skip(size)) return InvalidArgument("truncated request");
+      if (spec.type == ValueType::kBool &&
+          !std::all_of(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(size),
+                       [](char b) { return b == 0 || b == 1; })) {
+        return InvalidArgument("a bool that is neither 0 nor 1");
+      }
+    }
+    columns.push_back({&spec, rest.substr(0, size)});
+  }
+  return in.done() ? Status::Ok() : InvalidArgument("trailing bytes in request");
+}
+
+Status decode_request(std::string_view message, Batch& batch) {
+  std::size_t rows = 0;
+  std::vector<ColumnBytes> columns;
+  if (Status s = split_request(message, batch.schema(), rows, columns); !s.ok()) return s;
   batch.reserve_rows(rows);
-  for (std::uint32_t r = 0; r < rows; ++r) {
-    auto row = batch.add_row();
-    for (std::size_t f = 0; f < row.size(); ++f) {
-      if (!get_value(in, schema.features[f].type, schema.features[f].length, row[f])) {
-        return InvalidArgument("truncated request");
+  const std::size_t first = batch.rows();
+  for (std::size_t r = 0; r < rows; ++r) batch.add_row();
+  for (std::size_t f = 0; f < columns.size(); ++f) {
+    Reader in(columns[f].bytes);
+    for (std::size_t r = 0; r < rows; ++r) {
+      if (!get_value(in, columns[f].spec->type, columns[f].spec->length,
+                     batch.mutable_row(first + r)[f])) {
+        return InvalidArgument("truncated request");  // split_request has checked: unreachable
       }
     }
   }
-  return in.done() ? Status::Ok() : InvalidArgument("trailing bytes in request");
+  return Status::Ok();
 }
 
 std::string encode_response(const OutputSpec& output, const Status& status,
@@ -179,7 +219,8 @@ std::string encode_response(const OutputSpec& output, const Status& status,
 }
 
 Status decode_response(std::string_view message, const OutputSpec& output, std::size_t rows,
-                       std::vector<Value>& outputs) {
+                       std::vector<Value>& outputs, bool* malformed) {
+  if (malformed != nullptr) *malformed = true;
   Reader in(message);
   std::uint8_t kind = 0;
   if (!in.get(kind)) return Internal("empty answer from the worker process");
@@ -187,16 +228,26 @@ Status decode_response(std::string_view message, const OutputSpec& output, std::
     std::uint32_t n = 0;
     std::string why;
     if (!in.get(n) || !in.bytes(n, why)) return Internal("truncated error from the worker process");
+    if (!in.done()) return Internal("trailing bytes in the worker's error");
+    if (malformed != nullptr) *malformed = false;
     return Internal(why);
   }
+  if (kind != 0) return Internal("an answer of unknown kind from the worker process");
+  const std::size_t before = outputs.size();
   for (std::size_t r = 0; r < rows; ++r) {
     Value v;
     if (!get_value(in, output.type, output.length, v)) {
+      outputs.resize(before);
       return Internal("truncated answer from the worker process");
     }
     outputs.push_back(std::move(v));
   }
-  return in.done() ? Status::Ok() : Internal("trailing bytes in the worker's answer");
+  if (!in.done()) {
+    outputs.resize(before);
+    return Internal("trailing bytes in the worker's answer");
+  }
+  if (malformed != nullptr) *malformed = false;
+  return Status::Ok();
 }
 
 bool write_frame(int fd, const std::string& payload) {

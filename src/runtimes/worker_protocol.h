@@ -2,8 +2,11 @@
 // `processes` option): rows to predict one way, outputs or an error the other way. Binary,
 // little-endian, in the schema's order, each message framed by its byte length (u32).
 //
-//   request:  u32 rows, then per row per feature: float f64 | int i64 | bool u8 |
-//             string u32 length + bytes | float_vector `length` f32
+//   request:  u32 rows, then one column per feature, each value of the column after the other:
+//             float f64 | int i64 | bool u8 (0 or 1) | string u32 length + bytes |
+//             float_vector `length` f32
+//             (columns, not rows: the worker hands each one to Python as one array, copied
+//             once, never as a Python object per row)
 //   response: u8 0, then one output per row (encoded as a feature of the output's type), or
 //             u8 1, u32 length + the error message
 #pragma once
@@ -19,12 +22,27 @@
 namespace forklift::worker {
 
 std::string encode_request(const Batch& batch);
+// The request as rows again (the worker itself reads columns: split_request); for the tests and
+// the fuzz target.
 Status decode_request(std::string_view message, Batch& batch);
+
+// A request's columns, checked but not copied: `bytes` is the column's run of the message (for
+// a string column, its length-prefixed values one after the other).
+struct ColumnBytes {
+  const FeatureSpec* spec = nullptr;
+  std::string_view bytes;
+};
+// Splits a request into its `rows` and one column per feature of `schema`. Every size is checked
+// against the bytes the message holds before anything is sized from it.
+Status split_request(std::string_view message, const Schema& schema, std::size_t& rows,
+                     std::vector<ColumnBytes>& columns);
 std::string encode_response(const OutputSpec& output, const Status& status,
                             const std::vector<Value>& outputs);
-// Appends the outputs (the worker's error as the Status).
+// Appends the outputs (the worker's error as the Status). `malformed`, when given, is set when
+// the message is not a well-formed answer at all (as against a well-formed error): a worker that
+// sent one may be out of step with its requests.
 Status decode_response(std::string_view message, const OutputSpec& output, std::size_t rows,
-                       std::vector<Value>& outputs);
+                       std::vector<Value>& outputs, bool* malformed = nullptr);
 
 // Whole frames over a blocking socket (read_frame polls it when given a deadline). write_frame:
 // false when the peer has gone.

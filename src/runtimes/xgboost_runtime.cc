@@ -1,5 +1,9 @@
-// The built-in `xgboost` runtime: loads an XGBoost model file (JSON or UBJSON) through the XGBoost
-// C API and predicts a whole batch in one in-place call (XGBoosterPredictFromDense, no DMatrix).
+// The built-in `xgboost` runtime: an XGBoost model file (JSON or UBJSON), served by forklift's
+// native tree engine (runtimes/tree/) when that engine can read the model and predicts what the
+// XGBoost library predicts on rows that take every split both ways (engine_check.h), else by the
+// library through its C API, a whole batch in one in-place call (XGBoosterPredictFromDense, no
+// DMatrix). model.yaml's `engine` chooses: auto (that rule), native (the engine or a failed
+// load), library.
 //
 // Thread safety: since XGBoost 1.4, prediction on a tree booster may be called from many threads;
 // the output buffer it returns lives in per-thread storage of the booster and is copied out at
@@ -15,6 +19,9 @@
 
 #include "forklift/runtime.h"
 #include "runtimes/dense_rows.h"
+#include "runtimes/tree/engine_check.h"
+#include "runtimes/tree/forest_model.h"
+#include "runtimes/xgboost_library.h"
 
 namespace forklift {
 namespace {
@@ -41,15 +48,8 @@ DMatrixHandle thread_proxy() {
   return proxy.get();
 }
 
-// XGBoost's last error on this thread, without the stack trace it appends.
-std::string last_error() {
-  std::string message = XGBGetLastError();
-  if (auto cut = message.find("\nStack trace"); cut != std::string::npos) message.resize(cut);
-  return message;
-}
-
 Status xgb_error(const LoadContext& ctx, const std::string& what) {
-  return FailedPrecondition(ctx.artifact.string() + ": " + what + ": " + last_error());
+  return FailedPrecondition(ctx.artifact.string() + ": " + what + ": " + xgboost_last_error());
 }
 
 // Number of float columns a row becomes (dense_rows.h), if the output is one XGBoost can make.
@@ -73,24 +73,38 @@ class XGBoostModel final : public Model {
     return run(dense_matrix(batch, cols_), batch.rows(), outputs);
   }
 
+  Engine engine() const override { return {"library", note_}; }
+  Status explain(const Batch&, Explanation&) const override {
+    return FailedPrecondition(
+        "it is served by the XGBoost library, and explanations come from forklift's native "
+        "engine (model.yaml's engine, or the log's native_engine_refused, says why it is not "
+        "used)");
+  }
+  void set_note(std::string note) { note_ = std::move(note); }
+
+  // The library's values for `rows` rows (engine_check.h's LibraryOutput), copied out.
+  Status raw(const float* data, std::size_t rows, tree::LibraryOutput what,
+             std::vector<float>& out) const {
+    const float* result = nullptr;
+    std::size_t total = 0;
+    if (Status s =
+            xgboost_predict(booster_.get(), thread_proxy(), data, rows, cols_, what, result, total);
+        !s.ok()) {
+      return s;
+    }
+    out.assign(result, result + total);
+    return Status::Ok();
+  }
+
   // Predicts `rows` rows of raw floats; used at load to check the output shape.
   Status run(const float* data, std::size_t rows, std::vector<Value>& outputs) const {
-    char array_interface[160];
-    std::snprintf(array_interface, sizeof array_interface,
-                  R"({"data":[%llu,true],"shape":[%zu,%zu],"typestr":"<f4","version":3})",
-                  static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(data)), rows,
-                  cols_);
-    static constexpr char kConfig[] =
-        R"({"type":0,"training":false,"iteration_begin":0,"iteration_end":0,"strict_shape":false,"cache_id":0,"missing":NaN})";
-    const bst_ulong* shape = nullptr;
-    bst_ulong dims = 0;
     const float* result = nullptr;
-    if (XGBoosterPredictFromDense(booster_.get(), array_interface, kConfig, thread_proxy(), &shape,
-                                  &dims, &result) != 0) {
-      return Internal("XGBoost prediction failed: " + last_error());
+    std::size_t total = 0;
+    if (Status s = xgboost_predict(booster_.get(), thread_proxy(), data, rows, cols_,
+                                   tree::LibraryOutput::kPredictions, result, total);
+        !s.ok()) {
+      return s;
     }
-    std::size_t total = 1;
-    for (bst_ulong d = 0; d < dims; ++d) total *= shape[d];
     const std::size_t per_row = rows == 0 ? 0 : total / rows;
     if (per_row != schema_.output.length || per_row * rows != total) {
       return Internal("the model produces " + std::to_string(per_row) +
@@ -111,7 +125,60 @@ class XGBoostModel final : public Model {
   BoosterPtr booster_;
   Schema schema_;
   std::size_t cols_;
+  std::string note_;
 };
+
+// The version's self-test inputs as dense rows, for the engine check.
+std::vector<float> sample_rows(const LoadContext& ctx, std::size_t cols) {
+  if (ctx.sample_rows == nullptr || ctx.sample_rows->rows() == 0) return {};
+  const float* m = dense_matrix(*ctx.sample_rows, cols);
+  return std::vector<float>(m, m + ctx.sample_rows->rows() * cols);
+}
+
+// The model file as the native engine reads it, or why it cannot. An InvalidArgument is a file
+// XGBoost itself would misread (a broken tree, a right child that is not its left one plus one,
+// a key twice): the version is refused whatever the engine, before the library predicts a row
+// (a broken tree can send XGBoost's predictor round in a loop).
+Result<tree::Forest> read_native(const LoadContext& ctx) {
+  auto text = tree::read_model_text(ctx.artifact);
+  if (!text.ok()) return text.status();
+  // JSON: '{' then a key's quote. UBJSON's '{' is followed by a type marker ('L', 'i', 'U').
+  const std::size_t first = text->find_first_not_of(" \t\r\n");
+  const std::size_t second =
+      first == std::string::npos ? first : text->find_first_not_of(" \t\r\n", first + 1);
+  if (second == std::string::npos || (*text)[first] != '{' || (*text)[second] != '"') {
+    return FailedPrecondition(
+        "it reads XGBoost's JSON format only, and this file is UBJSON or "
+        "the old binary format (save the model as model.json)");
+  }
+  return tree::parse_xgboost_json(*text, ctx.artifact.filename().string());
+}
+
+// The native engine for this version, or why not: `forest` must fit model.yaml's output and
+// predict what the library predicts (engine_check.h).
+Result<std::unique_ptr<tree::ForestModel>> checked_native(const LoadContext& ctx,
+                                                          const XGBoostModel& library,
+                                                          std::size_t cols, tree::Forest forest) {
+  if (forest.num_features != cols) {
+    return FailedPrecondition("the engine reads " + std::to_string(forest.num_features) +
+                              " feature columns where XGBoost reads " + std::to_string(cols));
+  }
+  if (Status s = tree::check_output_fits(forest, *ctx.schema, ctx.artifact.filename().string());
+      !s.ok()) {
+    return s;
+  }
+  const auto predict = [&library](const float* rows, std::size_t n, tree::LibraryOutput what,
+                                  std::vector<float>& out) {
+    return library.raw(rows, n, what, out);
+  };
+  auto report = tree::check_against_library(forest, predict, sample_rows(ctx, cols));
+  if (!report.ok()) {
+    return FailedPrecondition("its predictions differ from XGBoost's: " +
+                              report.status().message());
+  }
+  return std::make_unique<tree::ForestModel>(std::move(forest), *ctx.schema,
+                                             "checked against XGBoost on " + report->summary());
+}
 
 Result<std::unique_ptr<Model>> load_xgboost(const LoadContext& ctx) {
   Result<std::size_t> cols = column_count(*ctx.schema);
@@ -137,6 +204,13 @@ Result<std::unique_ptr<Model>> load_xgboost(const LoadContext& ctx) {
                               std::to_string(features) + " feature columns but model.yaml's " +
                               "features make " + std::to_string(*cols));
   }
+  // Read by the native engine first: a file XGBoost would misread is refused before the library
+  // predicts anything (read_native).
+  auto forest = read_native(ctx);
+  if (!forest.ok() && forest.status().code() == StatusCode::kInvalidArgument) {
+    return FailedPrecondition(ctx.artifact.string() +
+                              ": a tree XGBoost would misread: " + forest.status().message());
+  }
   auto model = std::make_unique<XGBoostModel>(std::move(booster), *ctx.schema, *cols);
   // One probe row checks that the output shape matches the manifest before any self-test runs.
   std::vector<float> probe(*cols, 0.0f);
@@ -144,6 +218,20 @@ Result<std::unique_ptr<Model>> load_xgboost(const LoadContext& ctx) {
   if (Status s = model->run(probe.data(), 1, out); !s.ok()) {
     return FailedPrecondition(ctx.artifact.string() + ": " + s.message());
   }
+  const std::string engine = ctx.engine.empty() ? "auto" : ctx.engine;
+  if (engine == "library") {
+    model->set_note("model.yaml asks for engine: library");
+    return std::unique_ptr<Model>(std::move(model));
+  }
+  Result<std::unique_ptr<tree::ForestModel>> native =
+      forest.ok() ? checked_native(ctx, *model, *cols, std::move(forest).value())
+                  : Result<std::unique_ptr<tree::ForestModel>>(forest.status());
+  if (native.ok()) return std::unique_ptr<Model>(std::move(native).value());
+  if (engine == "native") {
+    return FailedPrecondition(ctx.artifact.string() + ": engine: native, but the native engine " +
+                              "cannot serve this model: " + native.status().message());
+  }
+  model->set_note("the native engine cannot serve this model: " + native.status().message());
   return std::unique_ptr<Model>(std::move(model));
 }
 

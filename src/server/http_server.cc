@@ -1,5 +1,6 @@
 #include "server/http_server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -10,13 +11,13 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <thread>
 #include <type_traits>
 #include <unordered_set>
 #include <vector>
 
 #include "common/json_writer.h"
+#include "common/request_id.h"
 #include "common/thread_priority.h"
 #include "observability/log.h"
 #include "server/request_framing.h"
@@ -31,33 +32,6 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-// A request id unique within the process: a random per-thread prefix and a counter.
-std::string make_request_id() {
-  thread_local const std::uint64_t prefix =
-      std::random_device{}() ^ (std::uint64_t{std::random_device{}()} << 32);
-  thread_local std::uint64_t counter = 0;
-  // "%016llx-%08llx" by hand: snprintf was a measurable part of a one-row request.
-  static constexpr char kHex[] = "0123456789abcdef";
-  const std::uint64_t n = ++counter;
-  const int counter_digits = n >> 32 ? 16 : 8;
-  std::string id(17 + static_cast<std::size_t>(counter_digits), '-');
-  for (int i = 0; i < 16; ++i)
-    id[static_cast<std::size_t>(15 - i)] = kHex[(prefix >> (4 * i)) & 15];
-  for (int i = 0; i < counter_digits; ++i) {
-    id[static_cast<std::size_t>(16 + counter_digits - i)] = kHex[(n >> (4 * i)) & 15];
-  }
-  return id;
-}
-
-// The client's x-request-id (as Envoy sets it) when it is short and printable, else a new one.
-std::string request_id_for(std::string_view incoming) {
-  if (incoming.empty() || incoming.size() > 128) return make_request_id();
-  for (char c : incoming) {
-    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\') return make_request_id();
-  }
-  return std::string(incoming);
-}
-
 std::string_view to_std(boost::beast::string_view s) {
   return {s.data(), s.size()};
 }
@@ -66,6 +40,8 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kSweepInterval = std::chrono::milliseconds(500);
 // While draining, more often: the loop (and so the drain) ends soon after its last connection.
 constexpr auto kDrainSweepInterval = std::chrono::milliseconds(50);
+// How long an idle kept-alive connection stays open once the server drains (see drain()).
+constexpr auto kDrainIdleGrace = std::chrono::milliseconds(200);
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 constexpr auto kAcceptLogInterval = std::chrono::seconds(10);
 
@@ -221,13 +197,16 @@ class Session final : public SessionBase,
     finish();
   }
 
-  // Called on the loop's thread when the server drains: an idle connection closes now; one in
+  // Called on the loop's thread when the server drains: an idle connection closes soon; one in
   // the middle of a request is answered first (with Connection: close). A request whose bytes
   // have arrived but not been read yet (a kept-alive client that sent its next request just
   // before the drain) counts as started: closing would drop a request the client already sent.
+  // An idle one gets kDrainIdleGrace first: a request its client sent just before the drain may
+  // still be on its way through a loaded kernel (seen on a busy machine: sent, not yet
+  // readable); one that arrives meanwhile is read and answered as started.
   void drain() override {
     if (!reading_ || (parser_ && parser_->got_some()) || request_waiting()) return;
-    abort();
+    deadline_ = std::min(deadline_, Clock::now() + kDrainIdleGrace);
   }
 
   // Called by the sweeper: a connection idle, reading or writing for too long is closed. The
@@ -306,6 +285,12 @@ class Session final : public SessionBase,
     if (auto host = req.find(http::field::host); host != req.end()) {
       request.host = to_std(host->value());
     }
+    if (auto tp = req.find("traceparent"); tp != req.end()) {
+      request.traceparent = to_std(tp->value());
+      if (auto ts = req.find("tracestate"); ts != req.end())
+        request.tracestate = to_std(ts->value());
+    }
+    request.server_timing = req.find("x-forklift-server-timing") != req.end();
     if (auto actor = req.find("x-forklift-actor"); actor != req.end()) {
       request.actor = to_std(actor->value());
     }

@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS forklift_events (
   model_id   text GENERATED ALWAYS AS (event->>'model_id') STORED
 );
 CREATE INDEX IF NOT EXISTS forklift_events_model_time ON forklift_events (model_id, written_at);
+CREATE INDEX IF NOT EXISTS forklift_events_request_id ON forklift_events ((event->>'request_id'));
 COMMIT;
 )sql";
 
@@ -43,7 +44,15 @@ std::string copy_escaped(std::string_view line) {
       continue;
     }
     out += "\\\\";
-    if (i + 1 < line.size()) out.push_back(line[++i]);
+    if (i + 1 < line.size()) {
+      // The escaped character: a backslash itself (JSON's \\) is doubled for COPY too.
+      const char next = line[++i];
+      if (next == '\\') {
+        out += "\\\\";
+      } else {
+        out.push_back(next);
+      }
+    }
   }
   out.push_back('\n');
   return out;

@@ -36,6 +36,12 @@ CREATE TABLE IF NOT EXISTS forklift_audit (
   after    text NOT NULL,
   replica  text NOT NULL
 );
+ALTER TABLE forklift_audit ADD COLUMN IF NOT EXISTS reason text NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS forklift_leases (
+  name       text PRIMARY KEY,
+  holder     text NOT NULL,
+  expires_at timestamptz NOT NULL
+);
 COMMIT;
 )sql";
 
@@ -193,10 +199,10 @@ Status PostgresStateStore::commit(std::string_view model_id, const ModelControl&
   }
   if (auto r = pg::exec(*conn,
                         "INSERT INTO forklift_audit "
-                        "(time, actor, model_id, action, before, after, replica) "
-                        "VALUES ($1::timestamptz, $2, $3, $4, $5, $6, $7)",
+                        "(time, actor, model_id, action, before, after, replica, reason) "
+                        "VALUES ($1::timestamptz, $2, $3, $4, $5, $6, $7, $8)",
                         {entry.time, entry.actor, entry.model_id, entry.action, entry.before,
-                         entry.after, replica_});
+                         entry.after, replica_, entry.reason});
       !r.ok()) {
     return failed(r.status());
   }
@@ -223,7 +229,7 @@ Result<std::vector<AuditEntry>> PostgresStateStore::audit(std::size_t limit) {
   auto rows =
       pg::exec(*conn,
                "SELECT to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-               "actor, model_id, action, before, after FROM "
+               "actor, model_id, action, before, after, reason FROM "
                "(SELECT * FROM forklift_audit ORDER BY id DESC LIMIT $1) newest ORDER BY id",
                {std::to_string(limit)});
   if (!rows.ok()) {
@@ -234,9 +240,38 @@ Result<std::vector<AuditEntry>> PostgresStateStore::audit(std::size_t limit) {
   const PGresult* r = rows->get();
   for (int i = 0; i < PQntuples(r); ++i) {
     const auto col = [&](int c) { return std::string(pg::text(r, i, c)); };
-    entries.push_back(AuditEntry{col(0), col(1), col(2), col(3), col(4), col(5)});
+    entries.push_back(AuditEntry{col(0), col(1), col(2), col(3), col(4), col(5), col(6)});
   }
   return entries;
+}
+
+Result<bool> PostgresStateStore::hold_lease(std::string_view name, std::chrono::milliseconds ttl) {
+  std::lock_guard lock(write_mu_);
+  auto conn = writer();
+  if (!conn.ok()) return Unavailable("the state store is unreachable: " + conn.status().message());
+  // Taken when free or expired, renewed when ours; the database's clock decides, so replicas'
+  // clocks need not agree.
+  auto rows = pg::exec(*conn,
+                       "INSERT INTO forklift_leases (name, holder, expires_at) "
+                       "VALUES ($1, $2, now() + $3 * interval '1 millisecond') "
+                       "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, "
+                       "expires_at = EXCLUDED.expires_at "
+                       "WHERE forklift_leases.holder = EXCLUDED.holder "
+                       "OR forklift_leases.expires_at < now() RETURNING holder",
+                       {std::string(name), replica_, std::to_string(ttl.count())});
+  if (!rows.ok()) {
+    if (PQstatus(*conn) != CONNECTION_OK) writer_.reset();
+    return Unavailable("the lease could not be taken: " + rows.status().message());
+  }
+  return PQntuples(rows->get()) == 1;
+}
+
+void PostgresStateStore::release_lease(std::string_view name) {
+  std::lock_guard lock(write_mu_);
+  auto conn = writer();
+  if (!conn.ok()) return;  // it expires by itself
+  pg::exec(*conn, "DELETE FROM forklift_leases WHERE name = $1 AND holder = $2",
+           {std::string(name), replica_});
 }
 
 void PostgresStateStore::sleep_until(std::chrono::steady_clock::time_point until) {

@@ -43,6 +43,10 @@ class PostgresStateStore : public StateStore {
       std::chrono::milliseconds wait) override;
   void interrupt() override;
   bool connected() const override { return connected_.load(std::memory_order_relaxed); }
+  // A row in forklift_leases per lease, with its holder (host:pid) and expiry by the database's
+  // clock: a replica that dies stops renewing, and another takes the lease once it expires.
+  Result<bool> hold_lease(std::string_view name, std::chrono::milliseconds ttl) override;
+  void release_lease(std::string_view name) override;
 
  private:
   Result<PGconn*> writer();  // under write_mu_; connects (and creates the tables) if needed

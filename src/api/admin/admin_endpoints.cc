@@ -72,7 +72,18 @@ void get_models(const AdminCall& call) {
     first = false;
     append_model(out, m, call.with_token);
   }
-  out += "]}";
+  out += "],\"memory_budget\":";
+  if (const MemoryBudgetStats* b = call.ctx.registry->memory_budget()) {
+    out += "{\"budget_bytes\":" + std::to_string(b->budget_bytes) +
+           ",\"used_bytes\":" + std::to_string(b->used_bytes.load()) +
+           ",\"cold_loads\":" + std::to_string(b->cold_loads.load()) +
+           ",\"evictions\":" + std::to_string(b->evictions.load()) +
+           ",\"cold_start_requests\":" + std::to_string(b->cold_requests.load()) +
+           ",\"cold_start_timeouts\":" + std::to_string(b->cold_timeouts.load()) + "}";
+  } else {
+    out += "null";
+  }
+  out += "}";
   call.res.json(200, std::move(out));
 }
 
@@ -96,6 +107,14 @@ void get_model(const AdminCall& call, std::string_view model_id) {
   append_model(out, it->second, call.with_token);
   out.back() = ',';  // the model object continues
   append_shadow_comparisons(out, model_id, *call.ctx.metrics);
+  out.push_back(',');
+  append_drift(out, it->second);
+  out.push_back(',');
+  append_lineage(out, it->second, call.ctx.registry->root());
+  if (call.ctx.feedback != nullptr) {
+    out.push_back(',');
+    call.ctx.feedback->append_json(out, model_id);
+  }
   out.push_back('}');
   call.res.json(200, std::move(out));
 }
@@ -147,6 +166,107 @@ void post_reload(const AdminCall& call, std::string_view model_id, std::string_v
   json::append_int(out, v);
   out += ",\"reloaded\":true}";
   call.res.json(200, std::move(out));
+}
+
+namespace {
+
+struct RolloutRequest {
+  std::optional<std::int64_t> version;
+  std::string policy;  // JSON overriding fields of the version's policy; empty: none
+};
+
+// {"version": N, "policy": {...}}, both optional; an empty body is {}.
+Result<RolloutRequest> parse_rollout_request(const std::string& body) {
+  RolloutRequest out;
+  if (body.empty()) return out;
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  simdjson::dom::object obj;
+  if (parser.parse(body).get(root) || root.get_object().get(obj)) {
+    return InvalidArgument("malformed JSON; send {\"version\": N, \"policy\": {...}}");
+  }
+  for (auto [key, value] : obj) {
+    if (key == "version") {
+      std::int64_t v = 0;
+      if (value.get_int64().get(v) || v < 1) {
+        return InvalidArgument("'version' must be a positive integer");
+      }
+      out.version = v;
+    } else if (key == "policy") {
+      out.policy = simdjson::minify(value);
+      // Checked here too, so a malformed policy is refused before anything loads.
+      if (auto p = parse_rollout_policy_json(out.policy); !p.ok()) return p.status();
+    } else {
+      return InvalidArgument("unknown field '" + std::string(key.substr(0, 64)) +
+                             "' (version, policy)");
+    }
+  }
+  return out;
+}
+
+// {"reason": "..."} (optional): what a person says when pausing or aborting.
+Result<std::string> parse_reason(const std::string& body) {
+  if (body.empty()) return std::string();
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(body).get(root) || !root.is_object()) {
+    return InvalidArgument("malformed JSON; send {\"reason\": \"...\"} or nothing");
+  }
+  std::string_view reason;
+  for (auto [key, value] : root.get_object()) {
+    if (key != "reason") {
+      return InvalidArgument("unknown field '" + std::string(key.substr(0, 64)) + "' (reason)");
+    }
+    if (value.get_string().get(reason)) return InvalidArgument("'reason' must be a string");
+  }
+  if (reason.size() > 500) return InvalidArgument("'reason' is longer than 500 characters");
+  for (char c : reason) {
+    if (static_cast<unsigned char>(c) < 0x20) {
+      return InvalidArgument("'reason' must not hold control characters");
+    }
+  }
+  return std::string(reason);
+}
+
+void answer_rollout(const AdminCall& call, std::string_view model_id) {
+  const auto snap = call.ctx.registry->snapshot();
+  auto it = snap->models.find(model_id);
+  if (it == snap->models.end()) return respond_error(call.res, unknown_model(model_id));
+  call.res.json(200, rollout_answer(it->second));
+}
+
+}  // namespace
+
+void get_rollout(const AdminCall& call, std::string_view model_id) {
+  answer_rollout(call, model_id);
+}
+
+void post_rollout(const AdminCall& call, std::string_view model_id) {
+  auto request = parse_rollout_request(*call.req.body);
+  if (!request.ok()) return respond_error(call.res, request.status());
+  auto started =
+      call.ctx.registry->start_rollout(model_id, request->version, std::nullopt, call.actor,
+                                       forced(call.req.target), request->policy);
+  if (!started.ok()) return respond_error(call.res, started.status());
+  answer_rollout(call, model_id);
+}
+
+void post_rollout_step(const AdminCall& call, std::string_view model_id, std::string_view step) {
+  auto reason = parse_reason(*call.req.body);
+  if (!reason.ok()) return respond_error(call.res, reason.status());
+  RolloutStep kind;
+  if (step == "pause") {
+    kind = RolloutStep::kPause;
+  } else if (step == "resume") {
+    kind = RolloutStep::kResume;
+  } else if (step == "abort") {
+    kind = RolloutStep::kAbort;
+  } else {
+    return respond_error(call.res, NotFound("no rollout step '" + std::string(step) + "'"));
+  }
+  auto done = call.ctx.registry->step_rollout(model_id, kind, call.actor, *reason);
+  if (!done.ok()) return respond_error(call.res, done.status());
+  answer_rollout(call, model_id);
 }
 
 void post_repository_index(const AdminCall& call) {

@@ -29,6 +29,10 @@ void put_deployment(const AdminCall& call, std::string_view model_id);
 void post_promote(const AdminCall& call, std::string_view model_id);
 void post_rollback(const AdminCall& call, std::string_view model_id);
 void post_reload(const AdminCall& call, std::string_view model_id, std::string_view version);
+// Rollouts: GET the current (or last) one; POST to start one; POST pause, resume, abort.
+void get_rollout(const AdminCall& call, std::string_view model_id);
+void post_rollout(const AdminCall& call, std::string_view model_id);
+void post_rollout_step(const AdminCall& call, std::string_view model_id, std::string_view step);
 // The Open Inference Protocol model repository extension, as Triton speaks it.
 void post_repository_index(const AdminCall& call);
 void post_repository_load(const AdminCall& call, std::string_view model_id, bool load);

@@ -1,6 +1,5 @@
 #include "api/v2/tensor_json.h"
 
-#include <limits>
 #include <optional>
 
 #include "api/json_request.h"
@@ -9,25 +8,6 @@ namespace forklift {
 namespace {
 
 using simdjson::ondemand::json_type;
-
-std::optional<DatatypeInfo> datatype_info(std::string_view dt) {
-  constexpr double kInf = std::numeric_limits<double>::infinity();
-  if (dt == "FP32")
-    return DatatypeInfo{Element::kFloat, -std::numeric_limits<float>::max(),
-                        std::numeric_limits<float>::max()};
-  if (dt == "FP64") return DatatypeInfo{Element::kFloat, -kInf, kInf};
-  if (dt == "INT8") return DatatypeInfo{Element::kInt, -128, 127};
-  if (dt == "INT16") return DatatypeInfo{Element::kInt, -32768, 32767};
-  if (dt == "INT32") return DatatypeInfo{Element::kInt, -2147483648.0, 2147483647.0};
-  if (dt == "INT64") return DatatypeInfo{Element::kInt, -kInf, kInf};
-  if (dt == "UINT8") return DatatypeInfo{Element::kUInt, 0, 255};
-  if (dt == "UINT16") return DatatypeInfo{Element::kUInt, 0, 65535};
-  if (dt == "UINT32") return DatatypeInfo{Element::kUInt, 0, 4294967295.0};
-  if (dt == "UINT64") return DatatypeInfo{Element::kUInt, 0, kInf};
-  if (dt == "BOOL") return DatatypeInfo{Element::kBool, 0, 1};
-  if (dt == "BYTES") return DatatypeInfo{Element::kBytes, 0, 0};
-  return std::nullopt;
-}
 
 // One input tensor. Its elements, flattened row-major, are kept in the one vector of their
 // element kind: 8 bytes a number instead of a 40-byte Value, so that the data of the largest body
@@ -89,26 +69,6 @@ Status read_data(simdjson::ondemand::value v, Tensor& t, int depth) {
   return Status::Ok();
 }
 
-constexpr std::size_t kMaxDimensions = 8;
-
-// The product of the dimensions, or nothing when it overflows.
-std::optional<std::size_t> element_count(const std::vector<std::int64_t>& shape) {
-  std::size_t n = 1;
-  for (std::int64_t d : shape) {
-    if (__builtin_mul_overflow(n, static_cast<std::size_t>(d), &n)) return std::nullopt;
-  }
-  return n;
-}
-
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i) out += ",";
-    out += std::to_string(shape[i]);
-  }
-  return out + "]";
-}
-
 Status read_input(simdjson::ondemand::value v, Tensor& t, std::size_t index) {
   const std::string where = "inputs[" + std::to_string(index) + "]";
   simdjson::ondemand::object obj;
@@ -139,9 +99,9 @@ Status read_input(simdjson::ondemand::value v, Tensor& t, std::size_t index) {
     if (d.get_int64().get(dim) || dim < 1) {
       return InvalidArgument("input '" + t.name + "': shape must hold positive integers");
     }
-    if (t.shape.size() == kMaxDimensions) {
+    if (t.shape.size() == kMaxTensorDimensions) {
       return InvalidArgument("input '" + t.name + "': shape has more than " +
-                             std::to_string(kMaxDimensions) + " dimensions");
+                             std::to_string(kMaxTensorDimensions) + " dimensions");
     }
     t.shape.push_back(dim);
   }
@@ -211,6 +171,12 @@ Status parse_v2_request(std::string& body, V2Request& out) {
       for (auto param : params) {
         std::string_view name;
         if (param.unescaped_key().get(name)) return InvalidArgument("malformed JSON in parameters");
+        if (name == "explain") {
+          if (param.value().get_bool().get(out.explain)) {
+            return InvalidArgument("parameter 'explain' must be true or false");
+          }
+          continue;
+        }
         if (name != "experiment_key") continue;  // other parameters are accepted and ignored
         std::string_view k;
         if (param.value().get_string().get(k) || k.size() > 256) {

@@ -16,6 +16,7 @@ struct V2Request {
   std::string experiment_key;  // parameters.experiment_key: sticky routing key for splits
   std::vector<Tensor> inputs;
   std::vector<std::string> requested_outputs;
+  bool explain = false;  // parameters.explain: each row's feature contributions as well
 };
 
 // Parses `body` (padded in place by simdjson) into `out`. Every dimension of a shape is positive,

@@ -1,8 +1,8 @@
 // The one path of a prediction, whatever the protocol (/infer, Open Inference Protocol v2):
 //
 //   route (pick the version) -> submit to the version's model (guarded; with a deadline and
-//   batching when it asks) -> outcome metrics -> the caller's answer -> prediction event and
-//   shadows.
+//   batching when it asks) -> outcome metrics -> the caller's answer -> prediction event, the
+//   prediction kept for feedback labels, shadows.
 //
 // Handlers (api/) only parse a request into a Batch, call this, and write the answer. None of
 // them knows whether a version batches: a version that queues answers later, on its batching
@@ -18,9 +18,11 @@
 #include <string_view>
 #include <vector>
 
+#include "core/feedback/feedback_service.h"
 #include "core/model_registry.h"
 #include "core/shadow_runner.h"
 #include "observability/event_log.h"
+#include "observability/tracer.h"
 
 namespace forklift {
 
@@ -34,7 +36,8 @@ struct InferenceTarget {
   const Schema& schema() const { return *model->schema; }
   // Whether infer() calls its completion before it returns (a version that queues requests,
   // for dynamic batching, answers later).
-  bool answers_now() const { return model->batcher == nullptr; }
+  // A version not in memory answers once it has been loaded.
+  bool answers_now() const { return model->batcher == nullptr && !model->cold; }
 };
 
 struct InferenceResult {
@@ -49,8 +52,10 @@ using InferenceDone = std::function<void(const InferenceResult& result)>;
 
 class InferenceService {
  public:
-  // `shadows` and `events` may be null: shadows are not run, events not written.
-  InferenceService(const ModelRegistry& registry, ShadowRunner* shadows, EventLog* events);
+  // `shadows`, `events` and `feedback` may be null: shadows are not run, events not written,
+  // predictions not kept for feedback labels.
+  InferenceService(const ModelRegistry& registry, ShadowRunner* shadows, EventLog* events,
+                   FeedbackService* feedback = nullptr);
 
   // The loaded version for `model_id`: `version` if given, else the deployment's choice for
   // `experiment_key` (sticky), else the newest serving one. NotFound or Unavailable otherwise.
@@ -59,8 +64,10 @@ class InferenceService {
 
   // Predicts `batch` (rows in target.schema()) and calls `done` with the result. `start` is when
   // the request arrived: the version's latency histogram counts from it.
+  // `trace` (may be null) gets the request's queue, predict and event spans.
   void infer(InferenceTarget target, Batch batch, std::string request_id,
-             std::chrono::steady_clock::time_point start, InferenceDone done) const;
+             std::chrono::steady_clock::time_point start, InferenceDone done,
+             std::shared_ptr<RequestTrace> trace = nullptr) const;
 
   // A request that reached a version but could not become rows of its schema (a missing feature,
   // a wrong type): counted as the version's client error. Returns `status`.
@@ -70,11 +77,14 @@ class InferenceService {
  private:
   struct Job;
   void finish(Job& job, Status status, std::vector<Value> outputs) const;
+  // The queue (when the version batches) and predict spans of a traced or timed request.
+  void trace_prediction(Job& job, const Status& status) const;
   void after_success(Job& job, const std::vector<Value>& outputs) const;
 
   const ModelRegistry& registry_;
   ShadowRunner* shadows_;
   EventLog* events_;
+  FeedbackService* feedback_;
 };
 
 }  // namespace forklift

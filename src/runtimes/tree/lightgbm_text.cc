@@ -256,6 +256,7 @@ Result<Forest> parse_lightgbm_text(std::string_view text, const std::string& ori
   if (Status s = finish_tree(); !s.ok()) return s;
   if (trees == 0) return FailedPrecondition(origin + ": the model has no trees");
   if (header.count("average_output")) forest.leaf_scale = 1.0 / static_cast<double>(trees);
+  forest.prepare();
   return forest;
 }
 

@@ -2,6 +2,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -15,8 +16,44 @@ Status bad(const std::string& origin, const std::string& what) {
   return FailedPrecondition(origin + ": " + what);
 }
 
+// A file XGBoost itself would misread (its predictor assumes what these check): refused outright,
+// not left to the library (InvalidArgument; the xgboost runtime refuses the version).
+Status malformed(const std::string& where, const std::string& what) {
+  return InvalidArgument(where + " " + what);
+}
+
+// JSON objects with a key twice: simdjson finds the first, XGBoost keeps the last.
+bool has_duplicate_keys(simdjson::dom::element e) {
+  simdjson::dom::object object;
+  if (e.get_object().get(object)) return false;
+  std::vector<std::string_view> keys;
+  for (auto field : object) keys.push_back(field.key);
+  std::sort(keys.begin(), keys.end());
+  return std::adjacent_find(keys.begin(), keys.end()) != keys.end();
+}
+
+// A name from the file, quoted only when it looks like an identifier (no file content of other
+// shapes reaches a message).
+std::string shown_name(std::string_view name) {
+  const bool plain =
+      !name.empty() && name.size() <= 40 && std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == ':' || c == '_' || c == '-' ||
+               c == '.';
+      });
+  return plain ? "'" + std::string(name) + "'" : std::string("(not shown)");
+}
+
+// A decimal that lies exactly between two floats: XGBoost reads it straight into a float, this
+// parser through a double, and the two roundings may differ.
+bool between_two_floats(double d) {
+  const float f = static_cast<float>(d);
+  if (static_cast<double>(f) == d || !std::isfinite(d)) return false;
+  const float other = std::nextafter(f, d > static_cast<double>(f) ? INFINITY : -INFINITY);
+  return (static_cast<double>(f) + static_cast<double>(other)) / 2 == d;
+}
+
 // XGBoost writes NaN and Infinity as bare words (categorical splits have NaN conditions), which
-// JSON does not allow: they become null (NaN) or 1e999 (inf) outside strings.
+// JSON does not allow: they become null (NaN) or the strings "inf" and "-inf" outside strings.
 std::string to_strict_json(std::string_view in) {
   std::string out;
   out.reserve(in.size() + in.size() / 64);
@@ -35,8 +72,12 @@ std::string to_strict_json(std::string_view in) {
     } else if (c == 'N' && in.compare(i, 3, "NaN") == 0) {
       out.append(in, copied, i - copied).append("null");
       copied = i + 3;
+    } else if (c == '-' && in.compare(i, 9, "-Infinity") == 0) {
+      out.append(in, copied, i - copied).append("\"-inf\"");  // number() reads the string
+      copied = i + 9;
+      i += 8;
     } else if (c == 'I' && in.compare(i, 8, "Infinity") == 0) {
-      out.append(in, copied, i - copied).append("1e999");
+      out.append(in, copied, i - copied).append("\"inf\"");
       copied = i + 8;
     }
   }
@@ -44,7 +85,7 @@ std::string to_strict_json(std::string_view in) {
   return out;
 }
 
-// Numbers in XGBoost's JSON are sometimes strings ("5E-1"); null is NaN.
+// Numbers in XGBoost's JSON are sometimes strings ("5E-1", "[5E-1]"); null is NaN.
 Result<double> number(simdjson::dom::element e) {
   double d = 0;
   if (!e.get_double().get(d)) return d;
@@ -55,6 +96,12 @@ Result<double> number(simdjson::dom::element e) {
   if (e.is_null()) return std::numeric_limits<double>::quiet_NaN();
   std::string_view s;
   if (!e.get_string().get(s)) {
+    // XGBoost 3.1 writes base_score as a one-element list, "[5E-1]"; a longer list (a base
+    // score per output) is not a number.
+    if (s.size() >= 2 && s.front() == '[' && s.back() == ']' &&
+        s.find(',') == std::string_view::npos) {
+      s = s.substr(1, s.size() - 2);
+    }
     try {
       return std::stod(std::string(s));
     } catch (const std::exception&) {
@@ -102,8 +149,14 @@ Status set_objective(Forest& forest, std::string_view o, double base_score,
   } else if (o == "count:poisson" || o == "reg:gamma" || o == "reg:tweedie") {
     forest.transform = Transform::kExp;
     forest.base_margin = std::log(base_score);
+  } else if (o == "multi:softprob" || o == "multi:softmax") {
+    if (forest.num_groups < 2)
+      return bad(origin, "objective '" + std::string(o) + "' without classes");
+    forest.transform = o == "multi:softprob" ? Transform::kSoftmax : Transform::kArgmax;
+    forest.base_margin = base_score;  // softmax objectives take base_score as a margin
   } else {
-    return bad(origin, "objective '" + std::string(o) + "' is not supported by the tree runtime");
+    return bad(origin,
+               "objective " + shown_name(o) + " is not supported by the native tree engine");
   }
   return Status::Ok();
 }
@@ -127,7 +180,11 @@ Status add_category_sets(Forest& forest, simdjson::dom::element tree, RawTree& r
     return FailedPrecondition(where + " has categorical splits but no complete category lists");
   }
   std::map<std::int64_t, std::size_t> list_of;  // node -> index in categories_nodes
-  for (std::size_t i = 0; i < cat_nodes->size(); ++i) list_of[(*cat_nodes)[i]] = i;
+  for (std::size_t i = 0; i < cat_nodes->size(); ++i) {
+    if (!list_of.emplace((*cat_nodes)[i], i).second) {
+      return malformed(where, "lists a node's categories twice");
+    }
+  }
   for (std::size_t node = 0; node < types.size(); ++node) {
     if (types[node] == 0 || raw.left[node] < 0) continue;
     const auto it = list_of.find(static_cast<std::int64_t>(node));
@@ -190,22 +247,44 @@ Result<Forest> parse_xgboost_json(std::string_view json, const std::string& orig
     return bad(origin, "learner_model_param lacks base_score or num_feature");
   }
   forest.num_features = static_cast<std::size_t>(*num_feature);
+  // Several outputs: num_class classes, or num_target targets, each with its own trees.
+  constexpr double kMaxGroups = 1 << 16;
   for (const char* key : {"num_class", "num_target"}) {
     auto n = number(params[key]);
-    if (n.ok() && *n > 1) {
-      return bad(origin, std::string("models with several outputs (") + key +
-                             " > 1) are not supported by the tree runtime yet");
+    if (!n.ok() || !(*n > 1)) continue;
+    if (!(*n <= kMaxGroups) || forest.num_groups > 1) {
+      return bad(origin, std::string("unsupported ") + key);
     }
+    forest.num_groups = static_cast<std::size_t>(*n);
   }
   if (Status s = set_objective(forest, objective, *base_score, origin); !s.ok()) return s;
   std::string_view booster;
   if (learner["gradient_booster"]["name"].get_string().get(booster) || booster != "gbtree") {
     return bad(origin,
-               "only gbtree boosters are supported (this one is '" + std::string(booster) + "')");
+               "only gbtree boosters are supported (this one is " + shown_name(booster) + ")");
   }
   simdjson::dom::array trees;
   if (learner["gradient_booster"]["model"]["trees"].get_array().get(trees)) {
     return bad(origin, "no trees");
+  }
+  // Which output each tree adds to (all 0 with one output).
+  std::vector<std::int32_t> tree_info;
+  {
+    auto info = numbers<std::int32_t>(learner["gradient_booster"]["model"], "tree_info");
+    if (forest.num_groups > 1 && (!info.ok() || info->size() != trees.size())) {
+      return bad(origin, "no complete tree_info");
+    }
+    if (info.ok()) tree_info = std::move(info).value();
+  }
+  if (forest.num_groups > trees.size()) {
+    return bad(origin, "more outputs than trees");  // also bounds the check's memory by the file
+  }
+  for (const char* path : {"", "/learner", "/learner/learner_model_param", "/learner/objective",
+                           "/learner/gradient_booster", "/learner/gradient_booster/model"}) {
+    simdjson::dom::element e;
+    if (!root.at_pointer(path).get(e) && has_duplicate_keys(e)) {
+      return malformed(origin + ":", "has a JSON key twice in one object");
+    }
   }
   // The category bitsets may take 16 MiB plus 64 bytes per byte of the file.
   std::size_t category_words_left =
@@ -223,9 +302,33 @@ Result<Forest> parse_xgboost_json(std::string_view json, const std::string& orig
     }
     const std::size_t n = left->size();
     if (right->size() != n || index->size() != n || cond->size() != n || dflt->size() != n) {
-      return FailedPrecondition(where + " has arrays of different lengths");
+      return malformed(where, "has arrays of different lengths");
+    }
+    if (has_duplicate_keys(tree)) return malformed(where, "has a JSON key twice");
+    // XGBoost places a tree by its id, and its predictor takes a right child to be the left one
+    // plus one: a file where either is not so is read differently by XGBoost and by anyone else.
+    auto id = number(tree["id"]);
+    if (id.ok() && *id != static_cast<double>(t)) return malformed(where, "has another id");
+    for (std::size_t i = 0; i < n; ++i) {
+      if ((*left)[i] >= 0 && (*right)[i] != (*left)[i] + 1) {
+        return malformed(where, "has a right child that does not follow its left one");
+      }
+    }
+    auto raw_cond = numbers<double>(tree, "split_conditions");
+    if (raw_cond.ok()) {
+      for (double d : *raw_cond) {
+        if (between_two_floats(d)) {
+          return FailedPrecondition(where +
+                                    " has a split condition whose decimal lies exactly "
+                                    "between two floats (read differently by XGBoost)");
+        }
+      }
     }
     RawTree raw;
+    if (auto hessians = numbers<float>(tree, "sum_hessian");
+        hessians.ok() && hessians->size() == n) {
+      raw.cover = std::move(hessians).value();
+    }
     raw.left = std::move(left).value();
     raw.right = std::move(right).value();
     raw.nodes.resize(n);
@@ -244,10 +347,22 @@ Result<Forest> parse_xgboost_json(std::string_view json, const std::string& orig
         }
       }
     }
-    if (Status s = append_tree(forest, raw, where); !s.ok()) return s;
+    auto vector_leaf = number(tree["tree_param"]["size_leaf_vector"]);
+    if (vector_leaf.ok() && *vector_leaf > 1) {
+      return FailedPrecondition(where +
+                                " has vector leaves (multi_strategy multi_output_tree), "
+                                "which the native engine does not evaluate");
+    }
+    const std::int32_t group = t < tree_info.size() ? tree_info[t] : 0;
+    if (group < 0 || static_cast<std::size_t>(group) >= forest.num_groups) {
+      return malformed(where, "belongs to output " + std::to_string(group) + " of " +
+                                  std::to_string(forest.num_groups));
+    }
+    if (Status s = append_tree(forest, raw, where, group); !s.ok()) return s;
     ++t;
   }
   if (forest.roots.empty()) return bad(origin, "the model has no trees");
+  forest.prepare();
   return forest;
 }
 

@@ -1,0 +1,37 @@
+// The environment a child process running a team's code gets (python workers, python
+// trainers): the server's, without its own secrets, so that code sees what it needs and not the
+// keys to the server. Removed: FORKLIFT_* (the admin and feedback tokens, connection strings) and
+// PG* (libpq's passwords and hosts).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+extern char** environ;
+
+namespace forklift {
+
+class ChildEnvironment {
+ public:
+  ChildEnvironment() {
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+      const std::string_view var(*e);
+      if (var.starts_with("FORKLIFT_") || var.starts_with("PG")) continue;
+      vars_.emplace_back(var);
+    }
+    for (auto& v : vars_) pointers_.push_back(v.data());
+    pointers_.push_back(nullptr);
+  }
+  ChildEnvironment(const ChildEnvironment&) = delete;
+  ChildEnvironment& operator=(const ChildEnvironment&) = delete;
+
+  // For posix_spawn's envp; valid while this object lives.
+  char** envp() { return pointers_.data(); }
+
+ private:
+  std::vector<std::string> vars_;
+  std::vector<char*> pointers_;
+};
+
+}  // namespace forklift

@@ -1,0 +1,51 @@
+// The complete-tree layout's AVX2 kernels, chosen at run time when the CPU has AVX2 (forest.cc):
+// a batch in blocks of up to 64 rows, eight rows per vector; one row with eight trees per vector.
+// Each row gets the same leaves added in the same order as on the scalar paths, so every path
+// gives the same bits.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace forklift::tree {
+
+// Each tree's nodes in breadth-first order (level k at 2^k - 1 .. 2^(k+1) - 2), `stride` apart:
+// thresholds, and features with bit 31 set where a missing value goes left. The stride leaves
+// room to read eight past any level's first node.
+struct CompleteRowsJob {
+  const float* thresholds;
+  const std::int32_t* features;
+  std::size_t stride;
+  const float* leaves;         // per tree 2^depth
+  const std::int32_t* groups;  // per tree (read when num_groups > 1)
+  std::size_t trees;
+  int depth;
+  std::size_t num_groups;
+  const float* rows;  // `n` rows of `cols` floats
+  std::size_t n;      // 1 to 64
+  std::size_t cols;
+  double* sums;  // n * num_groups, added to
+  // For one row: the top levels (kTopLevels, fewer in shallower trees) of each run of eight trees
+  // interleaved, node slot by node slot, the eight trees side by side: a level is read with
+  // loads and blends instead of gathers. (trees / 8) * (2^top_levels - 1) * 8 values each.
+  const float* top_thresholds = nullptr;
+  const std::int32_t* top_features = nullptr;
+  int top_levels = 0;
+};
+
+// How many levels of each tree the one-row kernel reads from the interleaved copy.
+constexpr int kTopLevels = 4;
+
+// Whether the AVX2 kernels run: the CPU has AVX2 (checked once) and they are not switched off.
+bool use_vector_kernels();
+
+// Switches the AVX2 kernels off (or back on where the CPU has AVX2): the tests compare every
+// path's bits on one machine.
+void enable_vector_kernels(bool on);
+
+void complete_rows_avx2(const CompleteRowsJob& job);
+
+// One row (job.n is 1) through every tree, eight trees per vector: the trees are the lanes.
+void complete_one_row_avx2(const CompleteRowsJob& job);
+
+}  // namespace forklift::tree

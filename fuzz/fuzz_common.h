@@ -33,6 +33,7 @@ features:
   - {name: s, type: string}
   - {name: v, type: float_vector, length: 3}
 output: {name: y, type: float}
+quality: {task: regression}
 )";
 
 inline std::filesystem::path make_repository() {
@@ -53,8 +54,10 @@ struct Served {
   Served()
       : root(make_repository()),
         registry(root, metrics),
-        inference(registry, nullptr, nullptr),
-        router(ApiContext{&registry, &inference, &metrics}) {
+        feedback(FeedbackOptions{1 << 20}, metrics, nullptr),
+        inference(registry, nullptr, nullptr, &feedback),
+        router(
+            ApiContext{&registry, &inference, &metrics, 0, nullptr, nullptr, nullptr, &feedback}) {
     log::set_min_level(log::Level::kError);
     register_builtin_runtimes();
     if (!registry.sync().ok()) std::abort();
@@ -66,6 +69,7 @@ struct Served {
   std::filesystem::path root;
   MetricsRegistry metrics;
   ModelRegistry registry;
+  FeedbackService feedback;  // predictions of `m` are kept for labels
   InferenceService inference;
   Router router;
 };

@@ -16,7 +16,7 @@ using testing::write_file;
 using testing::write_sum_version;
 
 AuditEntry entry(std::string action) {
-  return AuditEntry{now_iso8601(), "alice", "sum", std::move(action), "policy", "1"};
+  return AuditEntry{now_iso8601(), "alice", "sum", std::move(action), "policy", "1", ""};
 }
 
 ModelControl control_with(std::vector<Route> routes, std::int64_t revision) {
@@ -36,7 +36,7 @@ TEST(ControlState, RoundTripsThroughJson) {
   state.models["eta"] = c;
   state.models["surge"] = ModelControl{};
   state.audit.push_back(
-      AuditEntry{"2026-11-27T04:25:25Z", "bob \"b\"", "eta", "deploy", "policy", "1:90,2:10"});
+      AuditEntry{"2026-11-27T04:25:25Z", "bob \"b\"", "eta", "deploy", "policy", "1:90,2:10", ""});
   auto parsed = parse_control_state_json(control_state_to_json(state));
   ASSERT_TRUE(parsed.ok()) << parsed.status().message();
   EXPECT_EQ(parsed->models.at("eta"), c);

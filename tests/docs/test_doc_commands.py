@@ -11,7 +11,7 @@ Conventions (write pages with them, and a reader following the page sees nothing
 - Where a block runs: each block is one `bash -e -o pipefail` script, run in a scratch directory
   laid out like forklift's checkout after a build: `build/forklift` (the binary under test,
   $FORKLIFT_BIN), `build/models` (a private copy of the example models, $FORKLIFT_MODELS),
-  `examples/` (the repository's). `forklift` is on PATH. `/srv/models`, the repository the how-to
+  `examples/`, `scripts/`, `third_party/` and `deploy/` (the repository's). `forklift` is on PATH. `/srv/models`, the repository the how-to
   guides serve, names the same private copy.
 - Addresses: pages use forklift's default ports, `localhost:8080` (or `127.0.0.1:8080`) for the
   data plane and `127.0.0.1:8081` (or `localhost:8081`) for the admin API; the test replaces them
@@ -461,9 +461,16 @@ def workspace(tmp_path):
     shutil.copytree(EXAMPLE_MODELS, work / "build" / "models", ignore=shutil.ignore_patterns(".*"))
     (work / "build" / "forklift").symlink_to(FORKLIFT)
     (work / "examples").symlink_to(ROOT / "examples")
+    (work / "scripts").symlink_to(ROOT / "scripts")
+    (work / "third_party").symlink_to(ROOT / "third_party")
+    (work / "deploy").symlink_to(ROOT / "deploy")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "forklift").symlink_to(FORKLIFT)
+    # `python3` in a page is the distribution's, which has the packages the project installs
+    # (python3-grpcio, python3-xgboost), whatever python3 comes first on this PATH.
+    if Path("/usr/bin/python3").exists():
+        (bin_dir / "python3").symlink_to("/usr/bin/python3")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FORKLIFT_", "PG"))}
     env.update(PATH=f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
                FORKLIFT_ADMIN_TOKEN=secrets.token_hex(16), USER=env.get("USER", "docs"))

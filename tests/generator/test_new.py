@@ -56,8 +56,11 @@ def test_a_generated_service_tests_serves_and_deploys(prefix, tmp_path, runtime)
     repo = tmp_path / "svc"
     name = f"ride-score-{runtime}"
     port = free_port()
+    # The trained runtimes come with their trainer (--with-training): the repository's own
+    # tests then train a new version too (train_test).
+    training = ["--with-training"] if runtime in ("xgboost", "python") else []
     r = new(prefix, str(repo), "--yes", "--name", name, "--team", "@lyft/pricing",
-            "--runtime", runtime, "--port", str(port))
+            "--runtime", runtime, "--port", str(port), *training)
     assert r.returncode == 0, r.stderr
     assert f"for {name} ({runtime} runtime)" in r.stdout
     written = [line.strip() for line in r.stdout.splitlines() if line.startswith("  ")]
@@ -71,8 +74,12 @@ def test_a_generated_service_tests_serves_and_deploys(prefix, tmp_path, runtime)
                  "deploy/k8s/overlays/production/kustomization.yaml"]:
         assert must in written and (repo / must).is_file(), must
     assert (repo / "CODEOWNERS").read_text().strip().endswith("* @lyft/pricing")
-    for path in repo.rglob("*"):  # nothing left unrendered (GitHub's ${{ }} aside)
-        if path.is_file() and path.name != "ci.yaml":
+    # Nothing left unrendered: GitHub's ${{ }} aside, and forklift's rules and dashboard, copied
+    # as they are (their {{ }} are Prometheus's and Grafana's templates).
+    monitoring = repo / "deploy/k8s/monitoring"
+    for path in repo.rglob("*"):
+        if path.is_file() and path.name != "ci.yaml" and (
+                path.parent != monitoring or path.name.startswith("kustomization")):
             assert "{{" not in path.read_text(), path
 
     # Every YAML and JSON file parses.
@@ -94,6 +101,8 @@ def test_a_generated_service_tests_serves_and_deploys(prefix, tmp_path, runtime)
                        env=env, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "100% tests passed" in r.stdout
+    if training:
+        assert "train_test" in r.stdout and f"models/{name}/train.yaml" in written
 
     # Its own serve command, and a real prediction.
     admin_port = free_port()
@@ -154,6 +163,47 @@ def test_generated_kubernetes_manifests_render(deployable, env_name, min_replica
     assert container["resources"]["limits"] and container["resources"]["requests"]
 
 
+def test_generated_monitoring_is_valid_and_renders(deployable):
+    """The rules (promtool check and their unit tests), the dashboard (JSON), the monitoring
+    kustomization and the scale-on-in-flight component, as a team would apply them."""
+    monitoring = deployable / "deploy/k8s/monitoring"
+    dashboard = json.loads((monitoring / "forklift-dashboard.json").read_text())
+    assert dashboard["panels"] and dashboard["uid"] == "forklift-serving"
+    require_or_skip(shutil.which("promtool"), "promtool is missing (Debian's prometheus)")
+    r = subprocess.run(["promtool", "check", "rules", "forklift-rules.yaml"], cwd=monitoring,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(["promtool", "test", "rules", "forklift-rules.test.yaml"], cwd=monitoring,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pod = yaml.safe_load((deployable / "deploy/k8s/base/deployment.yaml").read_text())
+    env = {e["name"]: e for e in pod["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for name in ("FORKLIFT_ADMIN_TOKEN", "FORKLIFT_STATE_POSTGRES", "FORKLIFT_EVENTS_POSTGRES"):
+        assert "secretKeyRef" in env[name]["valueFrom"] and "value" not in env[name], name
+    require_or_skip(shutil.which("kubectl"), "kubectl is not installed",
+                    installed_by_project=False)
+    r = subprocess.run(["kubectl", "kustomize", str(monitoring)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    docs = list(yaml.safe_load_all(r.stdout))
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == ["ConfigMap", "ConfigMap", "ConfigMap", "ServiceMonitor"], kinds
+    rules = next(d for d in docs if "forklift-rules.yaml" in d.get("data", {}))
+    assert "ForkliftHighErrorRatio" in rules["data"]["forklift-rules.yaml"]
+    # An overlay with the component: the HPA also scales on predictions in flight.
+    overlay = deployable / "deploy/k8s/overlays/scaled"
+    overlay.mkdir(exist_ok=True)
+    (overlay / "kustomization.yaml").write_text(
+        "resources: [../../base]\ncomponents: [../../components/scale-on-in-flight]\n")
+    r = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    hpa = next(d for d in yaml.safe_load_all(r.stdout) if d["kind"] == "HorizontalPodAutoscaler")
+    assert {"type": "Pods", "pods": {"metric": {"name": "forklift_requests_in_flight"},
+                                     "target": {"type": "AverageValue", "averageValue": "8"}}} \
+        in hpa["spec"]["metrics"]
+
+
 def test_generated_terraform_is_formatted(deployable):
     require_or_skip(shutil.which("terraform"), "terraform is not installed",
                     installed_by_project=False)
@@ -190,3 +240,31 @@ def test_bad_flags_and_non_empty_directories_are_refused(prefix, tmp_path):
     # Without a terminal and without --yes, a missing answer is an error, not a hang.
     r = new(prefix, str(tmp_path / "c"), stdin="")
     assert r.returncode == 2 and "--yes" in r.stderr
+
+
+def test_generated_training_manifests_render(prefix, tmp_path):
+    require_or_skip(shutil.which("kubectl"), "kubectl is not installed",
+                    installed_by_project=False)
+    repo = tmp_path / "svc"
+    r = new(prefix, str(repo), "--yes", "--name", "ride-eta", "--runtime", "xgboost",
+            "--with-training")
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["kubectl", "kustomize", str(repo / "deploy/k8s/overlays/production")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    docs = {d["kind"]: d for d in yaml.safe_load_all(r.stdout)}
+    assert {"CronJob", "PersistentVolumeClaim", "Deployment"} <= set(docs)
+    job = docs["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    train = job["containers"][0]
+    assert train["command"][:3] == ["/usr/local/bin/service", "train", "ride-eta"]
+    assert train["image"] == docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    claim = docs["PersistentVolumeClaim"]["metadata"]["name"]
+    assert job["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim
+    assert "--poll-seconds" in pod["containers"][0]["command"]
+
+
+def test_training_is_refused_for_a_runtime_without_a_trainer(prefix, tmp_path):
+    r = new(prefix, str(tmp_path / "svc"), "--yes", "--runtime", "cpp", "--with-training")
+    assert r.returncode == 2 and "no built-in trainer" in r.stderr

@@ -1,6 +1,7 @@
 """Several `forklift serve` replicas sharing deployments through a real PostgreSQL server, and
 prediction events written to a PostgreSQL table."""
 import json
+import subprocess
 import time
 from datetime import datetime
 
@@ -30,6 +31,15 @@ def pg():
     server = postgres.PostgresServer()
     yield server
     server.close()
+
+
+def event_count(pg):
+    """Rows in forklift_events; -1 until the sink has created the table, which it does when it
+    first connects (after the first requests, so a test can look before it exists)."""
+    try:
+        return int(pg.query("SELECT count(*) FROM forklift_events")[0][0])
+    except subprocess.CalledProcessError:
+        return -1
 
 
 def replica(repo, tmp_path, pg, name, *extra):
@@ -167,7 +177,7 @@ def test_prediction_events_reach_a_postgres_table(repo_copy, tmp_path, pg):
             r = s.post("/infer", {"model_id": "eta", "features": features},
                        headers={"x-request-id": f"req-{i}"})
             assert r.status_code == 200
-        count = lambda: int(pg.query("SELECT count(*) FROM forklift_events")[0][0])  # noqa: E731
+        count = lambda: event_count(pg)  # noqa: E731
         assert wait_until(lambda: count() == 40, 10) is not None
         row = pg.query("SELECT type, model_id, event::text FROM forklift_events "
                        "WHERE event->>'request_id' = 'req-7'")
@@ -205,10 +215,29 @@ def test_one_bad_event_does_not_drop_its_batch(repo_copy, tmp_path, pg):
             codes = list(pool.map(lambda b: requests.post(s.url + "/infer", json=b,
                                                           timeout=10).status_code, bodies))
         assert codes == [200] * 30
-        count = lambda: int(pg.query("SELECT count(*) FROM forklift_events")[0][0])  # noqa: E731
+        count = lambda: event_count(pg)  # noqa: E731
         assert wait_until(lambda: count() == 30, 15) is not None, (count(), s.logs[-5:])
         cities = {r[0] for r in pg.query("SELECT event->'features'->>'city' FROM forklift_events")}
         assert "s\ufffdf" in cities
         assert 'forklift_events_dropped_total{stage="postgres"} 0' in s.get("/metrics").text
+    finally:
+        assert s.stop() == 0
+
+
+def test_a_backslash_in_a_feature_reaches_the_table(repo_copy, tmp_path, pg):
+    """Found in issue 16's review: JSON's escaped backslash (\\\\) was written to COPY with its
+    second backslash unescaped, so PostgreSQL refused the line and the event was lost."""
+    s = Server(repo_copy, "--events-postgres", pg.conninfo, "--events-sample", "1")
+    try:
+        features = selftest_cases("surge", 1)[0]["features"]
+        for city in ("C:\\temp", "a\\\\b", "end\\"):
+            r = requests.post(s.url + "/infer", json={"model_id": "surge",
+                                                      "features": {**features, "city": city}},
+                              timeout=10)
+            assert r.status_code == 200, r.text
+        count = lambda: event_count(pg)  # noqa: E731
+        assert wait_until(lambda: count() == 3, 30) is not None, (count(), s.logs[-5:])
+        cities = {r[0] for r in pg.query("SELECT event->'features'->>'city' FROM forklift_events")}
+        assert cities == {"C:\\temp", "a\\\\b", "end\\"}
     finally:
         assert s.stop() == 0

@@ -1,5 +1,6 @@
 """The optional runtimes over real HTTP: TorchScript (`fraud`) and Python (`cancel_risk`), one row,
 batches, the v2 protocol, and a predict() that fails."""
+import json
 import math
 import signal
 import subprocess
@@ -9,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import Server, selftest_cases
+from conftest import Server, metric, selftest_cases
 
 
 def check_every_case(server, model_id):
@@ -203,6 +204,65 @@ def test_python_worker_processes_answer_and_survive_a_crash(repo_copy):
     assert_workers_leave(repo_copy, within=0.5)  # they left with the server
 
 
+EVERY_TYPE_MANIFEST = """runtime: python
+artifact: model.py
+runtime_options: {processes: 2}
+dynamic_batching: {max_batch_size: 64, max_queue_delay_us: 2000, threads: 2}
+features:
+  - {name: x, type: float, allow_missing: true}
+  - {name: n, type: int}
+  - {name: flag, type: bool}
+  - {name: city, type: string}
+  - {name: emb, type: float_vector, length: 2}
+output: {name: y, type: float_vector, length: 2}
+"""
+
+# Asserts each column's type in the worker, and answers a float32 matrix: [row's own sum, rows].
+EVERY_TYPE_CODE = """import numpy as np
+def load(path):
+    return None
+def predict(model, f):
+    rows = len(f['city'])
+    assert f['x'].dtype == np.float64 and f['n'].dtype == np.int64, (f['x'].dtype, f['n'].dtype)
+    assert f['flag'].dtype == np.bool_ and isinstance(f['city'], list)
+    assert f['emb'].shape == (rows, 2) and f['emb'].dtype == np.float32
+    x = np.where(np.isnan(f['x']), -1.0, f['x'])
+    own = x + f['n'] + f['flag'] + np.array([len(c) for c in f['city']]) + f['emb'].sum(axis=1)
+    return np.column_stack([own, np.full(rows, rows)]).astype(np.float32)
+"""
+
+
+@pytest.mark.usefixtures("python_runtime")
+def test_worker_processes_get_columns_of_every_type_in_batches(repo_copy):
+    """Dynamic batching reaches the worker processes: one call with the rows of many requests,
+    as columns, and each request gets its own rows' answers back."""
+    version = repo_copy / "columns" / "1"
+    version.mkdir(parents=True)
+    (version / "model.yaml").write_text(EVERY_TYPE_MANIFEST)
+    (version / "model.py").write_text(EVERY_TYPE_CODE)
+    (version / "selftest.jsonl").write_text(json.dumps({
+        "name": "one row", "expected": [6.5, 1.0],
+        "features": {"x": 1.0, "n": 1, "flag": True, "city": "ab", "emb": [1.0, 0.5]}}) + "\n")
+    s = Server(repo_copy)
+    try:
+        def one(i):
+            row = {"x": None if i % 3 == 0 else i * 0.5, "n": i, "flag": i % 2 == 0,
+                   "city": "c" * (i % 4), "emb": [1.0, i * 0.25]}
+            r = s.post("/infer", {"model_id": "columns", "features": row})
+            assert r.status_code == 200, r.text
+            x = -1.0 if i % 3 == 0 else i * 0.5
+            assert r.json()["output"][0] == pytest.approx(x + i + (i % 2 == 0) + i % 4 + 1 + i * 0.25)
+            return r.json()["output"][1]  # the rows in the call that answered it
+        with ThreadPoolExecutor(16) as pool:
+            batch_sizes = list(pool.map(one, range(400)))
+        assert max(batch_sizes) > 1, "no two requests ever shared a call"
+        calls = metric(s, "forklift_batch_requests_count", model_id="columns", version="1")
+        assert metric(s, "forklift_batch_requests_sum", model_id="columns", version="1") == 400
+        assert calls < 400, calls
+    finally:
+        assert s.stop() == 0
+
+
 def test_the_native_tree_runtime_serves_eta_like_xgboost(repo_copy):
     for manifest in (repo_copy / "eta").glob("*/model.yaml"):
         manifest.write_text(manifest.read_text().replace("runtime: xgboost", "runtime: tree"))
@@ -214,6 +274,70 @@ def test_the_native_tree_runtime_serves_eta_like_xgboost(repo_copy):
         assert r.status_code == 200, r.text
         for got, case in zip(r.json()["outputs"], cases, strict=True):
             assert math.isclose(got, case["expected"], rel_tol=1e-5), case["name"]
+    finally:
+        assert s.stop() == 0
+
+
+def test_xgboost_models_are_served_by_the_native_engine_unless_it_cannot_or_is_told_not_to(
+        repo_copy):
+    """Issue 20: the native engine by default, proven at load; `engine: library` and a model file
+    it cannot read (UBJSON) go to XGBoost, the latter with a logged reason."""
+    import shutil
+    import xgboost
+    eta = repo_copy / "eta"
+    shutil.copytree(eta / "2", repo_copy / "eta_library" / "1")
+    with open(repo_copy / "eta_library" / "1" / "model.yaml", "a") as f:
+        f.write("engine: library\n")
+    shutil.copytree(eta / "2", repo_copy / "eta_ubj" / "1")
+    ubj = repo_copy / "eta_ubj" / "1"
+    xgboost.Booster(model_file=str(ubj / "model.json")).save_model(str(ubj / "model.ubj"))
+    (ubj / "model.json").unlink()
+    (ubj / "model.yaml").write_text((ubj / "model.yaml").read_text().replace(
+        "artifact: model.json", "artifact: model.ubj"))
+    s = Server(repo_copy)
+    try:
+        engines = {}
+        for model in ("eta", "eta_library", "eta_ubj"):
+            for v in s.admin("GET", f"/admin/models/{model}").json()["versions"]:
+                engines[(model, v["version"])] = v["engine"]
+        assert engines == {("eta", 1): "native", ("eta", 2): "native",
+                           ("eta_library", 1): "library", ("eta_ubj", 1): "library"}
+        ready = {(e["model_id"], e["version"]): e for e in s.events("version_ready")}
+        assert "checked against XGBoost on" in ready[("eta", 2)]["engine_note"]
+        refused = s.events("native_engine_refused")
+        assert [e["model_id"] for e in refused] == ["eta_ubj"], refused
+        assert "JSON format only" in refused[0]["reason"]
+        metrics = s.get("/metrics").text
+        assert 'forklift_model_engine_info{model_id="eta",version="2",engine="native"} 1' in metrics
+        assert ('forklift_model_engine_info{model_id="eta_ubj",version="1",engine="library"} 1'
+                in metrics)
+        # Both engines answer the self-tests' rows alike.
+        cases = selftest_cases("eta", 2)
+        answers = {}
+        for model in ("eta", "eta_library", "eta_ubj"):
+            r = s.post("/infer", {"model_id": model, "version": 2 if model == "eta" else 1,
+                                  "instances": [c["features"] for c in cases]})
+            assert r.status_code == 200, r.text
+            answers[model] = r.json()["outputs"]
+        for a, b, c in zip(answers["eta"], answers["eta_library"], answers["eta_ubj"], strict=True):
+            assert math.isclose(a, b, rel_tol=1e-5) and b == c
+    finally:
+        assert s.stop() == 0
+
+
+def test_engine_native_refuses_a_version_the_native_engine_cannot_serve(repo_copy):
+    import xgboost
+    v = repo_copy / "eta" / "2"
+    xgboost.Booster(model_file=str(v / "model.json")).save_model(str(v / "model.ubj"))
+    (v / "model.yaml").write_text((v / "model.yaml").read_text().replace(
+        "artifact: model.json", "artifact: model.ubj") + "engine: native\n")
+    s = Server(repo_copy)
+    try:
+        versions = {x["version"]: x for x in s.admin("GET", "/admin/models/eta").json()["versions"]}
+        assert versions[2]["state"] == "failed"
+        assert versions[1]["state"] == "ready" and versions[1]["engine"] == "native"
+        rejected = [e for e in s.events("version_rejected") if e["version"] == 2]
+        assert rejected and "engine: native, but the native engine cannot serve" in rejected[0]["reason"]
     finally:
         assert s.stop() == 0
 

@@ -117,9 +117,16 @@ def test_plain_http_and_stalled_handshakes_are_cut_off_and_counted(tls_server):
     with socket.create_connection(("127.0.0.1", tls_server.port), timeout=10) as s:
         assert s.recv(1) == b""
     assert time.monotonic() - started < 5
-    metrics = tls_server.get("/metrics").text
-    failures = [l for l in metrics.splitlines()
-                if l.startswith("forklift_tls_handshake_failures_total ")]
+    # The server counts the stalled one as it closes it: under a sanitizer on a busy machine,
+    # a moment after the client sees the close.
+    deadline = time.monotonic() + 10
+    while True:
+        metrics = tls_server.get("/metrics").text
+        failures = [l for l in metrics.splitlines()
+                    if l.startswith("forklift_tls_handshake_failures_total ")]
+        if (failures and float(failures[0].split()[1]) >= 2) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert failures and float(failures[0].split()[1]) >= 2
     assert tls_server.post("/infer", eta_body()).status_code == 200  # still serving
 
@@ -138,7 +145,7 @@ def test_admin_api_and_cli_over_https(tls_server, certificate):
     out = subprocess.run([FORKLIFT, "status", "--server", tls_server.admin_url],
                          capture_output=True, text=True, env=env, timeout=30)
     assert out.returncode != 0
-    assert "certificate verify failed" in out.stderr, out.stderr
+    assert "SSL certificate problem" in out.stderr, out.stderr
 
 
 def test_bad_certificate_files_stop_the_server_with_a_clear_message(repo_copy, tmp_path,

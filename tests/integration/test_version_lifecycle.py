@@ -12,7 +12,9 @@ from conftest import Server, selftest_cases
 from test_control_plane import TOKEN, cli, eta_body
 
 
-def wait_for(predicate, timeout=30, what="condition"):
+def wait_for(predicate, timeout=120, what="condition"):
+    # Generous: under a sanitizer, beside the other suites on two cores, a load of eta with its
+    # engine check took over 30 s in CI. Only a failing test waits this long.
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():

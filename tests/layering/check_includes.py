@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 # The same order as FORKLIFT_LAYERS in CMakeLists.txt.
-LAYERS = ["common", "observability", "core", "runtimes", "store", "api", "server", "cli"]
+LAYERS = ["common", "observability", "core", "runtimes", "store", "training", "api", "grpc_api", "server",
+          "cli"]
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 
 

@@ -38,7 +38,9 @@ inline DirectLoad load_direct(const std::filesystem::path& dir, const std::strin
                   dir,
                   dir / out.manifest->artifact,
                   &out.manifest->schema,
-                  out.manifest->runtime_options};
+                  out.manifest->runtime_options,
+                  std::chrono::milliseconds(out.manifest->timeout_ms),
+                  out.manifest->engine};
   auto model = runtime->loader(ctx);
   if (!model.ok()) {
     out.status = model.status();

@@ -112,14 +112,21 @@ TEST(TreeForest, RefusesWhatItCannotEvaluateByName) {
     EXPECT_NE(f.status().message().find(message), std::string::npos) << f.status().message();
   };
   refused(kSmall, "binary:logistic", "multi:softprob", "objective 'multi:softprob'");
-  refused(kSmall, R"("num_class": "0")", R"("num_class": "3")", "several outputs");
+  refused(kSmall, R"("num_class": "0")", R"("num_class": "3")", "no complete tree_info");
+  refused(kSmall, R"("split_type": [0, 0, 0]})", R"("split_type": [0, 0, 0],
+          "tree_param": {"size_leaf_vector": "2"}})",
+          "vector leaves");
   refused(kSmall, R"("split_type": [0, 0, 0])", R"("split_type": [1, 0, 0])",
           "categorical splits but no complete category lists");
   refused(kSmall, R"("name": "gbtree")", R"("name": "dart")", "only gbtree");
   refused(kSmall, R"("split_indices": [0, 0, 0])", R"("split_indices": [7, 0, 0])",
           "splits on feature 7 of 2");
   refused(kSmall, R"("right_children": [2, -1, -1])", R"("right_children": [9, -1, -1])",
-          "broken child index");
+          "does not follow its left one");
+  refused(kSmall, R"("left_children": [1, -1, -1])", R"("left_children": [8, -1, -1])",
+          "does not follow its left one");
+  refused(kSmall, R"("left_children": [1, -1, -1], "right_children": [2, -1, -1])",
+          R"("left_children": [7, -1, -1], "right_children": [8, -1, -1])", "broken child index");
   refused(kSmall, R"("left_children": [1, -1, -1])", R"("left_children": [1, -1])",
           "different lengths");
   // Found by fuzz_tree_models: a missing key threw from the parser instead of refusing.

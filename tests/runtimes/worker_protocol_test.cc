@@ -55,6 +55,44 @@ TEST(WorkerProtocol, RequestsRoundTripEveryType) {
   EXPECT_FALSE(decode_request(message + "x", padded).ok());
 }
 
+TEST(WorkerProtocol, RequestsAreColumnsEachOfOneRunOfBytes) {
+  const Schema schema = every_type();
+  Batch batch(schema);
+  for (int r = 0; r < 2; ++r) {
+    auto row = batch.add_row();
+    row[0] = 0.5 + r;
+    row[1] = std::int64_t{10 + r};
+    row[2] = r == 1;
+    row[3] = std::string(static_cast<std::size_t>(r) + 1, 'a');
+    row[4] = std::vector<float>{1, 2, 3.0f + static_cast<float>(r)};
+  }
+  const std::string message = encode_request(batch);
+  std::size_t rows = 0;
+  std::vector<ColumnBytes> columns;
+  ASSERT_TRUE(split_request(message, schema, rows, columns).ok());
+  ASSERT_EQ(rows, 2u);
+  ASSERT_EQ(columns.size(), 5u);
+  double x[2];
+  ASSERT_EQ(columns[0].bytes.size(), sizeof x);  // both rows' x, one after the other
+  std::memcpy(x, columns[0].bytes.data(), sizeof x);
+  EXPECT_EQ(x[0], 0.5);
+  EXPECT_EQ(x[1], 1.5);
+  EXPECT_EQ(columns[2].bytes, std::string_view("\x00\x01", 2));
+  EXPECT_EQ(columns[3].bytes, std::string_view("\x01\x00\x00\x00"
+                                               "a"
+                                               "\x02\x00\x00\x00"
+                                               "aa",
+                                               11));
+  EXPECT_EQ(columns[4].bytes.size(), 2u * 3u * sizeof(float));
+  // A bool byte other than 0 or 1 is refused (the worker copies the column as numpy bools).
+  std::string bad = message;
+  bad[4 + 16 + 16] = 2;  // the first row's b, after the rows and the x and n columns
+  Batch none(schema);
+  const Status s = decode_request(bad, none);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(none.rows(), 0u);  // nothing added from a refused request
+}
+
 TEST(WorkerProtocol, ResponsesCarryOutputsOrTheError) {
   const Schema schema = every_type();
   const std::vector<Value> outputs = {std::vector<float>{1, 2}, std::vector<float>{3, 4}};
@@ -70,6 +108,29 @@ TEST(WorkerProtocol, ResponsesCarryOutputsOrTheError) {
   EXPECT_EQ(s.message(), "ValueError: bad");
   EXPECT_TRUE(got.empty());
   EXPECT_FALSE(decode_response("", schema.output, 1, got).ok());
+}
+
+// A well-formed error is the worker's answer; anything malformed means the worker may be out of
+// step with its requests (the pool then replaces it), and nothing of it is kept.
+TEST(WorkerProtocol, MalformedAnswersAreToldApartFromErrors) {
+  const Schema schema = every_type();
+  const std::vector<Value> outputs = {std::vector<float>{1, 2}};
+  const std::string good = encode_response(schema.output, Status::Ok(), outputs);
+  std::vector<Value> got;
+  bool malformed = true;
+  ASSERT_TRUE(decode_response(good, schema.output, 1, got, &malformed).ok());
+  EXPECT_FALSE(malformed);
+  EXPECT_FALSE(decode_response(encode_response(schema.output, Internal("no"), {}), schema.output, 1,
+                               got, &malformed)
+                   .ok());
+  EXPECT_FALSE(malformed);
+  for (const std::string& bad : {good + "x", good.substr(0, good.size() - 1), std::string("\x07"),
+                                 encode_response(schema.output, Internal("no"), {}) + "x"}) {
+    got.clear();
+    EXPECT_FALSE(decode_response(bad, schema.output, 1, got, &malformed).ok());
+    EXPECT_TRUE(malformed);
+    EXPECT_TRUE(got.empty());
+  }
 }
 
 // Issue 14: a request's row count sized the batch before the bytes were checked: four bytes

@@ -6,7 +6,7 @@
 "use strict";
 
 const { chromium } = require("playwright-core");
-const { spawn } = require("node:child_process");
+const { spawn, spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
 const os = require("node:os");
@@ -20,7 +20,8 @@ const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 function startServer(repository) {
   const proc = spawn(BIN, ["serve", "--model-repository", repository, "--host", "127.0.0.1",
-                           "--port", "0", "--admin-port", "0", "--state-file", "none"],
+                           "--port", "0", "--admin-port", "0", "--state-file", "none",
+                           "--poll-seconds", "0.5"],
                      { env: { ...process.env, FORKLIFT_ADMIN_TOKEN: TOKEN }, stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     const ports = {};
@@ -60,6 +61,14 @@ async function main() {
   fs.mkdirSync(SHOTS, { recursive: true });
   const repository = fs.mkdtempSync(path.join(os.tmpdir(), "forklift-ui-"));
   fs.cpSync(MODELS, repository, { recursive: true });
+  // eta can be retrained from the Training page: a train.yaml and fresh rides beside it.
+  const made = spawnSync("/usr/bin/python3", [path.resolve(__dirname, "../../scripts/make_training_data.py"),
+                                              path.join(repository, "eta", "data", "rides.jsonl"),
+                                              "--rows", "2000", "--slower", "1.3"]);
+  assert.equal(made.status, 0, String(made.stderr));
+  fs.writeFileSync(path.join(repository, "eta", "train.yaml"),
+                   "trainer: xgboost\nmode: continue\ndata: {files: [data/rides.jsonl], label: eta_seconds}\n" +
+                   "rounds: 25\nparams: {max_depth: 4, eta: 0.1}\nevaluation: {metric: rmse, max_regression: 0.05}\n");
   const server = await startServer(repository);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -138,6 +147,59 @@ async function main() {
       assert.match(first, /promote/);
       assert.match(first, /ui-tester/);  // who acted, as typed at sign-in
       await page.screenshot({ path: path.join(SHOTS, "audit.png"), fullPage: true });
+    });
+
+    await test("a rollout started from the model page shows its timeline and can be aborted", async () => {
+      await page.goto(`${server.admin}/ui/#/models/eta`);
+      await page.waitForSelector("button[data-action='rollout-start']:not([disabled])");
+      await page.fill("#rollout-version", "2");
+      await page.fill("#rollout-steps", "50, 100");
+      await page.fill("#rollout-hold", "3600");
+      await page.click("button[data-action='rollout-start']");
+      await page.waitForSelector("#rollout-summary[data-phase='running']");
+      assert.match(await page.textContent("#rollout-summary"), /Version 2 replacing version 1: running, stage shadow/);
+      assert.match(await page.textContent("#rollout-timeline tbody"), /started/);
+      await page.screenshot({ path: path.join(SHOTS, "rollout.png"), fullPage: true });
+      await page.click("button[data-action='rollout-abort']");
+      await page.waitForSelector("#rollout-summary[data-phase='aborted']");
+      assert.match(await page.textContent("#rollout-timeline tbody tr"), /aborted/);
+      assert.equal((await infer(server, { model_id: "eta", features: etaFeatures() })).version, 1);
+      // Quality and drift sections say what they need when there is nothing to show.
+      assert.match(await page.textContent("#quality-table"), /No feedback labels yet/);
+      assert.ok(await page.isVisible("#drift-table"));
+    });
+
+    await test("a training job run from the Training page publishes a version with its lineage", async () => {
+      await page.click("#nav-training");
+      await page.waitForSelector("#jobs-table");
+      assert.match(await page.textContent("#jobs-table"), /No training jobs yet/);
+      await page.fill("#job-model", "eta");
+      await page.click("button[data-action='job-run']");
+      await page.waitForSelector("#message.ok");
+      await page.waitForSelector("#jobs-table tr[data-job] .badge.ready", { timeout: 30000 });
+      const row = await page.textContent("#jobs-table tbody tr");
+      assert.match(row, /published version 3 of eta/);
+      await page.click("#jobs-table tbody tr a[href^='#/training/']");
+      await page.waitForSelector("#job-summary[data-state='published']");
+      assert.match(await page.textContent("#job-summary"), /Held-out rmse: [0-9.]+ \(parent [0-9.]+\)/);
+      const points = await page.$eval("figure[data-chart^='Held-out'] polyline", (l) => l.getAttribute("points").split(" ").length);
+      assert.equal(points, 25);
+      assert.match(await page.textContent("#job-log"), /published version 3 of eta/);
+      await page.screenshot({ path: path.join(SHOTS, "training.png"), fullPage: true });
+      // Its rollout starts from the job's row.
+      const id = await page.$eval("#jobs-table tbody tr", (r) => r.dataset.job);
+      await page.click(`button[data-action='job-rollout-${id}']`);
+      await page.waitForSelector("#message.ok");
+      const rollout = await (await fetch(`${server.admin}/admin/models/eta/rollout`)).json();
+      assert.equal(rollout.rollout.candidate, 3);
+      assert.equal(rollout.rollout.phase, "running");
+      // The model page says where version 3 came from.
+      await page.goto(`${server.admin}/ui/#/models/eta`);
+      // Production was version 1 (promoted above): the job started from it.
+      await page.waitForFunction(() => /from v1: xgboost continue on 2000 rows/.test(
+        (document.querySelector("#versions-table tr[data-version='3']") || {}).textContent || ""));
+      await page.click("button[data-action='rollout-abort']");
+      await page.waitForSelector("#rollout-summary[data-phase='aborted']");
     });
 
     await test("a server that goes away is said so, and the page comes back", async () => {

@@ -43,9 +43,22 @@ void time_predict(benchmark::State& state, const forklift::Model& model,
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
+// eta v2 through `runtime` directly, with model.yaml's `engine` set to `engine`.
+std::unique_ptr<forklift::Model> eta_through(const forklift::LoadedModel& eta, const char* runtime,
+                                             const char* engine) {
+  const auto dir = std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta" / "2";
+  forklift::LoadContext ctx{"eta", 2, dir, dir / "model.json", &eta.manifest.schema, {}};
+  ctx.options = {{"nthread", "1"}};
+  ctx.engine = engine;
+  auto model = forklift::find_runtime(runtime)->loader(ctx);
+  if (!model.ok()) throw std::runtime_error(model.status().message());
+  return std::move(model).value();
+}
+
+// The XGBoost library (the xgboost runtime's `engine: library`).
 void BM_EtaPredict(benchmark::State& state) {
   auto eta = load_eta();
-  time_predict(state, *eta->model, eta->manifest.schema);
+  time_predict(state, *eta_through(*eta, "xgboost", "library"), eta->manifest.schema);
 }
 BENCHMARK(BM_EtaPredict)->Arg(1)->Arg(100)->Arg(1000);
 
@@ -53,11 +66,7 @@ BENCHMARK(BM_EtaPredict)->Arg(1)->Arg(100)->Arg(1000);
 // Model interface, so the two lines compare like for like.
 void BM_EtaPredictNativeTree(benchmark::State& state) {
   auto eta = load_eta();
-  const auto dir = std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta" / "2";
-  forklift::LoadContext ctx{"eta", 2, dir, dir / "model.json", &eta->manifest.schema, {}};
-  auto model = forklift::find_runtime("tree")->loader(ctx);
-  if (!model.ok()) throw std::runtime_error(model.status().message());
-  time_predict(state, **model, eta->manifest.schema);
+  time_predict(state, *eta_through(*eta, "tree", ""), eta->manifest.schema);
 }
 BENCHMARK(BM_EtaPredictNativeTree)->Arg(1)->Arg(100)->Arg(1000);
 
@@ -127,11 +136,9 @@ void BM_EtaPredictBody(benchmark::State& state) {
   if (!forklift::parse_instances(doc["instances"].value(), batch).ok()) {
     return state.SkipWithError("cannot parse the body");
   }
-  const auto dir = std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta" / "2";
-  forklift::LoadContext ctx{"eta", 2, dir, dir / "model.json", &eta->manifest.schema, {}};
-  auto native = forklift::find_runtime("tree")->loader(ctx);
-  if (!native.ok()) return state.SkipWithError(native.status().message().c_str());
-  const forklift::Model& model = state.range(0) == 0 ? *eta->model : **native;
+  const auto library = eta_through(*eta, "xgboost", "library");
+  const auto native = eta_through(*eta, "tree", "");
+  const forklift::Model& model = state.range(0) == 0 ? *library : *native;
   state.SetLabel(state.range(0) == 0 ? "xgboost" : "tree");
   std::vector<forklift::Value> out;
   for (auto _ : state) {

@@ -110,6 +110,8 @@ cp -r "$build/models/eta/2" "$ceil_repo/eta_plain/1"
 cp -r "$build/models/eta/2" "$ceil_repo/eta_batched/1"
 printf 'dynamic_batching: {max_batch_size: 64, max_queue_delay_us: 0}\n' \
   >> "$ceil_repo/eta_batched/1/model.yaml"
+# Through the XGBoost library, not the native engine the xgboost runtime now takes by default.
+for m in eta_plain eta_batched; do echo 'engine: library' >> "$ceil_repo/$m/1/model.yaml"; done
 echo '{"model_id": "noop", "features": {"x": 1}}' > "$work/noop_one.json"
 for m in eta_tree eta_plain eta_batched; do
   sed "s/\"model_id\": *\"eta\"/\"model_id\": \"$m\"/" "$work/eta_one.json" > "$work/${m}_one.json"

@@ -11,6 +11,8 @@ packages=(
   # libraries (see docs/explanation/dependencies.md for why each one)
   libboost-dev libsimdjson-dev libyaml-cpp-dev libcli11-dev libxgboost-dev libpq-dev
   libkainjow-mustache-dev
+  # the OTLP/HTTP trace exporter
+  libcurl4-openssl-dev
   # optional runtimes (the build turns each off, with a message, when its library is missing)
   libtorch-dev python3-dev pybind11-dev
   # tests and benchmarks
@@ -23,6 +25,17 @@ packages=(
   postgresql haproxy
   # optional TLS on the listeners (the openssl command makes the tests' certificates)
   libssl-dev openssl
+  # the Open Inference Protocol over gRPC (--grpc-port); the tests' client is Python grpcio on
+  # stubs generated from the spec's proto
+  libgrpc++-dev protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf
+  # object-storage repositories: S3's XML answers (tinyxml2); the tests check every request's
+  # AWS Signature Version 4 with botocore's own signer, in front of s3rver (npm, below)
+  libtinyxml2-dev python3-botocore
+  # the gRPC benchmark's load generator (h2load)
+  nghttp2-client
+  # promtool checks and unit-tests the shipped alert rules; the monitoring test scrapes forklift
+  # with a real Prometheus
+  prometheus
   # the web UI's browser tests (driven by playwright-core from npm, below)
   chromium
 )
@@ -47,6 +60,12 @@ else
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -q
   $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Only the prometheus and promtool binaries are wanted (the tests start their own): a service
+  # the package started on a machine with systemd is stopped again.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null &&
+     systemctl is-active --quiet prometheus 2>/dev/null; then
+    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 # npm packages, exactly as tests/ui/package-lock.json records them (playwright-core; it drives
@@ -55,4 +74,10 @@ ui_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/ui"
 if [ ! -d "$ui_tests/node_modules/playwright-core" ]; then
   echo "install-deps: npm ci in tests/ui"
   npm ci --prefix "$ui_tests" --no-audit --no-fund --loglevel=error
+fi
+# s3rver, the S3-protocol server the object-storage tests start (tests/s3/package-lock.json).
+s3_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/s3"
+if [ ! -d "$s3_tests/node_modules/s3rver" ]; then
+  echo "install-deps: npm ci in tests/s3"
+  npm ci --prefix "$s3_tests" --no-audit --no-fund --loglevel=error
 fi

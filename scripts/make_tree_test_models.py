@@ -47,3 +47,33 @@ for objective, label in (("reg:squarederror", signal),
     (out / f"{name}.cases.json").write_text(json.dumps({"rows": as_json,
                                                          "predictions": predictions}))
 print(f"wrote categorical XGBoost test models to {out}")
+
+# Several outputs, for the native engine: three classes (multi:softprob, multi:softmax) and two
+# regression targets (one tree per target and round), with XGBoost's own predictions on rows with
+# missing values. OUT/xgb_<name>.json and OUT/xgb_<name>.cases.json as above; predictions are a
+# list per row (or a class index for multi:softmax).
+Xn = rng.normal(size=(3000, 6))
+rows_n = rng.normal(size=(2000, 6))
+rows_n[rng.random((2000, 6)) < 0.1] = np.nan
+classes = (Xn[:, 0] + Xn[:, 1] * Xn[:, 2] > 0).astype(int) + (Xn[:, 3] > 1).astype(int)
+targets = np.column_stack([Xn[:, 0] * 2 + Xn[:, 4], np.sin(Xn[:, 1]) + Xn[:, 5]])
+for name, objective, label, extra in (
+        ("multiclass_softprob", "multi:softprob", classes, {"num_class": 3}),
+        ("multiclass_softmax", "multi:softmax", classes, {"num_class": 3}),
+        ("multitarget", "reg:squarederror", targets, {})):
+    params = {"tree_method": "hist", "max_depth": 4, "eta": 0.3, "objective": objective,
+              "nthread": 1, "seed": 1, **extra}
+    booster = xgb.train(params, xgb.DMatrix(Xn, label=label), 20)
+    booster.save_model(str(out / f"xgb_{name}.json"))
+    predictions = booster.predict(xgb.DMatrix(rows_n)).astype(float).tolist()
+    as_json = [[None if np.isnan(v) else float(v) for v in row] for row in rows_n]
+    (out / f"xgb_{name}.cases.json").write_text(json.dumps({"rows": as_json,
+                                                             "predictions": predictions}))
+
+# One small regressor in both of XGBoost's formats: the native engine reads JSON only, so the
+# UBJSON copy is served by the library (the xgboost runtime's fallback).
+booster = xgb.train({"max_depth": 3, "objective": "reg:squarederror", "nthread": 1, "seed": 1},
+                    xgb.DMatrix(Xn, label=targets[:, 0]), 10)
+booster.save_model(str(out / "xgb_small_reg.json"))
+booster.save_model(str(out / "xgb_small_reg.ubj"))
+print(f"wrote multi-output and UBJSON XGBoost test models to {out}")

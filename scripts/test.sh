@@ -11,4 +11,5 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/sanitize.sh" asan --build-only
 "$root/scripts/sanitize.sh" tsan --build-only
 cd "$root"
-ctest --preset release -j "$(nproc)" "$@"
+# One test more than cores: the integration shards wait on their servers a third of the time.
+ctest --preset release -j "$(( $(nproc) + 1 ))" "$@"

@@ -50,6 +50,7 @@ void expect_like_xgboost(const std::filesystem::path& file) {
   ASSERT_TRUE(forest.ok()) << forest.status().message();
   auto explainer = tree::TreeExplainer::build(*forest);
   ASSERT_TRUE(explainer.ok()) << explainer.status().message();
+  EXPECT_EQ(explainer->walk(), tree::TreeExplainer::Walk::kQuadrature);
   BoosterHandle raw = nullptr;
   ASSERT_EQ(XGBoosterCreate(nullptr, 0, &raw), 0);
   const std::unique_ptr<void, int (*)(BoosterHandle)> booster(raw, XGBoosterFree);
@@ -100,6 +101,128 @@ TEST(TreeShap, EqualsXGBoostContributionsOnTrainedModels) {
                            "xgb_multitarget.json", "xgb_categorical_reg.json"}) {
     expect_like_xgboost(kModels / name);
   }
+}
+
+// The two walks give the same values (to rounding) on `forest`, for rows around its thresholds.
+void expect_walks_agree(const tree::Forest& forest, std::size_t n = 200) {
+  auto quadrature = tree::TreeExplainer::build(forest);
+  auto paths = tree::TreeExplainer::build(forest, tree::TreeExplainer::Walk::kPathWeights);
+  ASSERT_TRUE(quadrature.ok() && paths.ok());
+  ASSERT_EQ(quadrature->walk(), tree::TreeExplainer::Walk::kQuadrature);
+  ASSERT_EQ(paths->walk(), tree::TreeExplainer::Walk::kPathWeights);
+  const std::size_t cols = forest.num_features, width = paths->values_per_row();
+  const std::vector<float> rows = rows_for(forest, n, 11);
+  std::vector<double> a(width), b(width);
+  int bad = 0;
+  for (std::size_t r = 0; r < n; ++r) {
+    quadrature->explain(rows.data() + r * cols, a.data());
+    paths->explain(rows.data() + r * cols, b.data());
+    for (std::size_t i = 0; i < width; ++i) {
+      if (!(std::abs(a[i] - b[i]) <= 1e-9 * std::max(1.0, std::abs(b[i]))) && ++bad < 5) {
+        ADD_FAILURE() << "row " << r << " value " << i << ": " << a[i] << " by quadrature, " << b[i]
+                      << " by path weights";
+      }
+    }
+  }
+}
+
+TEST(TreeShap, QuadratureEqualsPathWeightsOnTheExamplesAndTrainedModels) {
+  for (const std::filesystem::path& file :
+       {kEta, kModels / "xgb_small_reg.json", kModels / "xgb_multiclass_softprob.json",
+        kModels / "xgb_multitarget.json", kModels / "xgb_categorical_reg.json"}) {
+    SCOPED_TRACE(file.filename().string());
+    auto forest = tree::load_forest(file);
+    ASSERT_TRUE(forest.ok()) << forest.status().message();
+    expect_walks_agree(*forest);
+  }
+}
+
+// A random tree `depth` levels deep over few features (so most paths meet a feature again, some
+// several times), with random covers and leaves: complete for five levels, then one path on to
+// the full depth with a few side branches (a complete tree of depth 40 would not fit in memory).
+tree::RawTree random_tree(std::mt19937& rng, int depth, int features) {
+  tree::RawTree t;
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  struct Open {
+    std::int32_t index;
+    int level;
+    bool on_spine;
+  };
+  std::vector<Open> open{{0, 0, true}};
+  t.nodes.push_back({});
+  t.left.push_back(-1);
+  t.right.push_back(-1);
+  t.cover.push_back(1000.0f);
+  for (std::size_t k = 0; k < open.size(); ++k) {
+    const Open o = open[k];
+    const auto at = static_cast<std::size_t>(o.index);
+    if (o.level == depth || (o.level >= 5 && !o.on_spine && rng() % 8 != 0)) {
+      t.nodes[at] = {unit(rng) * 4 - 2, -1, 0, 0, tree::NodeKind::kNumeric};
+      continue;
+    }
+    t.nodes[at] = {unit(rng), static_cast<std::int32_t>(rng() % static_cast<unsigned>(features)), 0,
+                   static_cast<std::uint8_t>(rng() % 2), tree::NodeKind::kNumeric};
+    const float share = 0.02f + 0.96f * unit(rng);
+    const int spine_side = static_cast<int>(rng() % 2);
+    for (int side = 0; side < 2; ++side) {
+      const auto child = static_cast<std::int32_t>(t.nodes.size());
+      (side == 0 ? t.left : t.right)[at] = child;
+      t.nodes.push_back({});
+      t.left.push_back(-1);
+      t.right.push_back(-1);
+      t.cover.push_back(t.cover[at] * (side == 0 ? share : 1 - share));
+      open.push_back({child, o.level + 1, o.on_spine && side == spine_side});
+    }
+  }
+  return t;
+}
+
+// Depths past 8 take more quadrature points (8, 16 and 32 lanes), and repeated features take
+// the walk's hand-over between a feature's edges.
+TEST(TreeShap, QuadratureEqualsPathWeightsOnDeepTreesWithRepeatedFeatures) {
+  std::mt19937 rng(5);
+  for (const int depth : {3, 8, 9, 16, 17, 40}) {
+    SCOPED_TRACE("depth " + std::to_string(depth));
+    tree::Forest forest;
+    forest.num_features = 5;
+    for (int t = 0; t < 6; ++t) {
+      ASSERT_TRUE(tree::append_tree(forest, random_tree(rng, depth, 5), "random").ok());
+    }
+    forest.prepare();
+    expect_walks_agree(forest, 50);
+  }
+}
+
+// Covers that shrink a path's share below what a double holds rule quadrature out: the
+// explainer takes the path-weights walk instead, and still explains.
+TEST(TreeShap, CoversOutOfQuadraturesRangeTakeThePathWeightsWalk) {
+  tree::Forest forest;
+  forest.num_features = 1;
+  tree::RawTree chain;
+  for (int i = 0; i < 20; ++i) {
+    const auto split = static_cast<std::int32_t>(chain.nodes.size());
+    chain.nodes.push_back({static_cast<float>(i), 0, 0, 0, tree::NodeKind::kNumeric});
+    chain.left.push_back(split + 1);
+    chain.right.push_back(split + 2);
+    chain.nodes.push_back({1.0f, -1, 0, 0, tree::NodeKind::kNumeric});
+    chain.left.push_back(-1);
+    chain.right.push_back(-1);
+  }
+  chain.nodes.push_back({2.0f, -1, 0, 0, tree::NodeKind::kNumeric});
+  chain.left.push_back(-1);
+  chain.right.push_back(-1);
+  // Hostile covers: down the chain they swing between 3e38 and 1e-37, a share of 3e-76 at
+  // every other split (each a valid positive float).
+  chain.cover.assign(chain.nodes.size(), 1.0f);
+  for (std::size_t i = 0; i < 20; ++i) chain.cover[2 * i] = i % 2 == 0 ? 3e38f : 1e-37f;
+  ASSERT_TRUE(tree::append_tree(forest, chain, "chain").ok());
+  forest.prepare();
+  auto explainer = tree::TreeExplainer::build(forest);
+  ASSERT_TRUE(explainer.ok()) << explainer.status().message();
+  EXPECT_EQ(explainer->walk(), tree::TreeExplainer::Walk::kPathWeights);
+  std::vector<double> out(explainer->values_per_row());
+  const float row[] = {7.5f};
+  explainer->explain(row, out.data());  // whatever the values, in bounds and without a trap
 }
 
 TEST(TreeShap, ModelsWithoutCoversOrTooDeepAreNotExplained) {

@@ -6,7 +6,7 @@
 
 namespace forklift::tree {
 
-Result<TreeExplainer> TreeExplainer::build(const Forest& forest) {
+Result<TreeExplainer> TreeExplainer::build(const Forest& forest, Walk preferred) {
   if (forest.cover.size() != forest.nodes.size()) {
     return FailedPrecondition(
         "the model file records no node covers (XGBoost's sum_hessian), which explanations "
@@ -25,6 +25,11 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest) {
   e.tree_expected_.resize(forest.roots.size());
   std::vector<int> depth;
   std::vector<double> mean;
+  // Quadrature multiplies cover shares along each path: the least and the greatest product
+  // (natural logs) bound every value it computes.
+  std::vector<double> low, high;
+  double lowest = 0, highest = 0;
+  std::uint64_t nodes = 0, path_steps = 0;
   for (std::size_t t = 0; t < forest.roots.size(); ++t) {
     // A tree's nodes are contiguous and breadth-first: every child comes after its parent.
     const auto first = static_cast<std::size_t>(forest.roots[t]);
@@ -32,11 +37,14 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest) {
                                 ? static_cast<std::size_t>(forest.roots[t + 1])
                                 : forest.nodes.size();
     depth.assign(end - first, 0);
+    low.assign(end - first, 0.0);
+    high.assign(end - first, 0.0);
+    nodes += end - first;
     for (std::size_t i = first; i < end; ++i) {
       const Node& n = forest.nodes[i];
       if (n.feature < 0) {
         const auto d = static_cast<std::uint64_t>(depth[i - first]) + 1;
-        e.steps_per_row_ += d * d;  // at most 129^2 per leaf; leaves are bounded by the file
+        path_steps += d * d;  // at most 129^2 per leaf; leaves are bounded by the file
         continue;
       }
       const int d = depth[i - first] + 1;
@@ -46,7 +54,14 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest) {
                                   " levels, more than explanations follow");
       }
       const auto left = static_cast<std::size_t>(n.left);
-      depth[left - first] = depth[left + 1 - first] = d;
+      for (const std::size_t child : {left, left + 1}) {
+        depth[child - first] = d;
+        const double share = std::log(forest.cover[child] / forest.cover[i]);
+        low[child - first] = low[i - first] + std::min(share, 0.0);
+        high[child - first] = high[i - first] + std::max(share, 0.0);
+        lowest = std::min(lowest, low[child - first]);
+        highest = std::max(highest, high[child - first]);
+      }
       e.max_depth_ = std::max(e.max_depth_, d);
     }
     // The expected value of each node, from the leaves up, weighted by the children's covers
@@ -65,6 +80,24 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest) {
     }
     e.tree_expected_[t] = mean[0];
   }
+  e.quadrature_ = shap::gauss_legendre(std::max(1, (e.max_depth_ + 1) / 2));
+  // Each factor z + (o - z) y is at least z (1 - y): the products stay within 1e+-250 (natural
+  // log 575) when the covers do not shrink them past that, at the point nearest 1.
+  const double nearest_one =
+      *std::max_element(e.quadrature_.points.begin(), e.quadrature_.points.end());
+  const bool in_range = lowest + e.max_depth_ * std::log(1 - nearest_one) > -575 && highest < 575;
+  e.walk_ = preferred == Walk::kQuadrature && in_range ? Walk::kQuadrature : Walk::kPathWeights;
+  if (e.walk_ == Walk::kQuadrature) {
+    e.edges_ = shap::edge_tables(forest, e.quadrature_);
+    // Its scratch, 32 bytes per node and point of the largest tree, stays under 64 MB.
+    if (e.edges_.largest_tree * static_cast<std::size_t>(e.quadrature_.lanes) > (1u << 21)) {
+      e.walk_ = Walk::kPathWeights;
+      e.edges_ = {};
+    }
+  }
+  e.steps_per_row_ = e.walk_ == Walk::kQuadrature
+                         ? nodes * static_cast<std::uint64_t>(e.quadrature_.lanes)
+                         : path_steps;
   return e;
 }
 
@@ -89,115 +122,24 @@ Status TreeExplainer::check_budget(std::size_t rows) const {
                             " rows of this model can be explained per request: " + why);
 }
 
-namespace {
-
-// The path of unique features from the root to the current node, with the weight of each
-// subset size (the permutations that include the features before it): extended by one feature.
-template <class Element>
-void extend_path(Element* path, int depth, double zero_fraction, double one_fraction,
-                 std::int32_t feature) {
-  path[depth] = {feature, zero_fraction, one_fraction, depth == 0 ? 1.0 : 0.0};
-  for (int i = depth - 1; i >= 0; --i) {
-    path[i + 1].weight += one_fraction * path[i].weight * (i + 1) / (depth + 1);
-    path[i].weight = zero_fraction * path[i].weight * (depth - i) / (depth + 1);
-  }
-}
-
-// Undoes extend_path for the element at `index` (a feature met again further down).
-template <class Element>
-void unwind_path(Element* path, int depth, int index) {
-  const double one_fraction = path[index].one_fraction;
-  const double zero_fraction = path[index].zero_fraction;
-  double next_one_portion = path[depth].weight;
-  for (int i = depth - 1; i >= 0; --i) {
-    if (one_fraction != 0) {
-      const double tmp = path[i].weight;
-      path[i].weight = next_one_portion * (depth + 1) / ((i + 1) * one_fraction);
-      next_one_portion = tmp - path[i].weight * zero_fraction * (depth - i) / (depth + 1);
-    } else {
-      path[i].weight = path[i].weight * (depth + 1) / (zero_fraction * (depth - i));
-    }
-  }
-  for (int i = index; i < depth; ++i) {
-    path[i].feature = path[i + 1].feature;
-    path[i].zero_fraction = path[i + 1].zero_fraction;
-    path[i].one_fraction = path[i + 1].one_fraction;
-  }
-}
-
-// The total weight the path would have with the element at `index` unwound.
-template <class Element>
-double unwound_path_sum(const Element* path, int depth, int index) {
-  const double one_fraction = path[index].one_fraction;
-  const double zero_fraction = path[index].zero_fraction;
-  double next_one_portion = path[depth].weight;
-  double total = 0;
-  for (int i = depth - 1; i >= 0; --i) {
-    if (one_fraction != 0) {
-      const double tmp = next_one_portion * (depth + 1) / ((i + 1) * one_fraction);
-      total += tmp;
-      next_one_portion = path[i].weight - tmp * zero_fraction * (depth - i) / (depth + 1);
-    } else if (zero_fraction != 0) {
-      total += path[i].weight / zero_fraction / ((depth - i) / static_cast<double>(depth + 1));
-    }
-  }
-  return total;
-}
-
-}  // namespace
-
-void TreeExplainer::walk(const float* row, double* phi, std::int32_t node_index, int depth,
-                         PathElement* parent_path, double zero_fraction, double one_fraction,
-                         std::int32_t feature) const {
-  const Forest& f = *forest_;
-  const Node& node = f.nodes[static_cast<std::size_t>(node_index)];
-  PathElement* path = parent_path + depth + 1;
-  std::copy(parent_path, parent_path + depth + 1, path);
-  extend_path(path, depth, zero_fraction, one_fraction, feature);
-
-  if (node.feature < 0) {
-    for (int i = 1; i <= depth; ++i) {
-      const double w = unwound_path_sum(path, depth, i);
-      phi[path[i].feature] += w * (path[i].one_fraction - path[i].zero_fraction) * node.value;
-    }
-    return;
-  }
-  const std::int32_t hot = f.child_taken(node_index, row);
-  const std::int32_t cold = hot == node.left ? node.left + 1 : node.left;
-  const double cover = f.cover[static_cast<std::size_t>(node_index)];
-  const double hot_zero_fraction = f.cover[static_cast<std::size_t>(hot)] / cover;
-  const double cold_zero_fraction = f.cover[static_cast<std::size_t>(cold)] / cover;
-  double incoming_zero_fraction = 1;
-  double incoming_one_fraction = 1;
-  // A feature already on the path: its earlier split is undone, to be redone here.
-  int index = 0;
-  while (index <= depth && path[index].feature != node.feature) ++index;
-  if (index <= depth) {
-    incoming_zero_fraction = path[index].zero_fraction;
-    incoming_one_fraction = path[index].one_fraction;
-    unwind_path(path, depth, index);
-    depth -= 1;
-  }
-  walk(row, phi, hot, depth + 1, path, hot_zero_fraction * incoming_zero_fraction,
-       incoming_one_fraction, node.feature);
-  walk(row, phi, cold, depth + 1, path, cold_zero_fraction * incoming_zero_fraction, 0,
-       node.feature);
-}
-
 void TreeExplainer::explain(const float* row, double* out) const {
   const Forest& f = *forest_;
   const std::size_t width = features_ + 1;
   std::fill(out, out + values_per_row(), 0.0);
-  // Room for the path of every level: each level's copy follows its parent's.
+  // The path-weights walk keeps each level's path after its parent's.
   const std::size_t longest = static_cast<std::size_t>(max_depth_) + 2;
-  thread_local std::vector<PathElement> path;
+  thread_local std::vector<shap::PathElement> path;
   thread_local std::vector<double> tree_phi;
-  path.resize(longest * (longest + 1) / 2);
+  if (walk_ == Walk::kPathWeights) path.resize(longest * (longest + 1) / 2);
   tree_phi.resize(width);
   for (std::size_t t = 0; t < f.roots.size(); ++t) {
     double* phi = out + (f.num_groups > 1 ? static_cast<std::size_t>(f.tree_group[t]) : 0) * width;
     std::fill(tree_phi.begin(), tree_phi.end(), 0.0);
-    walk(row, tree_phi.data(), f.roots[t], 0, path.data(), 1, 1, -1);
+    if (walk_ == Walk::kQuadrature) {
+      shap::add_by_quadrature(f, t, row, quadrature_, edges_, tree_phi.data());
+    } else {
+      shap::add_by_path_weights(f, f.roots[t], row, path.data(), tree_phi.data());
+    }
     tree_phi[features_] += tree_expected_[t];
     for (std::size_t i = 0; i < width; ++i) phi[i] += f.leaf_scale * tree_phi[i];
   }

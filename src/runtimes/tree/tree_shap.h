@@ -1,12 +1,14 @@
 // Per-prediction explanations for a native forest: exact path-dependent TreeSHAP (Lundberg et
-// al., "From local explanations to global understanding with explainable AI for trees", 2020,
-// Algorithm 2), as XGBoost's `pred_contribs` computes it. For one row, each feature's
-// contribution to each output's margin, and the bias (the expected margin over the training
-// data, as the trees' node covers record it): the contributions and the bias add up to the
-// margin the row gets, before the objective's transform.
+// al., "From local explanations to global understanding with explainable AI for trees", 2020),
+// the values XGBoost's `pred_contribs` computes. For one row, each feature's contribution to each
+// output's margin, and the bias (the expected margin over the training data, as the trees' node
+// covers record it): the contributions and the bias add up to the margin the row gets, before
+// the objective's transform.
 //
-// The cost is about trees x leaves x depth^2 per row (eta, 400 trees of depth 6: see
-// docs/explanation/performance.md), against trees x depth for a prediction.
+// Two exact walks compute them (tree_shap_walks.h): by quadrature, about nodes x 4 steps a tree
+// for depths up to 8, which is the one used; and XGBoost's path weights, about leaves x depth^2,
+// for forests whose covers would take quadrature's products out of a double's range. Costs
+// against a prediction's: docs/explanation/performance.md.
 #pragma once
 
 #include <cstddef>
@@ -15,26 +17,32 @@
 
 #include "forklift/status.h"
 #include "runtimes/tree/forest.h"
+#include "runtimes/tree/tree_shap_walks.h"
 
 namespace forklift::tree {
 
-// Deeper trees are not explained: the walk recurses once per level, and keeps a path of
-// depth^2 / 2 entries.
+// Deeper trees are not explained: the walks recurse once per level.
 inline constexpr int kMaxExplainedDepth = 128;
 
-// One request's explanations may take at most this many steps (for each row, the sum over every
-// leaf of (its depth + 1)^2: about 3 ns each, so about 0.1 s), and give at most this many values
-// (rows x outputs x (features + 1): a few MB of JSON). eta: about a million steps a row.
+// One request's explanations may take at most this many steps (see steps_per_row(): about 3 ns
+// each, so about 0.1 s), and give at most this many values (rows x outputs x (features + 1): a
+// few MB of JSON). eta: about 200,000 steps a row.
 inline constexpr std::uint64_t kMaxExplainSteps = 32'000'000;
 inline constexpr std::uint64_t kMaxExplainValues = 131'072;
 
 class TreeExplainer {
  public:
-  // Needs every node's cover (its training rows' hessian sum; XGBoost's `sum_hessian`), finite
-  // and positive.
-  static Result<TreeExplainer> build(const Forest& forest);
+  enum class Walk { kQuadrature, kPathWeights };
 
-  // The work of one row (see kMaxExplainSteps).
+  // Needs every node's cover (its training rows' hessian sum; XGBoost's `sum_hessian`), finite
+  // and positive. Takes `preferred` unless the covers rule quadrature out (the tests ask for
+  // each).
+  static Result<TreeExplainer> build(const Forest& forest, Walk preferred = Walk::kQuadrature);
+
+  Walk walk() const { return walk_; }
+
+  // The work of one row (see kMaxExplainSteps): with quadrature, nodes x lanes over the trees;
+  // with path weights, the sum over leaves of (depth + 1)^2.
   std::uint64_t steps_per_row() const { return steps_per_row_; }
   // OK when `rows` rows (at least one is assumed) stay within kMaxExplainSteps and
   // kMaxExplainValues; else FailedPrecondition saying how many rows would.
@@ -47,16 +55,10 @@ class TreeExplainer {
   void explain(const float* row, double* out) const;
 
  private:
-  struct PathElement {
-    std::int32_t feature;
-    double zero_fraction;
-    double one_fraction;
-    double weight;
-  };
-  void walk(const float* row, double* phi, std::int32_t node, int depth, PathElement* parent_path,
-            double zero_fraction, double one_fraction, std::int32_t feature) const;
-
   const Forest* forest_ = nullptr;
+  Walk walk_ = Walk::kQuadrature;
+  shap::Quadrature quadrature_;
+  shap::EdgeTables edges_;  // empty unless walk_ is kQuadrature
   std::size_t groups_ = 1;
   std::size_t features_ = 0;
   int max_depth_ = 0;

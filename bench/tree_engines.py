@@ -5,7 +5,7 @@ for the example `eta` (400 trees of depth 6, 16 features) and a deeper, wider mo
 trains once (500 trees of depth 8, 50 features; cached in BUILD_DIR/bench/). Three repetitions
 alternate the engines, and the table gives each ratio's median and range.
 
-    bench/tree_engines.py BUILD_DIR [--smoke] [--out FILE]
+    bench/tree_engines.py BUILD_DIR [--smoke] [--out FILE] [--plot FILE.png]
 
 --smoke: eta only, one short repetition (proves the benchmark runs; its figures mean nothing).
 """
@@ -53,6 +53,7 @@ def main():
     ap.add_argument("build", type=Path)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--plot", type=Path, help="also draw the figures as a PNG (matplotlib)")
     args = ap.parse_args()
     binary = args.build / "tree_benchmark"
     models = [f"eta={args.build / 'models' / 'eta' / '2' / 'model.json'}"]
@@ -96,6 +97,47 @@ def main():
     for (model, rows), t in times.items():
         if len(t.get("xgboost", [])) == 0 or len(t.get("native", [])) == 0:
             sys.exit(f"no figures for {model} {rows}")
+    if args.plot:
+        plot(times, args.plot)
+
+
+def plot(times, out: Path):
+    """Left: the speed-up over XGBoost's predict per model and rows per call, against the
+    targets. Right: one row's explanation in native predictions, against the target."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def spread(values):
+        m = statistics.median(values)
+        return m, [[m - min(values)], [max(values) - m]]
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    keys = sorted(times)
+    for i, (model, rows) in enumerate(keys):
+        t = times[(model, rows)]
+        m, err = spread([x / n for x, n in zip(t["xgboost"], t["native"])])
+        left.bar(i, m, yerr=err, color="#0b5cad" if rows == "1" else "#5b9bd5", capsize=4)
+        left.text(i, m, f"{m:.1f}x", ha="center", va="bottom")
+        target = 6 if rows == "1" else 5
+        left.plot([i - 0.4, i + 0.4], [target, target], "--", color="#b42318")
+    left.set_xticks(range(len(keys)), [f"{m}\n{r} row{'s' if r != '1' else ''}" for m, r in keys])
+    left.set_ylabel("native engine's speed-up over XGBoost's predict")
+    left.set_title("predictions (dashed: the targets)")
+    explained = [k for k in keys if "explain-native" in times[k]]
+    for i, key in enumerate(explained):
+        t = times[key]
+        m, err = spread([e / n for e, n in zip(t["explain-native"], t["native"])])
+        right.bar(i, m, yerr=err, color="#0b5cad", capsize=4)
+        right.text(i, m, f"{m:.0f}x", ha="center", va="bottom")
+    right.axhline(20, linestyle="--", color="#b42318")
+    right.set_yscale("log")
+    right.set_ylim(5, None)
+    right.set_xticks(range(len(explained)), [m for m, _ in explained])
+    right.set_ylabel("one row's explanation, in native predictions")
+    right.set_title("explanations (dashed: the 20x target)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
 
 
 if __name__ == "__main__":

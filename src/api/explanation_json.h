@@ -11,9 +11,9 @@
 
 namespace forklift {
 
-// Rows one request may ask explanations for: each costs about a thousand predictions (2.9 ms on
-// eta, 25 ms on a 500-tree depth-8 model: docs/explanation/performance.md), computed on the
-// serving thread, which meanwhile answers no one else. The runtime bounds the work too
+// Rows one request may ask explanations for: each costs a couple of hundred predictions (about
+// 0.8 ms on eta, 4 ms on a 500-tree depth-8 model: docs/explanation/performance.md), computed on
+// the serving thread, which meanwhile answers no one else. The runtime bounds the work too
 // (tree_shap.h: kMaxExplainSteps).
 inline constexpr std::size_t kMaxExplainedRows = 10;
 

@@ -7,19 +7,24 @@ namespace forklift::tree {
 ForestModel::ForestModel(Forest forest, const Schema& schema, std::string note)
     : forest_(std::move(forest)),
       vector_output_(schema.output.type == ValueType::kFloatVector),
-      note_(std::move(note)),
-      explainer_(TreeExplainer::build(forest_)) {}
+      note_(std::move(note)) {}
+
+const Result<TreeExplainer>& ForestModel::explainer() const {
+  std::call_once(explainer_once_, [this] { explainer_.emplace(TreeExplainer::build(forest_)); });
+  return *explainer_;
+}
 
 Status ForestModel::explain(const Batch& batch, Explanation& out) const {
-  if (!explainer_.ok()) return explainer_.status();
-  const std::size_t rows = batch.rows(), width = explainer_->values_per_row();
-  if (Status s = explainer_->check_budget(rows); !s.ok()) return s;
+  const Result<TreeExplainer>& explainer = this->explainer();
+  if (!explainer.ok()) return explainer.status();
+  const std::size_t rows = batch.rows(), width = explainer->values_per_row();
+  if (Status s = explainer->check_budget(rows); !s.ok()) return s;
   const float* matrix = dense_matrix(batch, forest_.num_features);
   out.groups = forest_.num_groups;
   out.columns = forest_.num_features;
   out.values.resize(rows * width);
   for (std::size_t r = 0; r < rows; ++r) {
-    explainer_->explain(matrix + r * forest_.num_features, out.values.data() + r * width);
+    explainer->explain(matrix + r * forest_.num_features, out.values.data() + r * width);
   }
   return Status::Ok();
 }

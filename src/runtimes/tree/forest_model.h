@@ -3,6 +3,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,10 +27,15 @@ class ForestModel final : public Model {
   const Forest& forest() const { return forest_; }
 
  private:
+  // Built by the first explanation asked for: its tables (about 56 bytes a node, more than the
+  // forest's own) cost memory only in the versions that are explained.
+  const Result<TreeExplainer>& explainer() const;
+
   Forest forest_;
   bool vector_output_;
   std::string note_;
-  Result<TreeExplainer> explainer_;  // or why this model cannot be explained
+  mutable std::once_flag explainer_once_;
+  mutable std::optional<Result<TreeExplainer>> explainer_;  // or why it cannot explain
 };
 
 // Whether model.yaml's output can hold what `forest` predicts per row: a float for one value, a

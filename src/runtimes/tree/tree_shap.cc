@@ -29,7 +29,7 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest, Walk preferred)
   // (natural logs) bound every value it computes.
   std::vector<double> low, high;
   double lowest = 0, highest = 0;
-  std::uint64_t nodes = 0, path_steps = 0;
+  std::uint64_t nodes = 0, largest_tree = 0, path_steps = 0;
   for (std::size_t t = 0; t < forest.roots.size(); ++t) {
     // A tree's nodes are contiguous and breadth-first: every child comes after its parent.
     const auto first = static_cast<std::size_t>(forest.roots[t]);
@@ -40,6 +40,7 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest, Walk preferred)
     low.assign(end - first, 0.0);
     high.assign(end - first, 0.0);
     nodes += end - first;
+    largest_tree = std::max<std::uint64_t>(largest_tree, end - first);
     for (std::size_t i = first; i < end; ++i) {
       const Node& n = forest.nodes[i];
       if (n.feature < 0) {
@@ -87,14 +88,14 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest, Walk preferred)
       *std::max_element(e.quadrature_.points.begin(), e.quadrature_.points.end());
   const bool in_range = lowest + e.max_depth_ * std::log(1 - nearest_one) > -575 && highest < 575;
   e.walk_ = preferred == Walk::kQuadrature && in_range ? Walk::kQuadrature : Walk::kPathWeights;
-  if (e.walk_ == Walk::kQuadrature) {
-    e.edges_ = shap::edge_tables(forest, e.quadrature_);
-    // Its scratch, 32 bytes per node and point of the largest tree, stays under 64 MB.
-    if (e.edges_.largest_tree * static_cast<std::size_t>(e.quadrature_.lanes) > (1u << 21)) {
-      e.walk_ = Walk::kPathWeights;
-      e.edges_ = {};
-    }
+  // Quadrature's tables (per node: 24 bytes and 8 per point) and its scratch (per node of the
+  // largest tree: 8 bytes and 24 per point) are bounded; past that, path weights need neither.
+  const auto lanes = static_cast<std::uint64_t>(e.quadrature_.lanes);
+  if (nodes * (24 + 8 * lanes) > (std::uint64_t{256} << 20) ||
+      largest_tree * (8 + 24 * lanes) > (std::uint64_t{64} << 20)) {
+    e.walk_ = Walk::kPathWeights;
   }
+  if (e.walk_ == Walk::kQuadrature) e.edges_ = shap::edge_tables(forest, e.quadrature_);
   e.steps_per_row_ = e.walk_ == Walk::kQuadrature
                          ? nodes * static_cast<std::uint64_t>(e.quadrature_.lanes)
                          : path_steps;
@@ -108,14 +109,14 @@ Status TreeExplainer::check_budget(std::size_t rows) const {
   const std::uint64_t by_values = kMaxExplainValues / std::max<std::uint64_t>(values, 1);
   const std::uint64_t most = std::min(by_steps, by_values);
   if (rows <= most) return Status::Ok();
-  const std::string why = by_steps <= by_values
-                              ? "each row takes about " + std::to_string(steps_per_row_) +
-                                    " steps (leaves x depth^2 over its trees), and a request at "
-                                    "most " +
-                                    std::to_string(kMaxExplainSteps)
-                              : "each row gives " + std::to_string(values) +
-                                    " values, and a request at most " +
-                                    std::to_string(kMaxExplainValues);
+  const std::string why =
+      by_steps <= by_values
+          ? "each row takes about " + std::to_string(steps_per_row_) +
+                (walk_ == Walk::kQuadrature ? " steps (nodes x quadrature points over its trees)"
+                                            : " steps (leaves x depth^2 over its trees)") +
+                ", and a request at most " + std::to_string(kMaxExplainSteps)
+          : "each row gives " + std::to_string(values) + " values, and a request at most " +
+                std::to_string(kMaxExplainValues);
   if (most == 0)
     return FailedPrecondition("this model is too large to explain even one row: " + why);
   return FailedPrecondition("at most " + std::to_string(most) +

@@ -24,7 +24,7 @@ namespace forklift::tree {
 // Deeper trees are not explained: the walks recurse once per level.
 inline constexpr int kMaxExplainedDepth = 128;
 
-// One request's explanations may take at most this many steps (see steps_per_row(): about 3 ns
+// One request's explanations may take at most this many steps (see steps_per_row(): about 3-5 ns
 // each, so about 0.1 s), and give at most this many values (rows x outputs x (features + 1): a
 // few MB of JSON). eta: about 200,000 steps a row.
 inline constexpr std::uint64_t kMaxExplainSteps = 32'000'000;

@@ -59,7 +59,6 @@ EdgeTables edge_tables(const Forest& forest, const Quadrature& quadrature) {
     const auto first = static_cast<std::size_t>(forest.roots[t]);
     const std::size_t end =
         t + 1 < forest.roots.size() ? static_cast<std::size_t>(forest.roots[t + 1]) : n;
-    e.largest_tree = std::max(e.largest_tree, end - first);
     // Breadth-first: a node's parent, and everything above it, comes before it.
     for (std::size_t i = first; i < end; ++i) {
       const Node& node = forest.nodes[i];

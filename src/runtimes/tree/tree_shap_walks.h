@@ -50,7 +50,6 @@ struct EdgeTables {
   std::vector<double> followed_reciprocal;
   std::vector<std::int32_t> same_feature_above;
   std::vector<std::int32_t> edge_feature;  // the parent's split feature (the root's: 0)
-  std::size_t largest_tree = 0;            // nodes
 };
 EdgeTables edge_tables(const Forest& forest, const Quadrature& quadrature);
 

@@ -193,36 +193,72 @@ TEST(TreeShap, QuadratureEqualsPathWeightsOnDeepTreesWithRepeatedFeatures) {
   }
 }
 
-// Covers that shrink a path's share below what a double holds rule quadrature out: the
-// explainer takes the path-weights walk instead, and still explains.
-TEST(TreeShap, CoversOutOfQuadraturesRangeTakeThePathWeightsWalk) {
+// A chain of `splits` splits, alternating between features 0 and 1 (split i at threshold i):
+// each left child a leaf of value i, each right child the next split; `cover(i)` gives split i's
+// cover, the leaves beside it half of that.
+tree::Forest chain_forest(int splits, float (*cover)(int)) {
   tree::Forest forest;
-  forest.num_features = 1;
+  forest.num_features = 2;
   tree::RawTree chain;
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < splits; ++i) {
     const auto split = static_cast<std::int32_t>(chain.nodes.size());
-    chain.nodes.push_back({static_cast<float>(i), 0, 0, 0, tree::NodeKind::kNumeric});
+    chain.nodes.push_back({static_cast<float>(i), i % 2, 0, 0, tree::NodeKind::kNumeric});
     chain.left.push_back(split + 1);
     chain.right.push_back(split + 2);
-    chain.nodes.push_back({1.0f, -1, 0, 0, tree::NodeKind::kNumeric});
+    chain.nodes.push_back({static_cast<float>(i), -1, 0, 0, tree::NodeKind::kNumeric});
     chain.left.push_back(-1);
     chain.right.push_back(-1);
   }
-  chain.nodes.push_back({2.0f, -1, 0, 0, tree::NodeKind::kNumeric});
+  chain.nodes.push_back({-1.0f, -1, 0, 0, tree::NodeKind::kNumeric});
   chain.left.push_back(-1);
   chain.right.push_back(-1);
-  // Hostile covers: down the chain they swing between 3e38 and 1e-37, a share of 3e-76 at
-  // every other split (each a valid positive float).
   chain.cover.assign(chain.nodes.size(), 1.0f);
-  for (std::size_t i = 0; i < 20; ++i) chain.cover[2 * i] = i % 2 == 0 ? 3e38f : 1e-37f;
-  ASSERT_TRUE(tree::append_tree(forest, chain, "chain").ok());
+  for (int i = 0; i < splits; ++i) {
+    chain.cover[static_cast<std::size_t>(2 * i)] = cover(i);
+    chain.cover[static_cast<std::size_t>(2 * i + 1)] = cover(i) / 2;
+  }
+  chain.cover.back() = cover(splits - 1) / 2;
+  EXPECT_TRUE(tree::append_tree(forest, chain, "chain").ok());
   forest.prepare();
+  return forest;
+}
+
+// The values add up to the margin, and none is NaN or infinite.
+void expect_adds_up(const tree::Forest& forest, const tree::TreeExplainer& explainer,
+                    const float* row) {
+  std::vector<double> out(explainer.values_per_row());
+  explainer.explain(row, out.data());
+  double sum = 0;
+  for (const double v : out) {
+    EXPECT_TRUE(std::isfinite(v));
+    sum += v;
+  }
+  double margin = 0;
+  forest.margins(row, &margin);
+  EXPECT_NEAR(sum, margin, 1e-9 * std::max(1.0, std::abs(margin)));
+}
+
+// Covers that grow down a path (a child's above its parent's) are no trained model's: the
+// explainer refuses them, with the reason. (Swinging by e^82 at a time, they once overflowed
+// quadrature's intermediate products into NaN; and the values cannot add up to the margin.)
+TEST(TreeShap, CoversThatGrowDownAPathAreRefused) {
+  const tree::Forest forest = chain_forest(9, [](int i) { return i % 2 == 0 ? 1e-36f : 0.41f; });
+  auto explainer = tree::TreeExplainer::build(forest);
+  ASSERT_FALSE(explainer.ok());
+  EXPECT_EQ(explainer.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(explainer.status().message().find("larger than its parent's"), std::string::npos)
+      << explainer.status().message();
+}
+
+// A chain 100 deep: quadrature's powers of (1 - y) would leave a double's range, so the
+// path-weights walk explains it, and its values add up.
+TEST(TreeShap, VeryDeepTreesTakeThePathWeightsWalk) {
+  const tree::Forest forest = chain_forest(100, [](int i) { return 1.0f - 0.001f * i; });
   auto explainer = tree::TreeExplainer::build(forest);
   ASSERT_TRUE(explainer.ok()) << explainer.status().message();
   EXPECT_EQ(explainer->walk(), tree::TreeExplainer::Walk::kPathWeights);
-  std::vector<double> out(explainer->values_per_row());
-  const float row[] = {7.5f};
-  explainer->explain(row, out.data());  // whatever the values, in bounds and without a trap
+  const float row[] = {-5.0f, 50.5f};
+  expect_adds_up(forest, *explainer, row);
 }
 
 TEST(TreeShap, ModelsWithoutCoversOrTooDeepAreNotExplained) {

@@ -7,15 +7,11 @@ namespace forklift::tree {
 ForestModel::ForestModel(Forest forest, const Schema& schema, std::string note)
     : forest_(std::move(forest)),
       vector_output_(schema.output.type == ValueType::kFloatVector),
-      note_(std::move(note)) {}
-
-const Result<TreeExplainer>& ForestModel::explainer() const {
-  std::call_once(explainer_once_, [this] { explainer_.emplace(TreeExplainer::build(forest_)); });
-  return *explainer_;
-}
+      note_(std::move(note)),
+      explainer_(TreeExplainer::build(forest_)) {}
 
 Status ForestModel::explain(const Batch& batch, Explanation& out) const {
-  const Result<TreeExplainer>& explainer = this->explainer();
+  const Result<TreeExplainer>& explainer = explainer_;
   if (!explainer.ok()) return explainer.status();
   const std::size_t rows = batch.rows(), width = explainer->values_per_row();
   if (Status s = explainer->check_budget(rows); !s.ok()) return s;

@@ -3,8 +3,6 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,15 +25,12 @@ class ForestModel final : public Model {
   const Forest& forest() const { return forest_; }
 
  private:
-  // Built by the first explanation asked for: its tables (about 56 bytes a node, more than the
-  // forest's own) cost memory only in the versions that are explained.
-  const Result<TreeExplainer>& explainer() const;
-
   Forest forest_;
   bool vector_output_;
   std::string note_;
-  mutable std::once_flag explainer_once_;
-  mutable std::optional<Result<TreeExplainer>> explainer_;  // or why it cannot explain
+  // Built with the version, so that its tables (16 bytes a node) count in the version's
+  // measured memory; or why this model cannot be explained.
+  Result<TreeExplainer> explainer_;
 };
 
 // Whether model.yaml's output can hold what `forest` predicts per row: a float for one value, a

@@ -27,8 +27,8 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest, Walk preferred)
   std::vector<double> mean;
   // Quadrature multiplies cover shares along each path: the least and the greatest product
   // (natural logs) bound every value it computes.
-  std::vector<double> low, high;
-  double lowest = 0, highest = 0;
+  std::vector<double> low;
+  double lowest = 0;
   std::uint64_t nodes = 0, largest_tree = 0, path_steps = 0;
   for (std::size_t t = 0; t < forest.roots.size(); ++t) {
     // A tree's nodes are contiguous and breadth-first: every child comes after its parent.
@@ -38,7 +38,6 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest, Walk preferred)
                                 : forest.nodes.size();
     depth.assign(end - first, 0);
     low.assign(end - first, 0.0);
-    high.assign(end - first, 0.0);
     nodes += end - first;
     largest_tree = std::max<std::uint64_t>(largest_tree, end - first);
     for (std::size_t i = first; i < end; ++i) {
@@ -57,11 +56,15 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest, Walk preferred)
       const auto left = static_cast<std::size_t>(n.left);
       for (const std::size_t child : {left, left + 1}) {
         depth[child - first] = d;
+        // A trained model's children split their parent's rows: their covers add up to its.
+        if (forest.cover[child] > 1.001 * forest.cover[i]) {
+          return FailedPrecondition(
+              "the model file has a node cover (sum_hessian) larger than its parent's, which no "
+              "trained model has and explanations cannot weigh");
+        }
         const double share = std::log(forest.cover[child] / forest.cover[i]);
         low[child - first] = low[i - first] + std::min(share, 0.0);
-        high[child - first] = high[i - first] + std::max(share, 0.0);
         lowest = std::min(lowest, low[child - first]);
-        highest = std::max(highest, high[child - first]);
       }
       e.max_depth_ = std::max(e.max_depth_, d);
     }
@@ -82,23 +85,21 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest, Walk preferred)
     e.tree_expected_[t] = mean[0];
   }
   e.quadrature_ = shap::gauss_legendre(std::max(1, (e.max_depth_ + 1) / 2));
-  // Each factor z + (o - z) y is at least z (1 - y): the products stay within 1e+-250 (natural
-  // log 575) when the covers do not shrink them past that, at the point nearest 1.
+  // Quadrature's factors z + (o - z) y are at least z (1 - y): over a deep path, the powers of
+  // (1 - y) at the point nearest 1 would leave a double's normal range (depth past about 80);
+  // such forests take the path-weights walk. Its scratch (per node of the largest tree: 8 bytes
+  // and 24 per point) stays under 64 MB too.
   const double nearest_one =
       *std::max_element(e.quadrature_.points.begin(), e.quadrature_.points.end());
-  const bool in_range = lowest + e.max_depth_ * std::log(1 - nearest_one) > -575 && highest < 575;
-  e.walk_ = preferred == Walk::kQuadrature && in_range ? Walk::kQuadrature : Walk::kPathWeights;
-  // Quadrature's tables (per node: 24 bytes and 8 per point) and its scratch (per node of the
-  // largest tree: 8 bytes and 24 per point) are bounded; past that, path weights need neither.
   const auto lanes = static_cast<std::uint64_t>(e.quadrature_.lanes);
-  if (nodes * (24 + 8 * lanes) > (std::uint64_t{256} << 20) ||
-      largest_tree * (8 + 24 * lanes) > (std::uint64_t{64} << 20)) {
-    e.walk_ = Walk::kPathWeights;
-  }
-  if (e.walk_ == Walk::kQuadrature) e.edges_ = shap::edge_tables(forest, e.quadrature_);
-  e.steps_per_row_ = e.walk_ == Walk::kQuadrature
-                         ? nodes * static_cast<std::uint64_t>(e.quadrature_.lanes)
-                         : path_steps;
+  const bool in_range = lowest + e.max_depth_ * std::log(1 - nearest_one) > -600;
+  const bool small_scratch = largest_tree * (8 + 24 * lanes) <= (std::uint64_t{64} << 20);
+  e.walk_ = preferred == Walk::kQuadrature && in_range && small_scratch ? Walk::kQuadrature
+                                                                        : Walk::kPathWeights;
+  if (e.walk_ == Walk::kQuadrature) e.edges_ = shap::edge_tables(forest);
+  // A path-weights step costs about three of quadrature's (measured); every tree adds a step.
+  e.steps_per_row_ =
+      (e.walk_ == Walk::kQuadrature ? nodes * lanes : 3 * path_steps) + forest.roots.size();
   return e;
 }
 
@@ -130,19 +131,16 @@ void TreeExplainer::explain(const float* row, double* out) const {
   // The path-weights walk keeps each level's path after its parent's.
   const std::size_t longest = static_cast<std::size_t>(max_depth_) + 2;
   thread_local std::vector<shap::PathElement> path;
-  thread_local std::vector<double> tree_phi;
   if (walk_ == Walk::kPathWeights) path.resize(longest * (longest + 1) / 2);
-  tree_phi.resize(width);
+  // Each tree adds to its group's values directly: a tree costs its nodes, not the features.
   for (std::size_t t = 0; t < f.roots.size(); ++t) {
     double* phi = out + (f.num_groups > 1 ? static_cast<std::size_t>(f.tree_group[t]) : 0) * width;
-    std::fill(tree_phi.begin(), tree_phi.end(), 0.0);
     if (walk_ == Walk::kQuadrature) {
-      shap::add_by_quadrature(f, t, row, quadrature_, edges_, tree_phi.data());
+      shap::add_by_quadrature(f, t, row, quadrature_, edges_, f.leaf_scale, phi);
     } else {
-      shap::add_by_path_weights(f, f.roots[t], row, path.data(), tree_phi.data());
+      shap::add_by_path_weights(f, f.roots[t], row, path.data(), f.leaf_scale, phi);
     }
-    tree_phi[features_] += tree_expected_[t];
-    for (std::size_t i = 0; i < width; ++i) phi[i] += f.leaf_scale * tree_phi[i];
+    phi[features_] += f.leaf_scale * tree_expected_[t];
   }
   for (std::size_t g = 0; g < groups_; ++g) out[g * width + features_] += f.base_margin;
 }

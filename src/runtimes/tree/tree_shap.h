@@ -7,7 +7,7 @@
 //
 // Two exact walks compute them (tree_shap_walks.h): by quadrature, about nodes x 4 steps a tree
 // for depths up to 8, which is the one used; and XGBoost's path weights, about leaves x depth^2,
-// for forests whose covers would take quadrature's products out of a double's range. Costs
+// for trees past about depth 80, where quadrature's products would leave a double's range. Costs
 // against a prediction's: docs/explanation/performance.md.
 #pragma once
 
@@ -34,15 +34,16 @@ class TreeExplainer {
  public:
   enum class Walk { kQuadrature, kPathWeights };
 
-  // Needs every node's cover (its training rows' hessian sum; XGBoost's `sum_hessian`), finite
-  // and positive. Takes `preferred` unless the covers rule quadrature out (the tests ask for
-  // each).
+  // Needs every node's cover (its training rows' hessian sum; XGBoost's `sum_hessian`), finite,
+  // positive, and no larger than its parent's (by more than rounding). Takes `preferred` unless
+  // the depth rules quadrature out (the tests ask for each).
   static Result<TreeExplainer> build(const Forest& forest, Walk preferred = Walk::kQuadrature);
 
   Walk walk() const { return walk_; }
 
   // The work of one row (see kMaxExplainSteps): with quadrature, nodes x lanes over the trees;
-  // with path weights, the sum over leaves of (depth + 1)^2.
+  // with path weights, 3 x the sum over leaves of (depth + 1)^2 (a step costs three times as
+  // much); plus one per tree.
   std::uint64_t steps_per_row() const { return steps_per_row_; }
   // OK when `rows` rows (at least one is assumed) stay within kMaxExplainSteps and
   // kMaxExplainValues; else FailedPrecondition saying how many rows would.

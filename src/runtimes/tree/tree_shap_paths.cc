@@ -58,8 +58,8 @@ double unwound_path_sum(const PathElement* path, int depth, int index) {
   return total;
 }
 
-void walk(const Forest& f, const float* row, double* phi, std::int32_t node_index, int depth,
-          PathElement* parent_path, double zero_fraction, double one_fraction,
+void walk(const Forest& f, const float* row, double scale, double* phi, std::int32_t node_index,
+          int depth, PathElement* parent_path, double zero_fraction, double one_fraction,
           std::int32_t feature) {
   const Node& node = f.nodes[static_cast<std::size_t>(node_index)];
   PathElement* path = parent_path + depth + 1;
@@ -69,7 +69,8 @@ void walk(const Forest& f, const float* row, double* phi, std::int32_t node_inde
   if (node.feature < 0) {
     for (int i = 1; i <= depth; ++i) {
       const double w = unwound_path_sum(path, depth, i);
-      phi[path[i].feature] += w * (path[i].one_fraction - path[i].zero_fraction) * node.value;
+      phi[path[i].feature] +=
+          scale * w * (path[i].one_fraction - path[i].zero_fraction) * node.value;
     }
     return;
   }
@@ -89,17 +90,17 @@ void walk(const Forest& f, const float* row, double* phi, std::int32_t node_inde
     unwind_path(path, depth, index);
     depth -= 1;
   }
-  walk(f, row, phi, hot, depth + 1, path, hot_zero_fraction * incoming_zero_fraction,
+  walk(f, row, scale, phi, hot, depth + 1, path, hot_zero_fraction * incoming_zero_fraction,
        incoming_one_fraction, node.feature);
-  walk(f, row, phi, cold, depth + 1, path, cold_zero_fraction * incoming_zero_fraction, 0,
+  walk(f, row, scale, phi, cold, depth + 1, path, cold_zero_fraction * incoming_zero_fraction, 0,
        node.feature);
 }
 
 }  // namespace
 
 void add_by_path_weights(const Forest& forest, std::int32_t root, const float* row,
-                         PathElement* path, double* phi) {
-  walk(forest, row, phi, root, 0, path, 1, 1, -1);
+                         PathElement* path, double scale, double* phi) {
+  walk(forest, row, scale, phi, root, 0, path, 1, 1, -1);
 }
 
 }  // namespace forklift::tree::shap

@@ -48,10 +48,10 @@ Quadrature gauss_legendre(int points) {
   return q;
 }
 
-EdgeTables edge_tables(const Forest& forest, const Quadrature& quadrature) {
+EdgeTables edge_tables(const Forest& forest) {
   EdgeTables e;
   const std::size_t n = forest.nodes.size();
-  e.kept.assign(n, 1.0);
+  e.kept.assign(n + 1, 1.0);
   e.same_feature_above.assign(n, -1);
   e.edge_feature.assign(n, 0);
   std::vector<std::int32_t> parent(n, -1);
@@ -82,17 +82,6 @@ EdgeTables edge_tables(const Forest& forest, const Quadrature& quadrature) {
       }
     }
   }
-  const auto lanes = static_cast<std::size_t>(quadrature.lanes);
-  // One more entry, n, stands for "no edge above on the same feature": a factor of 1.
-  e.kept_reciprocal.assign(n + 1, 1.0);
-  e.followed_reciprocal.assign((n + 1) * lanes, 1.0);
-  for (std::size_t i = 0; i < n; ++i) {
-    e.kept_reciprocal[i] = 1 / e.kept[i];
-    for (std::size_t k = 0; k < lanes; ++k) {
-      e.followed_reciprocal[i * lanes + k] =
-          1 / (e.kept[i] + (1 - e.kept[i]) * quadrature.points[k]);
-    }
-  }
   return e;
 }
 
@@ -110,7 +99,7 @@ Two load(const double* p) {
 // L points: L / 2 vectors per node.
 template <int L>
 void add_with_lanes(const Forest& f, std::size_t tree, const float* row, const Quadrature& q,
-                    const EdgeTables& edges, double* phi) {
+                    const EdgeTables& edges, double scale, double* phi) {
   constexpr int kVectors = L / 2;
   struct Lanes {
     Two v[kVectors];
@@ -134,21 +123,13 @@ void add_with_lanes(const Forest& f, std::size_t tree, const float* row, const Q
   follows.resize(size + 1);
   follows[size] = 1;
   const auto none = static_cast<std::int32_t>(f.nodes.size());
-  Lanes y, w, cold_w, ones, not_followed;
+  Lanes y, w, cold_w;
   for (int v = 0; v < kVectors; ++v) {
     y[v] = load(q.points.data() + 2 * v);
     w[v] = load(q.weights.data() + 2 * v);
     cold_w[v] = load(q.cold_weights.data() + 2 * v);
-    ones[v] = Two{} + 1.0;
-    not_followed[v] = 1.0 / (1.0 - y[v]);
+    product[0][v] = Two{} + 1.0;
   }
-  const double* const reciprocal = edges.followed_reciprocal.data();
-  auto reciprocal_of = [&](std::size_t node) {
-    Lanes r;
-    for (int v = 0; v < kVectors; ++v) r[v] = load(reciprocal + node * L + 2 * v);
-    return r;
-  };
-  product[0] = ones;
 
   for (std::size_t i = first; i < end; ++i) {
     const Node& node = f.nodes[i];
@@ -159,18 +140,17 @@ void add_with_lanes(const Forest& f, std::size_t tree, const float* row, const Q
       const auto c = static_cast<std::size_t>(child);
       const double z = edges.kept[c];
       const std::int32_t above = edges.same_feature_above[c];
-      const auto a = static_cast<std::size_t>(above < 0 ? none : above);
-      const double followed_above = follows[above < 0 ? size : a - first];
+      // "None" is an edge with a share of 1, followed: a factor of 1.
+      const double za = edges.kept[static_cast<std::size_t>(above < 0 ? none : above)];
+      const double followed_above =
+          follows[above < 0 ? size : static_cast<std::size_t>(above) - first];
       const double o = (child == hot) * followed_above;
       follows[c - first] = o;
-      // The factor z + (o - z) y, and the reciprocal of the one above on the same feature
-      // (followed: from the table, where "none" is 1; not: 1 / (z (1 - y))).
-      const Lanes followed = reciprocal_of(a);
-      const double not_scale = (1 - followed_above) * edges.kept_reciprocal[a];
+      // The factor above on the same feature, za + (o_a - za) y, divided out first (the product
+      // then stays within the bounds the explainer checked), then this edge's, z + (o - z) y.
       Lanes& out = product[c - first];
       for (int v = 0; v < kVectors; ++v) {
-        out[v] = p[v] * (z + (o - z) * y[v]) *
-                 (followed_above * followed[v] + not_scale * not_followed[v]);
+        out[v] = p[v] / (za + (followed_above - za) * y[v]) * (z + (o - z) * y[v]);
       }
     }
   }
@@ -188,14 +168,13 @@ void add_with_lanes(const Forest& f, std::size_t tree, const float* row, const Q
     // (o - z) x the integral of (the sums whose last edge on the feature this is) / the factor:
     // followed, (1 - z) / (z + (1 - z) y); not, -1 / (1 - y).
     const double o = follows[i - first];
-    const double hot_scale = o * (1 - edges.kept[i]);
-    const Lanes r = reciprocal_of(i);
+    const double z = edges.kept[i];
     Two terms{};
     for (int v = 0; v < kVectors; ++v) {
-      terms +=
-          (hot_scale * w[v] * r[v] - (1 - o) * cold_w[v]) * (below[v] - excluded[i - first][v]);
+      const Two weight = o * (1 - z) * w[v] / (z + (1 - z) * y[v]) - (1 - o) * cold_w[v];
+      terms += weight * (below[v] - excluded[i - first][v]);
     }
-    phi[edges.edge_feature[i]] += terms[0] + terms[1];
+    phi[edges.edge_feature[i]] += scale * (terms[0] + terms[1]);
     const std::int32_t above = edges.same_feature_above[i];
     Lanes& to = excluded[above < 0 ? size : static_cast<std::size_t>(above) - first];
     for (int v = 0; v < kVectors; ++v) to[v] += below[v];
@@ -212,18 +191,19 @@ void add_with_lanes(const Forest& f, std::size_t tree, const float* row, const Q
 }  // namespace
 
 void add_by_quadrature(const Forest& forest, std::size_t tree, const float* row,
-                       const Quadrature& quadrature, const EdgeTables& edges, double* phi) {
+                       const Quadrature& quadrature, const EdgeTables& edges, double scale,
+                       double* phi) {
   switch (quadrature.lanes) {
     case 4:
-      return add_with_lanes<4>(forest, tree, row, quadrature, edges, phi);
+      return add_with_lanes<4>(forest, tree, row, quadrature, edges, scale, phi);
     case 8:
-      return add_with_lanes<8>(forest, tree, row, quadrature, edges, phi);
+      return add_with_lanes<8>(forest, tree, row, quadrature, edges, scale, phi);
     case 16:
-      return add_with_lanes<16>(forest, tree, row, quadrature, edges, phi);
+      return add_with_lanes<16>(forest, tree, row, quadrature, edges, scale, phi);
     case 32:
-      return add_with_lanes<32>(forest, tree, row, quadrature, edges, phi);
+      return add_with_lanes<32>(forest, tree, row, quadrature, edges, scale, phi);
     default:
-      return add_with_lanes<64>(forest, tree, row, quadrature, edges, phi);
+      return add_with_lanes<64>(forest, tree, row, quadrature, edges, scale, phi);
   }
 }
 

@@ -19,7 +19,7 @@ struct PathElement {
   double weight;
 };
 void add_by_path_weights(const Forest& forest, std::int32_t root, const float* row,
-                         PathElement* path, double* phi);
+                         PathElement* path, double scale, double* phi);
 
 // The same values by quadrature, in about nodes x lanes steps a tree. A leaf's contribution to a
 // feature i on its path is
@@ -43,17 +43,15 @@ Quadrature gauss_legendre(int points);
 // from its parent, the share of cover kept at the splits on that edge's feature from the root
 // down, and the node below the nearest edge above on the same feature (-1: none).
 struct EdgeTables {
-  std::vector<double> kept;
-  std::vector<double> kept_reciprocal;
-  // Per node, for each quadrature point y: 1 / (kept + (1 - kept) y), the reciprocal of the
-  // factor of a path that follows the node's feature (the tree is walked without a division).
-  std::vector<double> followed_reciprocal;
+  std::vector<double> kept;  // one more entry, n: "no edge above", a share of 1
   std::vector<std::int32_t> same_feature_above;
   std::vector<std::int32_t> edge_feature;  // the parent's split feature (the root's: 0)
 };
-EdgeTables edge_tables(const Forest& forest, const Quadrature& quadrature);
+EdgeTables edge_tables(const Forest& forest);
 
+// Adds `scale` x one tree's contributions for `row` to phi (one per feature).
 void add_by_quadrature(const Forest& forest, std::size_t tree, const float* row,
-                       const Quadrature& quadrature, const EdgeTables& edges, double* phi);
+                       const Quadrature& quadrature, const EdgeTables& edges, double scale,
+                       double* phi);
 
 }  // namespace forklift::tree::shap

@@ -12,7 +12,7 @@
 namespace forklift {
 
 // Rows one request may ask explanations for: each costs a couple of hundred predictions (about
-// 0.8 ms on eta, 4 ms on a 500-tree depth-8 model: docs/explanation/performance.md), computed on
+// 0.6 ms on eta, 3 ms on a 500-tree depth-8 model: docs/explanation/performance.md), computed on
 // the serving thread, which meanwhile answers no one else. The runtime bounds the work too
 // (tree_shap.h: kMaxExplainSteps).
 inline constexpr std::size_t kMaxExplainedRows = 10;

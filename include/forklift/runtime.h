@@ -113,10 +113,10 @@ class Model {
   // row's margin, then the bias (the margin expected before any feature is known). A feature is
   // one column, a float_vector `length` of them. Contributions and bias add up to the margin,
   // before the objective's transform (a probability's log-odds, say). Thread-safe, as predict;
-  // forklift calls it after predict, with the same validated rows, when a request asks for
-  // explanations. Return FailedPrecondition when this model cannot explain (forklift asks with
-  // an empty batch before predicting, and answers the client 400 with the message); any other
-  // error is a failure (500).
+  // forklift calls it once, with the request's validated rows, before predict, when a request
+  // asks for explanations. Return FailedPrecondition when this model cannot explain (or not that
+  // many rows): forklift answers the client 400 with the message; any other error is a failure
+  // (500).
   struct Explanation {
     std::size_t groups = 1;
     std::size_t columns = 0;

@@ -1,6 +1,7 @@
-// Explanations (tree_shap.h) against XGBoost's own pred_contribs, on the example model and on
-// models XGBoost trained (scripts/make_tree_test_models.py): within 1e-4 of every value (relative,
-// for values above 1).
+// Explanations (tree_shap.h): against XGBoost's own pred_contribs on the example model and on
+// models XGBoost trained (scripts/make_tree_test_models.py), within 1e-4 of every value (relative,
+// for values above 1); the quadrature walk against the path-weights walk, within 1e-9; which walk
+// a forest takes; the covers, depths and request sizes that are refused.
 #include "runtimes/tree/tree_shap.h"
 
 #include <gtest/gtest.h>
@@ -279,8 +280,8 @@ TEST(TreeShap, ModelsWithoutCoversOrTooDeepAreNotExplained) {
   chain.nodes.push_back({2.0f, -1, 0, 0, tree::NodeKind::kNumeric});
   chain.left.push_back(-1);
   chain.right.push_back(-1);
-  // Reorder so that node i's children are at left[i], right[i]: the layout above interleaves
-  // splits (even) and leaves (odd), and the last split's right child is the final leaf.
+  // Splits at even indices, the leaf beside each at the odd one after it; the last split's right
+  // child is the final leaf.
   tree::Forest no_covers = forest;
   ASSERT_TRUE(tree::append_tree(no_covers, chain, "chain").ok());
   auto refused = tree::TreeExplainer::build(no_covers);
@@ -323,7 +324,8 @@ TEST(TreeShap, ARequestsWorkIsBoundedBeforeItStarts) {
             std::string::npos)
       << many.message();
 
-  // 60 chains of depth 127: each row would take 60 x (2^2 + ... + 128^2) steps.
+  // 60 chains of depth 127 (the path-weights walk): each row would take 3 x 60 x (2^2 + ... +
+  // 128^2) steps.
   tree::Forest chains;
   chains.num_features = 1;
   for (int t = 0; t < 60; ++t) {

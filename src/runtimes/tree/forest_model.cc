@@ -11,16 +11,15 @@ ForestModel::ForestModel(Forest forest, const Schema& schema, std::string note)
       explainer_(TreeExplainer::build(forest_)) {}
 
 Status ForestModel::explain(const Batch& batch, Explanation& out) const {
-  const Result<TreeExplainer>& explainer = explainer_;
-  if (!explainer.ok()) return explainer.status();
-  const std::size_t rows = batch.rows(), width = explainer->values_per_row();
-  if (Status s = explainer->check_budget(rows); !s.ok()) return s;
+  if (!explainer_.ok()) return explainer_.status();
+  const std::size_t rows = batch.rows(), width = explainer_->values_per_row();
+  if (Status s = explainer_->check_budget(rows); !s.ok()) return s;
   const float* matrix = dense_matrix(batch, forest_.num_features);
   out.groups = forest_.num_groups;
   out.columns = forest_.num_features;
   out.values.resize(rows * width);
   for (std::size_t r = 0; r < rows; ++r) {
-    explainer->explain(matrix + r * forest_.num_features, out.values.data() + r * width);
+    explainer_->explain(matrix + r * forest_.num_features, out.values.data() + r * width);
   }
   return Status::Ok();
 }

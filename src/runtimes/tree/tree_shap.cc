@@ -25,8 +25,8 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest, Walk preferred)
   e.tree_expected_.resize(forest.roots.size());
   std::vector<int> depth;
   std::vector<double> mean;
-  // Quadrature multiplies cover shares along each path: the least and the greatest product
-  // (natural logs) bound every value it computes.
+  // Quadrature multiplies cover shares along each path: the least product (a natural log) bounds
+  // how small its values get (covers never grow down a path, so none exceeds 1).
   std::vector<double> low;
   double lowest = 0;
   std::uint64_t nodes = 0, largest_tree = 0, path_steps = 0;
@@ -87,8 +87,8 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest, Walk preferred)
   e.quadrature_ = shap::gauss_legendre(std::max(1, (e.max_depth_ + 1) / 2));
   // Quadrature's factors z + (o - z) y are at least z (1 - y): over a deep path, the powers of
   // (1 - y) at the point nearest 1 would leave a double's normal range (depth past about 80);
-  // such forests take the path-weights walk. Its scratch (per node of the largest tree: 8 bytes
-  // and 24 per point) stays under 64 MB too.
+  // such forests take the path-weights walk, as do forests whose largest tree would take
+  // quadrature's scratch (8 bytes and 24 per point, a node) past 64 MB.
   const double nearest_one =
       *std::max_element(e.quadrature_.points.begin(), e.quadrature_.points.end());
   const auto lanes = static_cast<std::uint64_t>(e.quadrature_.lanes);
@@ -114,7 +114,7 @@ Status TreeExplainer::check_budget(std::size_t rows) const {
       by_steps <= by_values
           ? "each row takes about " + std::to_string(steps_per_row_) +
                 (walk_ == Walk::kQuadrature ? " steps (nodes x quadrature points over its trees)"
-                                            : " steps (leaves x depth^2 over its trees)") +
+                                            : " steps (3 x leaves x depth^2 over its trees)") +
                 ", and a request at most " + std::to_string(kMaxExplainSteps)
           : "each row gives " + std::to_string(values) + " values, and a request at most " +
                 std::to_string(kMaxExplainValues);

@@ -6,8 +6,9 @@
 // the objective's transform.
 //
 // Two exact walks compute them (tree_shap_walks.h): by quadrature, about nodes x 4 steps a tree
-// for depths up to 8, which is the one used; and XGBoost's path weights, about leaves x depth^2,
-// for trees past about depth 80, where quadrature's products would leave a double's range. Costs
+// up to depth 8 (more points beyond), which is the one used; and XGBoost's path weights, about
+// leaves x depth^2, for a forest with a tree past about depth 80 (where quadrature's products
+// would leave a double's range) or too large for quadrature's scratch. Costs
 // against a prediction's: docs/explanation/performance.md.
 #pragma once
 
@@ -21,12 +22,12 @@
 
 namespace forklift::tree {
 
-// Deeper trees are not explained: the walks recurse once per level.
+// Deeper trees are not explained (the path-weights walk recurses once per level).
 inline constexpr int kMaxExplainedDepth = 128;
 
 // One request's explanations may take at most this many steps (see steps_per_row(): about 3-5 ns
 // each, so about 0.1 s), and give at most this many values (rows x outputs x (features + 1): a
-// few MB of JSON). eta: about 200,000 steps a row.
+// few MB of JSON). eta: about 174,000 steps a row.
 inline constexpr std::uint64_t kMaxExplainSteps = 32'000'000;
 inline constexpr std::uint64_t kMaxExplainValues = 131'072;
 

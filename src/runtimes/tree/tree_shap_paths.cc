@@ -1,6 +1,6 @@
 // TreeSHAP by path weights (Lundberg et al., 2020, Algorithm 2), as XGBoost's pred_contribs
-// computes it: the reference the quadrature walk is checked against, and the walk for trees
-// whose covers make quadrature's products leave the range of a double.
+// computes it: the reference the quadrature walk is checked against, and the walk for forests
+// too deep or too large for quadrature (tree_shap.h).
 #include <algorithm>
 
 #include "runtimes/tree/tree_shap_walks.h"

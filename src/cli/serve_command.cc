@@ -304,6 +304,9 @@ int run_serve(const ServeOptions& given) {
   // Log lines go to stdout, often a pipe: if its reader goes away, writing must fail with EPIPE
   // (and the line be lost), not kill the server.
   ::signal(SIGPIPE, SIG_IGN);
+  // Before any thread starts: those that lower their priority read it.
+  set_background_priority(
+      parse_background_priority(options.background_priority).value_or(BackgroundPriority::kIdle));
   check_descriptor_limit(options.server.max_connections);
   sigset_t signals = block_stop_signals();
   auto token = read_token(options.admin_token_file, "FORKLIFT_ADMIN_TOKEN", "admin");

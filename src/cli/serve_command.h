@@ -30,6 +30,8 @@ struct ServeOptions {
   // database (the state file then keeps this replica's last known copy).
   std::string state_postgres;
   double poll_seconds = 0;  // rescan the repository this often; 0 turns polling off
+  // How background work (loads, admin changes, training) steps back from serving.
+  std::string background_priority = "idle";
   // Many models in bounded memory: 0 loads every version at once (no budget).
   std::size_t memory_budget_mb = 0;
   std::int64_t cold_start_wait_ms = 5000;  // a request waits this long for its version's load

@@ -177,12 +177,19 @@ void add_state_and_event_flags(CLI::App* cmd, ServeOptions& options) {
       ->envname("FORKLIFT_TRAIN_POSTGRES");
 }
 
-// Request logs and shutdown.
+// Request logs, background work and shutdown.
 void add_logging_flags(CLI::App* cmd, ServeOptions& options) {
   cmd->add_option("--log-requests", options.log_requests,
                   "Fraction of requests to log as JSON lines (0: none, 1: every one)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--background-priority", options.background_priority,
+                  "How loading, admin changes and training step back from serving: idle "
+                  "(SCHED_IDLE: only CPU time nothing else wants), nice (a nice value: a small "
+                  "steady share) or normal (no lowering)")
+      ->capture_default_str()
+      ->envname("FORKLIFT_BACKGROUND_PRIORITY")
+      ->check(CLI::IsMember({"idle", "nice", "normal"}));
   cmd->add_option("--drain-seconds", options.drain_seconds,
                   "On SIGTERM, how long in-flight requests may take to finish")
       ->capture_default_str();

@@ -2,11 +2,13 @@
 import http.client
 import itertools
 import json
+import os
 import shutil
 import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import requests
 
@@ -312,3 +314,34 @@ def test_a_request_sent_on_a_kept_alive_connection_just_before_sigterm_is_answer
             r.read()
         assert statuses == [200] * 6
         assert s.stop() == 0
+
+
+def scheduling_policies(pid):
+    """The scheduling policy of each of a process's threads."""
+    policies = []
+    for task in (Path("/proc") / str(pid) / "task").iterdir():
+        try:
+            policies.append(os.sched_getscheduler(int(task.name)))
+        except OSError:  # the thread ended meanwhile
+            pass
+    return policies
+
+
+def test_background_work_runs_at_idle_priority_by_default_and_as_the_flag_says(repo_copy):
+    """The test suite runs its servers with FORKLIFT_BACKGROUND_PRIORITY=normal (tests/
+    CMakeLists.txt says why). With --background-priority idle, the default, the admin listener's
+    thread runs at SCHED_IDLE; with nice or normal no thread does. The flag wins over the
+    variable; tests/common/thread_priority_test.cc checks the modes themselves."""
+    for args, idle_expected in ((("--background-priority", "idle"), True),
+                                (("--background-priority", "nice"), False),
+                                (("--background-priority", "normal"), False)):
+        s = Server(repo_copy, *args)
+        try:
+            idle = os.SCHED_IDLE in scheduling_policies(s.proc.pid)
+            assert idle == idle_expected, (args, scheduling_policies(s.proc.pid))
+        finally:
+            s.stop()
+    r = subprocess.run([FORKLIFT, "serve", "--model-repository", str(repo_copy),
+                        "--background-priority", "sideways"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "idle,nice,normal" in r.stderr + r.stdout, r

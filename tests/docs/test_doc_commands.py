@@ -64,7 +64,7 @@ EXAMPLE_MODELS = Path(os.environ.get("FORKLIFT_MODELS", str(BUILD / "models"))).
 
 PAGES = sorted(DOCS.glob("tutorials/*.md")) + sorted(DOCS.glob("how-to/*.md"))
 SHELLS = ("sh", "bash", "console")
-BLOCK_TIMEOUT = 60  # seconds; the slowest block waits one 10 s poll interval
+BLOCK_TIMEOUT = 180  # seconds; the slowest block waits one 10 s poll interval, on a busy CI machine
 MARKER = re.compile(r"^\s*<!--\s*doc-test:\s*(?P<kind>[a-z-]+)\s*(?P<arg>.*?)\s*-->\s*$")
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[ \t]*$")
 

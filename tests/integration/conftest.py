@@ -16,8 +16,8 @@ import requests
 def pytest_collection_modifyitems(config, items):
     """FORKLIFT_TEST_SHARD=K/N keeps the K-th of N shards of the suite, whole files each, so that
     ctest runs the shards side by side (tests/CMakeLists.txt): one suite spends a third of its
-    time waiting on servers, not computing. Files go to the shard with the fewest tests so far,
-    largest first, so every run splits them the same way."""
+    time waiting on servers, not computing. Files go to the shard with the fewest seconds so far,
+    longest first (file_seconds.json: measured), so every run splits them the same way."""
     shard = os.environ.get("FORKLIFT_TEST_SHARD")
     if not shard:
         return
@@ -27,12 +27,17 @@ def pytest_collection_modifyitems(config, items):
     by_file = {}
     for item in items:
         by_file.setdefault(str(item.path), []).append(item)
+    measured = json.loads((Path(__file__).parent / "file_seconds.json").read_text())["seconds"]
+
+    def seconds(path, tests):
+        return measured.get(Path(path).name, 3 * len(tests))
+
     load = [0] * n
     owner = {}
-    for path, tests in sorted(by_file.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+    for path, tests in sorted(by_file.items(), key=lambda kv: (-seconds(*kv), kv[0])):
         i = load.index(min(load))
         owner[path] = i
-        load[i] += len(tests)
+        load[i] += seconds(path, tests)
     kept = [item for item in items if owner[str(item.path)] == k - 1]
     config.hook.pytest_deselected(items=[item for item in items if owner[str(item.path)] != k - 1])
     items[:] = kept

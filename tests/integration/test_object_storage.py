@@ -46,7 +46,7 @@ def eta_body(version=None):
     return body
 
 
-def wait_for(predicate, timeout=30, what="the condition"):
+def wait_for(predicate, timeout=90, what="the condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():

@@ -431,6 +431,7 @@ def train(data, params, report):
         sys.exit(7)
     if params.get("hang") == "yes":
         import time
+        open(params["ready_file"], "w").close()  # the test cancels the job once inside train()
         while True:
             time.sleep(1)
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
@@ -501,17 +502,23 @@ def test_the_python_trainer_retrains_a_scikit_learn_model(tmp_path):
 
 @pytest.mark.parametrize("params,why", [
     ("params: {crash: 'yes'}\n", "exited with status 7"),
-    ("params: {hang: 'yes'}\npython: {timeout_minutes: 1}\n", None),
+    ("params: {hang: 'yes', ready_file: '{ready}'}\npython: {timeout_minutes: 1}\n", None),
 ])
 def test_a_python_trainer_that_crashes_or_hangs_costs_only_its_job(tmp_path, params, why):
-    repo = cancel_repo(tmp_path, params)
+    ready = tmp_path / "inside-train"
+    repo = cancel_repo(tmp_path, params.replace("{ready}", str(ready)))
     proc = subprocess.Popen([FORKLIFT, "train", "cancel_risk", "--model-repository", str(repo)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     if why is None:
-        time.sleep(3)  # well inside train(), which never returns: cancel it
+        # Inside train(), which never returns: cancel it. (A fixed sleep was not always enough
+        # under a sanitizer on a busy machine.)
+        deadline = time.time() + 120
+        while not ready.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert ready.exists(), "the trainer never reached train()"
         proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=180)
     if why is None:
         assert proc.returncode == 130, err
     else:

@@ -2,15 +2,14 @@
 
 #include <string_view>
 
+#include "runtimes/runtime_module.h"
+
 namespace forklift {
 
 void register_xgboost_runtime();
 void register_tree_runtime();
 void register_constant_runtime();
 void register_online_runtime();
-#ifdef FORKLIFT_HAS_TORCHSCRIPT
-void register_torchscript_runtime();
-#endif
 #ifdef FORKLIFT_HAS_PYTHON
 void register_python_runtime();
 int run_python_worker(int argc, char** argv);
@@ -23,7 +22,10 @@ void register_builtin_runtimes() {
     register_constant_runtime();
     register_online_runtime();
 #ifdef FORKLIFT_HAS_TORCHSCRIPT
-    register_torchscript_runtime();
+    // In a module opened on the first torchscript version (runtimes/runtime_module.h).
+    register_runtime(
+        RuntimeInfo{"torchscript", "pytorch_torchscript",
+                    module_loader("libforklift_torchscript.so", "forklift_torchscript_loader")});
 #endif
 #ifdef FORKLIFT_HAS_PYTHON
     register_python_runtime();

@@ -1,5 +1,7 @@
 // The built-in `torchscript` runtime: loads a module saved with torch.jit.save (model.pt) through
 // libtorch and runs a whole batch as one [rows, columns] float32 tensor under inference mode.
+// Built as a module of its own, libforklift_torchscript.so, which forklift opens on first use
+// (runtimes/runtime_module.h says why).
 //
 // Features become columns in model.yaml's order (a float_vector feature `length` columns, a bool
 // 0 or 1, a missing float NaN), as for the xgboost runtime. The module's forward takes that one
@@ -18,6 +20,7 @@
 
 #include "forklift/runtime.h"
 #include "runtimes/dense_rows.h"
+#include "runtimes/runtime_module.h"
 
 namespace forklift {
 namespace {
@@ -139,8 +142,11 @@ Result<std::unique_ptr<Model>> load_torchscript(const LoadContext& ctx) {
 
 }  // namespace
 
-void register_torchscript_runtime() {
-  register_runtime(RuntimeInfo{"torchscript", "pytorch_torchscript", load_torchscript});
-}
-
 }  // namespace forklift
+
+// The module's entry (runtimes/runtime_module.h): forklift opens libforklift_torchscript.so the
+// first time a version asks for runtime: torchscript, and loads through this.
+extern "C" __attribute__((visibility("default"))) forklift::ModuleLoadFn
+forklift_torchscript_loader() {
+  return &forklift::load_torchscript;
+}

@@ -27,6 +27,8 @@ def test_a_team_service_builds_against_the_installed_sdk_and_serves(tmp_path):
     assert (prefix / "include" / "forklift" / "runtime.h").is_file()
     assert (prefix / "lib" / "cmake" / "forklift" / "forkliftConfig.cmake").is_file()
     assert (prefix / "bin" / "forklift").is_file()
+    if (EXAMPLE_MODELS / "fraud").is_dir():  # built with the torchscript runtime: its module
+        assert (prefix / "lib" / "forklift" / "libforklift_torchscript.so").is_file()
 
     # Out of tree: the example's own CMakeLists.txt, nothing from forklift's build directory.
     service_build = tmp_path / "surge-build"

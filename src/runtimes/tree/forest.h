@@ -59,6 +59,10 @@ enum class Transform {
 struct Forest {
   std::vector<Node> nodes;          // every tree, one after another
   std::vector<std::int32_t> roots;  // index of each tree's root in `nodes`
+  // One past tree `t`'s last node: a tree's nodes are contiguous, from roots[t].
+  std::size_t tree_end(std::size_t t) const {
+    return t + 1 < roots.size() ? static_cast<std::size_t>(roots[t + 1]) : nodes.size();
+  }
   // Each tree's output group (a class of a multi-class model, a target of a multi-output one):
   // one entry per root, all 0 when num_groups is 1.
   std::vector<std::int32_t> tree_group;

@@ -33,9 +33,7 @@ Result<TreeExplainer> TreeExplainer::build(const Forest& forest, Walk preferred)
   for (std::size_t t = 0; t < forest.roots.size(); ++t) {
     // A tree's nodes are contiguous and breadth-first: every child comes after its parent.
     const auto first = static_cast<std::size_t>(forest.roots[t]);
-    const std::size_t end = t + 1 < forest.roots.size()
-                                ? static_cast<std::size_t>(forest.roots[t + 1])
-                                : forest.nodes.size();
+    const std::size_t end = forest.tree_end(t);
     depth.assign(end - first, 0);
     low.assign(end - first, 0.0);
     nodes += end - first;

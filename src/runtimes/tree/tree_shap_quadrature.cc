@@ -57,8 +57,7 @@ EdgeTables edge_tables(const Forest& forest) {
   std::vector<std::int32_t> parent(n, -1);
   for (std::size_t t = 0; t < forest.roots.size(); ++t) {
     const auto first = static_cast<std::size_t>(forest.roots[t]);
-    const std::size_t end =
-        t + 1 < forest.roots.size() ? static_cast<std::size_t>(forest.roots[t + 1]) : n;
+    const std::size_t end = forest.tree_end(t);
     // Breadth-first: a node's parent, and everything above it, comes before it.
     for (std::size_t i = first; i < end; ++i) {
       const Node& node = forest.nodes[i];
@@ -107,8 +106,7 @@ void add_with_lanes(const Forest& f, std::size_t tree, const float* row, const Q
     const Two& operator[](int i) const { return v[i]; }
   };
   const auto first = static_cast<std::size_t>(f.roots[tree]);
-  const std::size_t end =
-      tree + 1 < f.roots.size() ? static_cast<std::size_t>(f.roots[tree + 1]) : f.nodes.size();
+  const std::size_t end = f.tree_end(tree);
   const std::size_t size = end - first;
   // Per node of the tree: the product at each point, the sum of leaf value x product below it,
   // and the part of that sum a deeper edge on the same feature counts instead; and 1 when the

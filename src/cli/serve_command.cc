@@ -305,8 +305,14 @@ int run_serve(const ServeOptions& given) {
   // (and the line be lost), not kill the server.
   ::signal(SIGPIPE, SIG_IGN);
   // Before any thread starts: those that lower their priority read it.
-  set_background_priority(
-      parse_background_priority(options.background_priority).value_or(BackgroundPriority::kIdle));
+  const auto background = parse_background_priority(options.background_priority);
+  if (!background) {
+    log::error("bad_flag", {{"flag", "--background-priority"},
+                            {"reason", "want idle, nice or normal, not '" +
+                                           options.background_priority + "'"}});
+    return 2;
+  }
+  set_background_priority(*background);
   check_descriptor_limit(options.server.max_connections);
   sigset_t signals = block_stop_signals();
   auto token = read_token(options.admin_token_file, "FORKLIFT_ADMIN_TOKEN", "admin");

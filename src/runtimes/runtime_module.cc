@@ -2,7 +2,9 @@
 
 #include <dlfcn.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <vector>
@@ -21,14 +23,15 @@ std::vector<fs::path> module_dirs() {
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
     dirs.push_back(exe.parent_path());
-    dirs.push_back(exe.parent_path().parent_path() / "lib" / "forklift");
+    dirs.push_back(exe.parent_path().parent_path() / FORKLIFT_INSTALL_LIBDIR / "forklift");
+    dirs.push_back(exe.parent_path().parent_path());
   }
-#ifdef FORKLIFT_BUILD_MODULE_DIR
-  dirs.emplace_back(FORKLIFT_BUILD_MODULE_DIR);  // tests and benchmarks in the build tree
-#endif
-#ifdef FORKLIFT_INSTALL_MODULE_DIR
-  dirs.emplace_back(FORKLIFT_INSTALL_MODULE_DIR);  // team binaries built against an install
-#endif
+  if (forklift_module_dir_hint != nullptr) {
+    if (const char* hint = forklift_module_dir_hint(); hint != nullptr && *hint != '\0') {
+      dirs.emplace_back(hint);
+    }
+  }
+  dirs.emplace_back(FORKLIFT_INSTALL_MODULE_DIR);
   return dirs;
 }
 
@@ -49,19 +52,25 @@ Status open_module(const std::string& file, const std::string& entry, ModuleLoad
       looked += (looked.empty() ? "" : ", ") + dir.string();
       continue;
     }
-    // RTLD_LOCAL: the module's libraries do not leak their symbols into forklift's.
+    // RTLD_LOCAL: the module's own libraries (libtorch's) are not used to resolve later
+    // modules' symbols.
     void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (handle == nullptr) {
       return FailedPrecondition("cannot open the runtime module " + path.string() + ": " +
                                 dl_error());
     }
-    void* symbol = ::dlsym(handle, entry.c_str());
-    if (symbol == nullptr) {
-      return FailedPrecondition("the runtime module " + path.string() + " has no " + entry);
+    // A handle that fails a check below is left open: dlclose would run the library's
+    // destructors, which a module of another build may not survive either.
+    const auto abi = reinterpret_cast<ModuleAbiFn>(::dlsym(handle, (entry + "_abi").c_str()));
+    if (abi == nullptr || abi() == nullptr || std::strcmp(abi(), FORKLIFT_MODULE_ABI) != 0) {
+      return FailedPrecondition("the runtime module " + path.string() +
+                                " is from another build of forklift (this one is " +
+                                FORKLIFT_MODULE_ABI + "): install the module built with it");
     }
-    load = reinterpret_cast<ModuleEntryFn>(symbol)();
+    const auto entry_fn = reinterpret_cast<ModuleEntryFn>(::dlsym(handle, entry.c_str()));
+    load = entry_fn != nullptr ? entry_fn() : nullptr;
     if (load == nullptr) {
-      return FailedPrecondition("the runtime module " + path.string() + " gave no load function");
+      return FailedPrecondition("the runtime module " + path.string() + " has no " + entry);
     }
     return Status::Ok();
   }
@@ -71,18 +80,29 @@ Status open_module(const std::string& file, const std::string& entry, ModuleLoad
 
 }  // namespace
 
-Loader module_loader(std::string file, std::string entry) {
+Loader module_loader(std::string file, std::string entry, std::chrono::milliseconds retry_after) {
   struct Opened {
-    std::once_flag once;
-    Status status;
-    ModuleLoadFn load = nullptr;
+    std::mutex mu;
+    ModuleLoadFn load = nullptr;  // set once opened, never reset
+    Status failure;               // the last attempt's, until the retry time
+    std::chrono::steady_clock::time_point retry_at{};
   };
   auto opened = std::make_shared<Opened>();
-  return [opened, file = std::move(file),
+  return [opened, retry_after, file = std::move(file),
           entry = std::move(entry)](const LoadContext& ctx) -> Result<std::unique_ptr<Model>> {
-    std::call_once(opened->once, [&] { opened->status = open_module(file, entry, opened->load); });
-    if (!opened->status.ok()) return opened->status;
-    return opened->load(ctx);
+    ModuleLoadFn load = nullptr;
+    {
+      std::lock_guard lock(opened->mu);
+      if (opened->load == nullptr) {
+        const auto now = std::chrono::steady_clock::now();
+        if (!opened->failure.ok() && now < opened->retry_at) return opened->failure;
+        opened->failure = open_module(file, entry, opened->load);
+        opened->retry_at = now + retry_after;
+        if (!opened->failure.ok()) return opened->failure;
+      }
+      load = opened->load;
+    }
+    return load(ctx);
   };
 }
 

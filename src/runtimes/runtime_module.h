@@ -5,6 +5,7 @@
 // model or runs `forklift deploy`; a server that never loads one now never pays it.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -12,17 +13,27 @@
 
 namespace forklift {
 
-// What a runtime module exports, under the name its registration gives (extern "C"): a function
-// returning its load function. The module is compiled in forklift's own build, with the same
-// compiler and flags, so the C++ types may cross.
+// What a runtime module exports (extern "C"): `<entry>` returns its load function, and
+// `<entry>_abi` the FORKLIFT_MODULE_ABI string it was built with. The module is compiled in
+// forklift's own build, with the same compiler and flags, so C++ types may cross; a module from
+// another build (an upgrade installed under a running server) is refused by that string.
 using ModuleLoadFn = Result<std::unique_ptr<Model>> (*)(const LoadContext&);
 using ModuleEntryFn = ModuleLoadFn (*)();
+using ModuleAbiFn = const char* (*)();
 
-// A Loader that opens `file` on its first call (once per process; never closed, since the
-// models it makes point into it) and forwards to the load function `entry` returns. The file
-// is looked for in $FORKLIFT_MODULE_DIR when set, else beside the executable, in
-// <executable>/../lib/forklift, in the build directory and in the install directory. Not found,
-// or not opening: every load gets FailedPrecondition saying where it looked and why.
-Loader module_loader(std::string file, std::string entry);
+// A Loader that opens `file` on first use and forwards to the load function `entry` returns.
+// Once open, the module stays open (the models it makes point into it). A failed open is not
+// kept for good: the next load at least 10 s later tries again (a module installed after start,
+// or a passing shortage of memory or descriptors). Where it looks: $FORKLIFT_MODULE_DIR when
+// set; else beside the executable, in <executable>/../lib/forklift, in <executable>/.. (test
+// binaries in the build tree), in the directory a team binary was given at link time
+// (forklift_module_dir_hint, from the SDK's CMake package), and in the install directory.
+// Not found, refused or not opening: that load gets FailedPrecondition saying why.
+Loader module_loader(std::string file, std::string entry,
+                     std::chrono::milliseconds retry_after = std::chrono::seconds(10));
 
 }  // namespace forklift
+
+// Defined by a team binary built against the installed SDK (forkliftConfig.cmake compiles it in)
+// with the directory its modules were installed to; absent elsewhere (a weak reference).
+extern "C" const char* forklift_module_dir_hint() __attribute__((weak));

@@ -150,3 +150,8 @@ extern "C" __attribute__((visibility("default"))) forklift::ModuleLoadFn
 forklift_torchscript_loader() {
   return &forklift::load_torchscript;
 }
+
+// The build this module belongs to: forklift refuses a module whose string differs from its own.
+extern "C" __attribute__((visibility("default"))) const char* forklift_torchscript_loader_abi() {
+  return FORKLIFT_MODULE_ABI;
+}

@@ -107,7 +107,8 @@ class Server:
             [FORKLIFT, "serve", "--model-repository", str(repository), "--host", "127.0.0.1",
              "--port", str(port), "--admin-port", "0", "--state-file", str(state_file), *extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, **(env or {})})
+            # `env` adds to the suite's environment; a value of None removes that variable.
+            env={k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None})
         self.port = None
         self.admin_port = None
         self.grpc_port = None  # with --grpc-port

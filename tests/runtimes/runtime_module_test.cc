@@ -53,5 +53,47 @@ TEST(RuntimeModule, AFileThatIsNotASharedObjectIsRefusedWithoutItsContent) {
   EXPECT_EQ(model.status().message().find("SECRET-CONTENT"), std::string::npos);
 }
 
+const std::filesystem::path kFakes = FORKLIFT_FAKE_MODULES;
+
+LoadContext context_for(const std::string& model_id) {
+  LoadContext ctx;
+  ctx.model_id = model_id;
+  return ctx;
+}
+
+TEST(RuntimeModule, AModuleOfThisBuildIsOpenedAndEveryLoadGoesThroughIt) {
+  ModuleDir env(kFakes);
+  Loader load = module_loader("libforklift_fake_same.so", "fake_entry");
+  for (const char* id : {"first", "second"}) {
+    auto model = load(context_for(id));
+    ASSERT_FALSE(model.ok());  // the fake module's answer, passed through
+    EXPECT_EQ(model.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(model.status().message(), std::string("the fake module was asked for ") + id);
+  }
+}
+
+TEST(RuntimeModule, AModuleOfAnotherBuildIsRefused) {
+  ModuleDir env(kFakes);
+  auto model = module_loader("libforklift_fake_other.so", "fake_entry")(context_for("m"));
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(model.status().message().find("from another build of forklift"), std::string::npos)
+      << model.status().message();
+}
+
+TEST(RuntimeModule, AFailedOpenIsKeptUntilTheRetryTimeThenTriedAgain) {
+  TempDir dir;
+  ModuleDir env(dir.path());
+  Loader patient = module_loader("libforklift_fake_same.so", "fake_entry");
+  Loader eager = module_loader("libforklift_fake_same.so", "fake_entry", std::chrono::seconds(0));
+  EXPECT_EQ(patient(context_for("m")).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(eager(context_for("m")).status().code(), StatusCode::kFailedPrecondition);
+  // Installed after the first attempt, as an operator would.
+  std::filesystem::copy_file(kFakes / "libforklift_fake_same.so",
+                             dir.path() / "libforklift_fake_same.so");
+  EXPECT_EQ(patient(context_for("m")).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(eager(context_for("m")).status().code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace forklift

@@ -43,6 +43,13 @@ def test_a_team_service_builds_against_the_installed_sdk_and_serves(tmp_path):
     shutil.copytree(EXAMPLE_MODELS / "eta", repo / "eta")  # a built-in runtime, same binary
     out = run(str(binary), "selftest", str(repo))
     assert "PASS  surge/1" in out.stdout and "PASS  eta/2" in out.stdout
+    if (EXAMPLE_MODELS / "fraud").is_dir():
+        # The torchscript runtime's module, found through the directory the SDK's CMake package
+        # compiled into the team binary (forklift's build directory is not searched).
+        fraud = tmp_path / "fraud-repo"
+        shutil.copytree(EXAMPLE_MODELS / "fraud", fraud / "fraud")
+        out = run(str(binary), "selftest", str(fraud))
+        assert "PASS  fraud/1" in out.stdout, out.stdout
 
     conftest.FORKLIFT = str(binary)  # the team's binary, not forklift's own
     server = Server(repo)

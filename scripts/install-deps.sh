@@ -38,6 +38,9 @@ packages=(
   prometheus
   # the web UI's browser tests (driven by playwright-core from npm, below)
   chromium
+  # container images (scripts/images.sh): podman with runc, and debootstrap for a base image
+  # made from Debian's packages
+  podman runc uidmap debootstrap
 )
 
 missing=()

@@ -1,0 +1,27 @@
+# forklift's server image: the `forklift` binary (stripped), the web UI and nothing to build
+# with, on Debian bookworm with only the libraries it loads. Built by scripts/images.sh from a
+# context it prepares (out/: an install of the build tree), in two variants:
+#   forklift:VERSION        the built-in runtimes (xgboost, tree, online, constant, python)
+#   forklift:VERSION-torch  the same plus the torchscript runtime's module and libtorch
+# The python runtime is linked into the binary, so libpython comes with both.
+#
+# Runs as uid 10001, works with a read-only root file system (it writes nothing but what its
+# flags name), and is PID 1: forklift handles SIGTERM itself and drains (docs/reference/cli.md).
+ARG BASE=localhost/debian:bookworm-slim
+FROM ${BASE}
+ARG WITH_TORCH=0
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libxgboost0 libyaml-cpp0.7 libsimdjson14 libpq5 \
+      libcurl4 libssl3 libtinyxml2-9 libgrpc++1.51 libprotobuf32 libpython3.11 ca-certificates curl \
+      $( [ "$WITH_TORCH" = 1 ] && echo libtorch1.13 ) \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin forklift
+COPY out/ /usr/local/
+USER 10001
+EXPOSE 8080 8081
+# Ready once every model that must be is loaded (a different --port needs its own healthcheck).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
+  CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/readyz"]
+ENTRYPOINT ["/usr/local/bin/forklift", "serve"]
+CMD ["--model-repository", "/models", "--host", "0.0.0.0", "--admin-host", "0.0.0.0", \
+     "--state-file", "none"]

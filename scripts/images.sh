@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Builds forklift's server images from the release build (scripts/build.sh first):
+#   forklift:VERSION and forklift:VERSION-torch (docker/forklift.Dockerfile says what is in each)
+# on a Debian bookworm base image made here from Debian's own packages when it is missing
+# (debootstrap --variant=minbase, trimmed like debian:bookworm-slim, imported as
+# localhost/debian:bookworm-slim), since no image registry may be reachable. Everything lands in
+# build-images/; the base is made once per build tree.
+#
+#   scripts/images.sh [--engine podman|docker] [--base-only]
+#
+# With podman (the default) it runs as this machine needs: runc, cgroupfs, no default ulimits
+# (build-images/containers.conf). With docker the same Dockerfile builds FROM the base given by
+# FORKLIFT_BASE_IMAGE (default debian:bookworm-slim, from Docker Hub).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out="$root/build-images"
+engine=podman
+base_only=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --engine) engine=$2; shift ;;
+    --base-only) base_only=1 ;;
+    *) echo "usage: scripts/images.sh [--engine podman|docker] [--base-only]" >&2; exit 2 ;;
+  esac
+  shift
+done
+mkdir -p "$out"
+
+if [ "$engine" = podman ]; then
+  printf '[containers]\ndefault_ulimits = []\n' > "$out/containers.conf"
+  export CONTAINERS_CONF="$out/containers.conf"
+  run_engine() { podman --runtime runc --cgroup-manager cgroupfs "$@"; }
+  base=localhost/debian:bookworm-slim
+else
+  run_engine() { docker "$@"; }
+  base=${FORKLIFT_BASE_IMAGE:-debian:bookworm-slim}
+fi
+command -v "$engine" >/dev/null || { echo "images: $engine is missing: run scripts/install-deps.sh" >&2; exit 2; }
+
+# The base image, from Debian's packages.
+if [ "$engine" = podman ] && ! run_engine image exists "$base"; then
+  command -v debootstrap >/dev/null || { echo "images: debootstrap is missing: run scripts/install-deps.sh" >&2; exit 2; }
+  rootfs="$out/rootfs"
+  rm -rf "$rootfs"
+  echo "images: making $base with debootstrap (about a minute)"
+  debootstrap --variant=minbase bookworm "$rootfs" > "$out/debootstrap.log" 2>&1 \
+    || { tail -20 "$out/debootstrap.log" >&2; exit 1; }
+  # As debian:bookworm-slim: no documentation, manual pages or translations, now or later.
+  cat > "$rootfs/etc/dpkg/dpkg.cfg.d/docker-slim" <<'SLIM'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+SLIM
+  find "$rootfs/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+  rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/var/cache/apt/archives/*.deb \
+         "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
+  find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+  tar -C "$rootfs" -c . | run_engine import - "$base" > /dev/null 2>&1
+  rm -rf "$rootfs"
+fi
+[ "$base_only" = 1 ] && exit 0
+
+build="$root/build"
+[ -x "$build/forklift" ] || { echo "images: $build/forklift is missing: run scripts/build.sh" >&2; exit 2; }
+version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
+staging="$out/install"
+rm -rf "$staging"
+cmake --install "$build" --prefix "$staging" > /dev/null
+for variant in plain torch; do
+  ctx="$out/context-$variant"
+  rm -rf "$ctx"
+  mkdir -p "$ctx/out/bin" "$ctx/out/share"
+  # The binary without its debug information (39 MB -> 7 MB); the UI it serves at /ui/.
+  strip --strip-debug -o "$ctx/out/bin/forklift" "$staging/bin/forklift"
+  cp -r "$staging/share/forklift" "$ctx/out/share/"
+  with_torch=0
+  tag="forklift:$version"
+  if [ "$variant" = torch ]; then
+    [ -f "$staging/lib/forklift/libforklift_torchscript.so" ] || continue  # built without it
+    mkdir -p "$ctx/out/lib"
+    cp -r "$staging/lib/forklift" "$ctx/out/lib/"
+    with_torch=1
+    tag="forklift:$version-torch"
+  fi
+  started=$(date +%s)
+  echo "images: building $tag"
+  run_engine build --network host -f "$root/docker/forklift.Dockerfile" --build-arg "BASE=$base" \
+    --build-arg "WITH_TORCH=$with_torch" -t "localhost/$tag" "$ctx" > "$out/build-$variant.log" 2>&1 \
+    || { tail -30 "$out/build-$variant.log" >&2; exit 1; }
+  size=$(run_engine image inspect "localhost/$tag" --format '{{.Size}}')
+  echo "images: localhost/$tag: $((size / 1000000)) MB, built in $(( $(date +%s) - started )) s"
+done

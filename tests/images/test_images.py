@@ -1,0 +1,140 @@
+"""forklift's server image, built by scripts/images.sh and run with podman as a user would: it
+gets ready, answers the example models' self-test requests, runs as a non-root user on a
+read-only root, and drains on SIGTERM with every accepted request answered and exit 0.
+
+Slow (a base image from debootstrap, then the image builds): ctest runs it under the label
+`images` when the build is configured with -DFORKLIFT_IMAGE_TESTS=ON."""
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = Path(os.environ.get("FORKLIFT_MODELS", ROOT / "build" / "models"))
+OUT = ROOT / "build-images"
+PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
+ENV = {**os.environ, "CONTAINERS_CONF": str(OUT / "containers.conf")}
+
+
+def podman(*args, check=True, timeout=120):
+    out = subprocess.run([*PODMAN, *args], capture_output=True, text=True, env=ENV,
+                         timeout=timeout)
+    if check:
+        assert out.returncode == 0, f"podman {' '.join(args)}\n{out.stdout}\n{out.stderr}"
+    return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def image():
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "images.sh")], capture_output=True,
+                         text=True, timeout=1800)
+    assert out.returncode == 0, out.stdout + out.stderr
+    version = next(line.split("forklift:")[1].split(":")[0]
+                   for line in out.stdout.splitlines() if line.startswith("images: localhost/forklift:"))
+    return f"localhost/forklift:{version}"
+
+
+class Container:
+    """One `podman run` of the image on 127.0.0.1, the example repository mounted read-only."""
+
+    def __init__(self, image, repo):
+        self.port, self.admin_port = free_port(), free_port()
+        self.name = f"forklift-test-{os.getpid()}-{self.port}"
+        self.started = time.time()
+        podman("run", "-d", "--name", self.name, "--network", "host", "--ulimit", "host",
+               "--read-only", "-v", f"{repo}:/models:ro", image,
+               "--model-repository", "/models", "--host", "127.0.0.1",
+               "--port", str(self.port), "--admin-port", str(self.admin_port),
+               "--state-file", "none")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return time.time() - self.started
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("not ready: " + podman("logs", self.name, check=False).stdout[-2000:])
+
+    def remove(self):
+        podman("rm", "-f", self.name, check=False)
+
+
+def repo_of(tmp_path, *models):
+    repo = tmp_path / "models"
+    repo.mkdir()
+    for m in models:
+        subprocess.run(["cp", "-r", str(MODELS / m), str(repo / m)], check=True)
+    return repo
+
+
+def selftest_cases(model, version):
+    path = MODELS / model / str(version) / "selftest.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_the_server_image_serves_the_examples_as_a_non_root_user_on_a_read_only_root(image,
+                                                                                      tmp_path):
+    c = Container(image, repo_of(tmp_path, "eta", "surge"))
+    try:
+        print(f"ready {c.wait_ready():.2f} s after podman run")
+        for case in selftest_cases("eta", 2)[:5]:
+            r = requests.post(c.url + "/infer", json={"model_id": "eta",
+                                                      "features": case["features"]}, timeout=10)
+            assert r.status_code == 200, r.text
+            assert abs(r.json()["output"] - case["expected"]) <= 1e-3 * abs(case["expected"])
+        uid = podman("exec", c.name, "id", "-u").stdout.strip()
+        assert uid == "10001"
+        touch = podman("exec", c.name, "touch", "/usr/local/bin/x", check=False)
+        assert touch.returncode != 0 and "Read-only file system" in touch.stderr
+    finally:
+        c.remove()
+
+
+def test_sigterm_drains_every_accepted_request_and_exits_0(image, tmp_path):
+    c = Container(image, repo_of(tmp_path, "eta"))
+    try:
+        c.wait_ready()
+        body = {"model_id": "eta", "features": selftest_cases("eta", 2)[0]["features"]}
+        results, stop = [], threading.Event()
+
+        def load():
+            # A connection per request: a refused one was never accepted; any other failure
+            # (a reset, a cut answer) is an accepted request lost, and fails the test.
+            while not stop.is_set():
+                try:
+                    results.append(requests.post(c.url + "/infer", json=body, timeout=10).status_code)
+                except requests.ConnectionError as e:
+                    results.append("refused" if "refused" in str(e) else f"lost: {e}")
+                    time.sleep(0.01)
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1)
+        podman("stop", "-t", "30", c.name, timeout=60)  # SIGTERM to forklift, PID 1
+        stop.set()
+        for t in threads:
+            t.join(15)
+        exit_code = podman("inspect", c.name, "--format", "{{.State.ExitCode}}").stdout.strip()
+        assert exit_code == "0", podman("logs", c.name, check=False).stdout[-2000:]
+        answered = [r for r in results if r != "refused"]
+        assert answered and all(r == 200 for r in answered), sorted(set(map(str, results)))
+        assert '"draining"' in podman("logs", c.name, check=False).stdout
+    finally:
+        c.remove()

@@ -7,10 +7,12 @@
 #
 # Runs as uid 10001, works with a read-only root file system (it writes nothing but what its
 # flags name), and is PID 1: forklift handles SIGTERM itself and drains (docs/reference/cli.md).
-ARG BASE=localhost/debian:bookworm-slim
+ARG BASE=localhost/forklift-base:bookworm
 FROM ${BASE}
 ARG WITH_TORCH=0
+# The upgrade is a no-op on a fresh base (scripts/images.sh upgrades it); it matters on an older one.
 RUN apt-get update \
+ && apt-get upgrade -y \
  && apt-get install -y --no-install-recommends libxgboost0 libyaml-cpp0.7 libsimdjson14 libpq5 \
       libcurl4 libssl3 libtinyxml2-9 libgrpc++1.51 libprotobuf32 libpython3.11 ca-certificates curl \
       $( [ "$WITH_TORCH" = 1 ] && echo libtorch1.13 ) \
@@ -23,5 +25,6 @@ EXPOSE 8080 8081
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
   CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/readyz"]
 ENTRYPOINT ["/usr/local/bin/forklift", "serve"]
-CMD ["--model-repository", "/models", "--host", "0.0.0.0", "--admin-host", "0.0.0.0", \
-     "--state-file", "none"]
+# The admin API stays inside the container unless asked for (--admin-host 0.0.0.0, with an admin
+# token from a mounted file: --admin-token-file).
+CMD ["--model-repository", "/models", "--host", "0.0.0.0", "--state-file", "none"]

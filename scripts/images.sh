@@ -6,7 +6,10 @@
 # localhost/debian:bookworm-slim), since no image registry may be reachable. Everything lands in
 # build-images/; the base is made once per build tree.
 #
-#   scripts/images.sh [--engine podman|docker] [--base-only]
+#   scripts/images.sh [--engine podman|docker] [--build-dir DIR] [--base-only]
+#
+# Making the base needs root (debootstrap). The base is remade when this build tree has no record
+# of it (build-images/base-image-id), so a clean clone never reuses another tree's base.
 #
 # With podman (the default) it runs as this machine needs: runc, cgroupfs, no default ulimits
 # (build-images/containers.conf). With docker the same Dockerfile builds FROM the base given by
@@ -16,11 +19,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/build-images"
 engine=podman
 base_only=0
+build="$root/build"
+usage="usage: scripts/images.sh [--engine podman|docker] [--build-dir DIR] [--base-only]"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --engine) engine=$2; shift ;;
+    --engine) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; engine=$2; shift ;;
+    --build-dir) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; build=$(cd "$2" && pwd); shift ;;
     --base-only) base_only=1 ;;
-    *) echo "usage: scripts/images.sh [--engine podman|docker] [--base-only]" >&2; exit 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
   shift
 done
@@ -30,15 +36,20 @@ if [ "$engine" = podman ]; then
   printf '[containers]\ndefault_ulimits = []\n' > "$out/containers.conf"
   export CONTAINERS_CONF="$out/containers.conf"
   run_engine() { podman --runtime runc --cgroup-manager cgroupfs "$@"; }
-  base=localhost/debian:bookworm-slim
+  # Docker's image format: OCI's has no HEALTHCHECK, which podman would drop.
+  build_format=(--format docker)
+  base=localhost/forklift-base:bookworm
 else
   run_engine() { docker "$@"; }
-  base=${FORKLIFT_BASE_IMAGE:-debian:bookworm-slim}
+  build_format=(--pull)  # a stale local debian:bookworm-slim would miss security fixes
+  base=${FORKLIFT_BASE_IMAGE:-debian:bookworm-slim}  # must be bookworm: the package names are
 fi
 command -v "$engine" >/dev/null || { echo "images: $engine is missing: run scripts/install-deps.sh" >&2; exit 2; }
 
 # The base image, from Debian's packages.
-if [ "$engine" = podman ] && ! run_engine image exists "$base"; then
+base_record="$out/base-image-id"
+if [ "$engine" = podman ] && { [ ! -f "$base_record" ] ||
+     [ "$(run_engine image inspect "$base" --format '{{.Id}}' 2>/dev/null)" != "$(cat "$base_record")" ]; }; then
   command -v debootstrap >/dev/null || { echo "images: debootstrap is missing: run scripts/install-deps.sh" >&2; exit 2; }
   rootfs="$out/rootfs"
   rm -rf "$rootfs"
@@ -58,14 +69,28 @@ SLIM
   rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/var/cache/apt/archives/*.deb \
          "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
   find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
-  tar -C "$rootfs" -c . | run_engine import - "$base" > /dev/null 2>&1
+  # Security fixes and point-release updates too (applied below); nothing of this host.
+  cat > "$rootfs/etc/apt/sources.list" <<'SOURCES'
+deb http://deb.debian.org/debian bookworm main
+deb http://deb.debian.org/debian bookworm-updates main
+deb http://deb.debian.org/debian-security bookworm-security main
+SOURCES
+  # Upgraded here, not in the Dockerfile: an upgrade in a layer above would carry both copies.
+  cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+  { chroot "$rootfs" apt-get update -q && chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive \
+      apt-get upgrade -y -q; } >> "$out/debootstrap.log" 2>&1 || { tail -20 "$out/debootstrap.log" >&2; exit 1; }
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
+  rm -f "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname"
+  tar -C "$rootfs" -c . | run_engine import - "$base" > "$out/import.log" 2>&1 \
+    || { tail -20 "$out/import.log" >&2; exit 1; }
+  run_engine image inspect "$base" --format '{{.Id}}' > "$base_record"
   rm -rf "$rootfs"
 fi
 [ "$base_only" = 1 ] && exit 0
 
-build="$root/build"
 [ -x "$build/forklift" ] || { echo "images: $build/forklift is missing: run scripts/build.sh" >&2; exit 2; }
 version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
+[ -n "$version" ] || { echo "images: no project version in $build/CMakeCache.txt" >&2; exit 2; }
 staging="$out/install"
 rm -rf "$staging"
 cmake --install "$build" --prefix "$staging" > /dev/null
@@ -87,7 +112,7 @@ for variant in plain torch; do
   fi
   started=$(date +%s)
   echo "images: building $tag"
-  run_engine build --network host -f "$root/docker/forklift.Dockerfile" --build-arg "BASE=$base" \
+  run_engine build "${build_format[@]}" --network host -f "$root/docker/forklift.Dockerfile" --build-arg "BASE=$base" \
     --build-arg "WITH_TORCH=$with_torch" -t "localhost/$tag" "$ctx" > "$out/build-$variant.log" 2>&1 \
     || { tail -30 "$out/build-$variant.log" >&2; exit 1; }
   size=$(run_engine image inspect "localhost/$tag" --format '{{.Size}}')

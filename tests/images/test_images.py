@@ -18,6 +18,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = Path(os.environ.get("FORKLIFT_MODELS", ROOT / "build" / "models"))
 OUT = ROOT / "build-images"
+BUILD = Path(os.environ.get("FORKLIFT_BUILD_DIR", ROOT / "build"))
+LABEL = "forklift-test=images"
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
 ENV = {**os.environ, "CONTAINERS_CONF": str(OUT / "containers.conf")}
 
@@ -38,8 +40,12 @@ def free_port():
 
 @pytest.fixture(scope="module")
 def image():
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "images.sh")], capture_output=True,
-                         text=True, timeout=1800)
+    # Containers a killed earlier run left behind.
+    for name in podman("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}",
+                       check=False).stdout.split():
+        podman("rm", "-f", name, check=False)
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "images.sh"), "--build-dir", str(BUILD)],
+                         capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, out.stdout + out.stderr
     version = next(line.split("forklift:")[1].split(":")[0]
                    for line in out.stdout.splitlines() if line.startswith("images: localhost/forklift:"))
@@ -53,8 +59,11 @@ class Container:
         self.port, self.admin_port = free_port(), free_port()
         self.name = f"forklift-test-{os.getpid()}-{self.port}"
         self.started = time.time()
-        podman("run", "-d", "--name", self.name, "--network", "host", "--ulimit", "host",
-               "--read-only", "-v", f"{repo}:/models:ro", image,
+        # --read-only-tmpfs=false: no writable /tmp or /run either, as Kubernetes'
+        # readOnlyRootFilesystem; --timeout: gone even if this test is killed.
+        podman("run", "-d", "--name", self.name, "--label", LABEL, "--timeout", "600",
+               "--network", "host", "--ulimit", "host", "--read-only", "--read-only-tmpfs=false",
+               "-v", f"{repo}:/models:ro", image,
                "--model-repository", "/models", "--host", "127.0.0.1",
                "--port", str(self.port), "--admin-port", str(self.admin_port),
                "--state-file", "none")
@@ -68,6 +77,9 @@ class Container:
                     return time.time() - self.started
             except requests.RequestException:
                 pass
+            state = podman("inspect", self.name, "--format", "{{.State.Status}}", check=False)
+            if state.stdout.strip() == "exited":
+                break
             time.sleep(0.1)
         raise AssertionError("not ready: " + podman("logs", self.name, check=False).stdout[-2000:])
 
@@ -98,8 +110,12 @@ def test_the_server_image_serves_the_examples_as_a_non_root_user_on_a_read_only_
                                                       "features": case["features"]}, timeout=10)
             assert r.status_code == 200, r.text
             assert abs(r.json()["output"] - case["expected"]) <= 1e-3 * abs(case["expected"])
-        uid = podman("exec", c.name, "id", "-u").stdout.strip()
-        assert uid == "10001"
+        # The server itself (PID 1), not just what `exec` would run as.
+        status = podman("exec", c.name, "cat", "/proc/1/status").stdout
+        uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+        assert uid_line.split()[1:] == ["10001"] * 4, uid_line
+        health = podman("image", "inspect", image, "--format", "{{.Config.Healthcheck}}").stdout
+        assert "/readyz" in health, health
         touch = podman("exec", c.name, "touch", "/usr/local/bin/x", check=False)
         assert touch.returncode != 0 and "Read-only file system" in touch.stderr
     finally:
@@ -122,6 +138,8 @@ def test_sigterm_drains_every_accepted_request_and_exits_0(image, tmp_path):
                 except requests.ConnectionError as e:
                     results.append("refused" if "refused" in str(e) else f"lost: {e}")
                     time.sleep(0.01)
+                except requests.RequestException as e:  # a cut answer, a timeout
+                    results.append(f"lost: {e}")
 
         threads = [threading.Thread(target=load) for _ in range(4)]
         for t in threads:

@@ -145,7 +145,27 @@ def test_sigterm_drains_every_accepted_request_and_exits_0(image, tmp_path):
         for t in threads:
             t.start()
         time.sleep(1)
-        podman("stop", "-t", "30", c.name, timeout=60)  # SIGTERM to forklift, PID 1
+        # One request certainly in flight at SIGTERM: its headers and half its body sent before,
+        # the rest after. A drain answers every request it has started reading.
+        payload = json.dumps(body).encode()
+        slow = socket.create_connection(("127.0.0.1", c.port), timeout=30)
+        slow.sendall(b"POST /infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                     + payload[:len(payload) // 2])
+        stopper = threading.Thread(target=podman, args=("stop", "-t", "30", c.name),
+                                   kwargs={"timeout": 60})
+        stopper.start()  # SIGTERM to forklift, PID 1
+        deadline = time.time() + 30
+        while '"draining"' not in podman("logs", c.name, check=False).stdout:
+            assert time.time() < deadline, "no drain began"
+            time.sleep(0.05)
+        slow.sendall(payload[len(payload) // 2:])
+        answer = b""
+        while chunk := slow.recv(65536):
+            answer += chunk
+        slow.close()
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+        stopper.join(60)
         stop.set()
         for t in threads:
             t.join(15)

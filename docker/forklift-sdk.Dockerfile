@@ -6,7 +6,9 @@
 #   docker build -f docker/forklift-sdk.Dockerfile -t REGISTRY/forklift-sdk:0.1 .
 #
 # Not built on forklift's own CI machine, which has no Docker engine.
-FROM debian:bookworm
+# BASE: scripts/images.sh's localhost/forklift-base:bookworm where no registry is reachable.
+ARG BASE=debian:bookworm
+FROM ${BASE}
 COPY . /src
 RUN /src/scripts/install-deps.sh \
  && cd /src && scripts/build.sh \

@@ -5,7 +5,7 @@
 #         and lifetimes (requests good and hostile, model files and workers, the repository and
 #         object store, loads, swaps, unloads and eviction under load). The files that orchestrate
 #         (control plane, replicas, rollouts, training, tracing) run under TSan instead, and the
-#         two that drive Envoy and Prometheus in the release suite only: a server under ASan
+#         two that drive HAProxy and Prometheus in the release suite only: a server under ASan
 #         starts in 6 s, not 2.6 s (measured), and the whole suite made CI's longest test.
 #   tsan  ThreadSanitizer, in build-tsan/ (without the torchscript and python runtimes and the
 #         gRPC listener, whose libraries are not instrumented): every unit test and the

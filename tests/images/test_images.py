@@ -6,8 +6,10 @@ Slow (a base image from debootstrap, then the image builds): ctest runs it under
 `images` when the build is configured with -DFORKLIFT_IMAGE_TESTS=ON."""
 import json
 import os
+import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,8 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from conftest import EXAMPLE_MODELS, selftest_cases  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = Path(os.environ.get("FORKLIFT_MODELS", ROOT / "build" / "models"))
 OUT = ROOT / "build-images"
 BUILD = Path(os.environ.get("FORKLIFT_BUILD_DIR", ROOT / "build"))
 LABEL = "forklift-test=images"
@@ -89,15 +93,9 @@ class Container:
 
 def repo_of(tmp_path, *models):
     repo = tmp_path / "models"
-    repo.mkdir()
     for m in models:
-        subprocess.run(["cp", "-r", str(MODELS / m), str(repo / m)], check=True)
+        shutil.copytree(EXAMPLE_MODELS / m, repo / m)
     return repo
-
-
-def selftest_cases(model, version):
-    path = MODELS / model / str(version) / "selftest.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def test_the_server_image_serves_the_examples_as_a_non_root_user_on_a_read_only_root(image,

@@ -157,7 +157,11 @@ def test_sigterm_under_load_answers_every_accepted_request(example_models):
                for i in range(6)]
     for t in threads:
         t.start()
-    time.sleep(0.5)
+    # SIGTERM once the load is under way (answers arriving on every client), not after a fixed
+    # time: under a sanitizer on a busy machine half a second gave only ten answers.
+    deadline = time.monotonic() + 60
+    while (sum(1 for r in list(results) if r[1] == 200) < 30 and time.monotonic() < deadline):
+        time.sleep(0.05)
     s.proc.send_signal(signal.SIGTERM)
     code = s.proc.wait(30)
     stop.set()
@@ -178,7 +182,7 @@ def test_sigterm_under_load_answers_every_accepted_request(example_models):
     # So the rest never reached the server: refused at connect after the listener closed; or
     # "unanswered": sent on a kept-alive connection that the drain closed while it was idle, or
     # on one still in the listen backlog when the listener closed (the server read none of it).
-    assert len(answered) > 10
+    assert len(answered) >= 30
 
 
 def test_logs_are_json_lines(server):

@@ -17,6 +17,14 @@
 
 namespace forklift::testing {
 
+// One float feature "x" in, one float "y" out.
+inline Schema one_float_schema() {
+  Schema s;
+  s.features.push_back(FeatureSpec{"x", ValueType::kFloat, 1, false});
+  s.output = OutputSpec{"y", ValueType::kFloat, 1};
+  return s;
+}
+
 // A directory under /tmp that is removed with everything in it when the object goes away.
 class TempDir {
  public:

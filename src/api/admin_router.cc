@@ -233,14 +233,6 @@ std::optional<std::string> actor_of(const HttpRequest& req) {
   return std::string(req.actor);
 }
 
-// The path's next segment ("eta/versions/2" -> "eta", leaving "versions/2").
-std::string_view next_segment(std::string_view& path) {
-  const std::size_t slash = path.find('/');
-  const std::string_view seg = path.substr(0, slash);
-  path = slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
-  return seg;
-}
-
 // Whether `rest` is "<id>/load" or "<id>/unload".
 bool repository_action(std::string_view rest) {
   next_segment(rest);

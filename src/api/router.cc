@@ -13,17 +13,6 @@
 #include "observability/log.h"
 
 namespace forklift {
-namespace {
-
-// Splits the next path segment off `path` ("eta/versions/2" -> "eta", "versions/2").
-std::string_view next_segment(std::string_view& path) {
-  const std::size_t slash = path.find('/');
-  std::string_view seg = path.substr(0, slash);
-  path = slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
-  return seg;
-}
-
-}  // namespace
 
 // Hands a handler's deferral on, so that a deferred response is accounted once it is filled.
 class Router::AccountingDeferral final : public ResponseDeferral {

@@ -7,13 +7,11 @@
 #include <map>
 #include <optional>
 
+#include "cli/exit_codes.h"
 #include "core/deployment.h"
 
 namespace forklift {
 namespace {
-
-constexpr int kRefused = 1;
-constexpr int kUsage = 2;
 
 int call(const AdminEndpoint& endpoint, const std::string& method, const std::string& path,
          const std::string& body, AdminAnswer& answer) {
@@ -28,7 +26,7 @@ int call_admin(const AdminEndpoint& endpoint, const std::string& method, const s
   if (endpoint.actor.size() > 64 || std::any_of(endpoint.actor.begin(), endpoint.actor.end(),
                                                 [](char c) { return c < 0x20 || c > 0x7e; })) {
     std::fprintf(stderr, "forklift: --actor must be at most 64 printable ASCII characters\n");
-    return kUsage;
+    return kExitUsage;
   }
   auto result = admin_call(endpoint, method, path, body);
   if (!result.ok()) {
@@ -46,7 +44,7 @@ int call_admin(const AdminEndpoint& endpoint, const std::string& method, const s
   } else {
     std::fprintf(stderr, "forklift: the server answered HTTP %u\n", answer.status);
   }
-  return kRefused;
+  return kExitFailed;
 }
 
 namespace {
@@ -75,7 +73,7 @@ std::optional<Deployment> deployment_in(const AdminAnswer& answer, std::string* 
 int print_deployment(const AdminAnswer& answer) {
   std::string id;
   const std::optional<Deployment> d = deployment_in(answer, &id);
-  if (!d) return kRefused;
+  if (!d) return kExitFailed;
   std::string routes = "newest serving version (version policy)";
   if (!d->empty()) routes = "versions " + Deployment::of(d->routes).describe();
   for (const Shadow& sh : d->shadows) {
@@ -119,7 +117,7 @@ int run_status(const AdminEndpoint& endpoint, const std::string& model_id) {
   simdjson::dom::element root;
   if (parser.parse(answer.body).get(root)) {
     std::fprintf(stderr, "forklift: the server's answer is not JSON\n");
-    return kRefused;
+    return kExitFailed;
   }
   std::vector<simdjson::dom::element> models;
   if (model_id.empty()) {
@@ -190,7 +188,7 @@ int run_split(const AdminEndpoint& endpoint, const std::string& model_id,
       d.routes.push_back(Route{version, static_cast<std::uint32_t>(weight)});
     } catch (const std::exception&) {
       std::fprintf(stderr, "forklift: '%s' is not VERSION=WEIGHT (e.g. 2=10)\n", spec.c_str());
-      return kUsage;
+      return kExitUsage;
     }
   }
   // The shadows stay, as in the web UI: a split changes who takes traffic, not who shadows it
@@ -199,7 +197,7 @@ int run_split(const AdminEndpoint& endpoint, const std::string& model_id,
   const std::string path = "/admin/models/" + model_id + "/deployment";
   if (int rc = call(endpoint, "GET", path, "", answer)) return rc;
   const std::optional<Deployment> current = deployment_in(answer, nullptr);
-  if (!current) return kRefused;
+  if (!current) return kExitFailed;
   for (const Shadow& sh : current->shadows) {
     const bool routed = std::any_of(d.routes.begin(), d.routes.end(),
                                     [&](const Route& r) { return r.version == sh.version; });
@@ -230,7 +228,7 @@ int run_shadow(const AdminEndpoint& endpoint, const std::string& model_id, long 
   const std::string path = "/admin/models/" + model_id + "/deployment";
   if (int rc = call(endpoint, "GET", path, "", answer)) return rc;
   const std::optional<Deployment> current = deployment_in(answer, nullptr);
-  if (!current) return kRefused;
+  if (!current) return kExitFailed;
   Deployment next = *current;
   const bool was_shadowing =
       std::erase_if(next.shadows, [&](const Shadow& sh) { return sh.version == version; }) > 0;

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/exit_codes.h"
 #include "forklift/server.h"
 #include "runtimes/builtin.h"
 
@@ -12,7 +13,6 @@ namespace {
 
 // Documented in docs/reference/cli.md: 2 is bad usage (an unknown flag, a missing argument, a
 // path that does not exist). CLI11's own codes (105, 106, 109, ...) are not part of the contract.
-constexpr int kUsage = 2;
 
 }  // namespace
 
@@ -36,12 +36,12 @@ int run_cli(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);  // prints the help, or the error and a hint
-    return code == 0 ? 0 : kUsage;
+    return code == 0 ? 0 : kExitUsage;
   }
   for (const Command& c : commands) {
     if (c.app->parsed()) return c.run();
   }
-  return kUsage;
+  return kExitUsage;
 }
 
 }  // namespace forklift

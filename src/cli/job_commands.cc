@@ -7,14 +7,13 @@
 #include <thread>
 
 #include "cli/admin_commands.h"
+#include "cli/exit_codes.h"
 #include "common/json_writer.h"
 #include "core/repository.h"
 
 namespace forklift {
 namespace {
 
-constexpr int kRefused = 1;
-constexpr int kUsage = 2;
 constexpr int kNotPublished = 5;  // run --wait, show --watch: the job ended without a version
 
 // What the server sends may quote a team's code: control characters (terminal escapes) are
@@ -99,7 +98,7 @@ int follow(const AdminEndpoint& endpoint, const std::string& id) {
     if (int rc = call_admin(endpoint, "GET", "/admin/jobs/" + id, "", answer)) return rc;
     simdjson::dom::parser parser;
     simdjson::dom::element j;
-    if (!parse(answer, parser, j)) return kRefused;
+    if (!parse(answer, parser, j)) return kExitFailed;
     std::string line;
     const std::string state = text(j, "state");
     simdjson::dom::element p;
@@ -124,16 +123,16 @@ int run_jobs_list(const AdminEndpoint& endpoint) {
   if (int rc = call_admin(endpoint, "GET", "/admin/jobs", "", answer)) return rc;
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (!parse(answer, parser, root)) return kRefused;
+  if (!parse(answer, parser, root)) return kExitFailed;
   simdjson::dom::array jobs;
-  if (root["jobs"].get_array().get(jobs)) return kRefused;
+  if (root["jobs"].get_array().get(jobs)) return kExitFailed;
   if (jobs.size() == 0) std::printf("no training jobs\n");
   for (simdjson::dom::element j : jobs) print_job_line(j);
   return 0;
 }
 
 int run_jobs_show(const AdminEndpoint& endpoint, const std::string& id, bool watch) {
-  if (!usable_job_id(id)) return kUsage;
+  if (!usable_job_id(id)) return kExitUsage;
   if (watch) return follow(endpoint, id);
   AdminAnswer answer;
   if (int rc = call_admin(endpoint, "GET", "/admin/jobs/" + id, "", answer)) return rc;
@@ -142,14 +141,14 @@ int run_jobs_show(const AdminEndpoint& endpoint, const std::string& id, bool wat
 }
 
 int run_jobs_logs(const AdminEndpoint& endpoint, const std::string& id) {
-  if (!usable_job_id(id)) return kUsage;
+  if (!usable_job_id(id)) return kExitUsage;
   AdminAnswer answer;
   if (int rc = call_admin(endpoint, "GET", "/admin/jobs/" + id + "/logs", "", answer)) return rc;
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (!parse(answer, parser, root)) return kRefused;
+  if (!parse(answer, parser, root)) return kExitFailed;
   simdjson::dom::array lines;
-  if (root["lines"].get_array().get(lines)) return kRefused;
+  if (root["lines"].get_array().get(lines)) return kExitFailed;
   for (simdjson::dom::element l : lines) {
     std::string_view s;
     if (!l.get_string().get(s)) std::printf("%s\n", printable(s).c_str());
@@ -158,14 +157,14 @@ int run_jobs_logs(const AdminEndpoint& endpoint, const std::string& id) {
 }
 
 int run_jobs_cancel(const AdminEndpoint& endpoint, const std::string& id) {
-  if (!usable_job_id(id)) return kUsage;
+  if (!usable_job_id(id)) return kExitUsage;
   AdminAnswer answer;
   if (int rc = call_admin(endpoint, "POST", "/admin/jobs/" + id + "/cancel", "", answer)) {
     return rc;
   }
   simdjson::dom::parser parser;
   simdjson::dom::element j;
-  if (!parse(answer, parser, j)) return kRefused;
+  if (!parse(answer, parser, j)) return kExitFailed;
   print_job_line(j);
   return 0;
 }
@@ -174,7 +173,7 @@ int run_jobs_run(const AdminEndpoint& endpoint, const std::string& model_id, lon
                  bool snapshot) {
   if (!is_valid_model_id(model_id)) {
     std::fprintf(stderr, "forklift: '%s' is not a model id\n", model_id.substr(0, 128).c_str());
-    return kUsage;
+    return kExitUsage;
   }
   std::string body = "{\"model\":";
   json::append_string(body, model_id);
@@ -185,7 +184,7 @@ int run_jobs_run(const AdminEndpoint& endpoint, const std::string& model_id, lon
   if (int rc = call_admin(endpoint, "POST", "/admin/jobs", body, answer)) return rc;
   simdjson::dom::parser parser;
   simdjson::dom::element j;
-  if (!parse(answer, parser, j)) return kRefused;
+  if (!parse(answer, parser, j)) return kExitFailed;
   const std::string id = text(j, "id");
   std::printf("queued job %s for %s\n", id.c_str(), model_id.c_str());
   std::fflush(stdout);

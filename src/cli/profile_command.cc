@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/exit_codes.h"
 #include "common/file_util.h"
 #include "core/drift/feature_profile.h"
 #include "core/features_json.h"
@@ -19,8 +20,6 @@
 namespace forklift {
 namespace {
 
-constexpr int kFailed = 1;
-constexpr int kUsage = 2;
 constexpr std::size_t kChunkRows = 1000;
 constexpr std::size_t kMaxLineBytes = 1 << 20;
 constexpr std::size_t kErrorsShown = 3;
@@ -79,13 +78,13 @@ int run_profile(const ProfileOptions& o) {
   if (version < 1 || end == nullptr || *end != '\0') {
     std::fprintf(stderr, "forklift profile: %s is not a version directory (<model>/<version>)\n",
                  dir.c_str());
-    return kUsage;
+    return kExitUsage;
   }
   LoadOutcome outcome = load_version(dir, dir.parent_path().filename().string(), version);
   if (!outcome.loaded) {
     std::fprintf(stderr, "forklift profile: the version does not load: %s\n",
                  outcome.status.message().c_str());
-    return kFailed;
+    return kExitFailed;
   }
   const LoadedModel& model = *outcome.loaded;
   const std::filesystem::path data =
@@ -93,7 +92,7 @@ int run_profile(const ProfileOptions& o) {
   std::ifstream in(data);
   if (!in) {
     std::fprintf(stderr, "forklift profile: cannot read %s\n", data.c_str());
-    return kUsage;
+    return kExitUsage;
   }
   Batch rows(*model.schema);
   std::vector<Value> outputs;
@@ -121,7 +120,7 @@ int run_profile(const ProfileOptions& o) {
       std::fprintf(stderr,
                    "forklift profile: %s line %zu is longer than 1 MiB; is it JSON lines?\n",
                    data.c_str(), line_no);
-      return kUsage;
+      return kExitUsage;
     }
     if (line.empty()) continue;
     Status s = Status::Ok();
@@ -137,13 +136,13 @@ int run_profile(const ProfileOptions& o) {
       }
       continue;
     }
-    if (chunk.rows() >= kChunkRows && !predict_chunk()) return kFailed;
+    if (chunk.rows() >= kChunkRows && !predict_chunk()) return kExitFailed;
     if (line_no % 100000 == 0) std::fprintf(stderr, "  %zu lines read\n", line_no);
   }
-  if (!predict_chunk()) return kFailed;
+  if (!predict_chunk()) return kExitFailed;
   if (rows.rows() == 0) {
     std::fprintf(stderr, "forklift profile: no usable rows in %s\n", data.c_str());
-    return kFailed;
+    return kExitFailed;
   }
   const FeatureProfile profile =
       build_feature_profile(rows, outputs, o.bins, data.filename().string());
@@ -151,7 +150,7 @@ int run_profile(const ProfileOptions& o) {
       o.output.empty() ? dir / "profile.json" : std::filesystem::path(o.output);
   if (Status s = write_file_atomically(output, feature_profile_to_json(profile)); !s.ok()) {
     std::fprintf(stderr, "forklift profile: %s\n", s.message().c_str());
-    return kFailed;
+    return kExitFailed;
   }
   // Readable by a server running as another user, like the version's other files.
   std::error_code ec;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cli/admin_commands.h"
+#include "cli/exit_codes.h"
 #include "common/json_writer.h"
 #include "core/repository.h"
 #include "core/rollout/rollout_policy.h"
@@ -15,8 +16,6 @@
 namespace forklift {
 namespace {
 
-constexpr int kRefused = 1;
-constexpr int kUsage = 2;
 constexpr int kNotPromoted = 5;  // status --watch: rolled back, aborted, or no rollout
 constexpr std::uintmax_t kMaxPolicyBytes = 1 << 20;
 
@@ -80,14 +79,14 @@ Result<std::string> policy_from(const RolloutStartOptions& o) {
   return json;
 }
 
-std::string text(simdjson::dom::element e, const char* key) {
+std::string raw_text(simdjson::dom::element e, const char* key) {
   std::string_view v;
   return e[key].get_string().get(v) ? std::string() : std::string(v);
 }
 
 std::string entry_key(simdjson::dom::element e) {
-  return text(e, "time") + "|" + text(e, "stage") + "|" + text(e, "action") + "|" +
-         text(e, "reason");
+  return raw_text(e, "time") + "|" + raw_text(e, "stage") + "|" + raw_text(e, "action") + "|" +
+         raw_text(e, "reason");
 }
 
 // Prints the timeline's entries after the one printed last (`last`, updated); all of them when
@@ -105,8 +104,9 @@ void print_timeline(simdjson::dom::element rollout, std::string& last) {
   }
   for (std::size_t i = from; i < entries.size(); ++i) {
     const simdjson::dom::element e = entries[i];
-    std::printf("  %s  %-12s %-12s %s: %s\n", text(e, "time").c_str(), text(e, "stage").c_str(),
-                text(e, "action").c_str(), text(e, "actor").c_str(), text(e, "reason").c_str());
+    std::printf("  %s  %-12s %-12s %s: %s\n", raw_text(e, "time").c_str(),
+                raw_text(e, "stage").c_str(), raw_text(e, "action").c_str(),
+                raw_text(e, "actor").c_str(), raw_text(e, "reason").c_str());
     last = entry_key(e);
   }
 }
@@ -122,9 +122,9 @@ int print_rollout(const AdminAnswer& answer, Summary& summary, bool header) {
   simdjson::dom::element root;
   if (parser.parse(answer.body).get(root)) {
     std::fprintf(stderr, "forklift: the server's answer is not JSON\n");
-    return kRefused;
+    return kExitFailed;
   }
-  const std::string id = text(root, "model_id");
+  const std::string id = raw_text(root, "model_id");
   simdjson::dom::element r;
   if (root["rollout"].get(r) || r.is_null()) {
     std::printf("%s: no rollout\n", id.c_str());
@@ -137,15 +137,15 @@ int print_rollout(const AdminAnswer& answer, Summary& summary, bool header) {
   if (r["candidate"].get_int64().get(candidate) || r["baseline"].get_int64().get(baseline) ||
       r["canary_percent"].get_double().get(percent)) {
     std::fprintf(stderr, "forklift: unexpected answer from the server\n");
-    return kRefused;
+    return kExitFailed;
   }
-  const std::string phase = text(r, "phase");
+  const std::string phase = raw_text(r, "phase");
   if (header || phase != summary.phase) {
     const bool active = phase == "running" || phase == "paused";
     if (active) {
       std::printf("%s: version %lld replacing version %lld: %s, stage %s (%g%% of traffic)\n",
                   id.c_str(), static_cast<long long>(candidate), static_cast<long long>(baseline),
-                  phase.c_str(), text(r, "stage_name").c_str(), percent);
+                  phase.c_str(), raw_text(r, "stage_name").c_str(), percent);
     } else {
       std::printf("%s: version %lld replacing version %lld: %s\n", id.c_str(),
                   static_cast<long long>(candidate), static_cast<long long>(baseline),
@@ -161,11 +161,11 @@ int print_rollout(const AdminAnswer& answer, Summary& summary, bool header) {
 
 int run_rollout_start(const AdminEndpoint& endpoint, const std::string& model_id,
                       const RolloutStartOptions& options) {
-  if (!usable_model_id(model_id)) return kUsage;
+  if (!usable_model_id(model_id)) return kExitUsage;
   auto policy = policy_from(options);
   if (!policy.ok()) {
     std::fprintf(stderr, "forklift: %s\n", policy.status().message().c_str());
-    return kUsage;
+    return kExitUsage;
   }
   std::string body = "{";
   if (options.version > 0) body += "\"version\":" + std::to_string(options.version);
@@ -182,7 +182,7 @@ int run_rollout_start(const AdminEndpoint& endpoint, const std::string& model_id
 }
 
 int run_rollout_status(const AdminEndpoint& endpoint, const std::string& model_id, bool watch) {
-  if (!usable_model_id(model_id)) return kUsage;
+  if (!usable_model_id(model_id)) return kExitUsage;
   Summary summary;
   for (bool first = true;; first = false) {
     AdminAnswer answer;
@@ -200,7 +200,7 @@ int run_rollout_status(const AdminEndpoint& endpoint, const std::string& model_i
 
 int run_rollout_step(const AdminEndpoint& endpoint, const std::string& model_id,
                      const std::string& step, const std::string& reason) {
-  if (!usable_model_id(model_id)) return kUsage;
+  if (!usable_model_id(model_id)) return kExitUsage;
   std::string body;
   if (!reason.empty()) {
     body = "{\"reason\":";

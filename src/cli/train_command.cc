@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/exit_codes.h"
 #include "common/json_writer.h"
 #include "core/repository.h"
 #include "observability/log.h"
@@ -24,9 +25,7 @@ namespace forklift {
 namespace {
 
 // Documented in docs/reference/cli.md.
-constexpr int kFailed = 1;
-constexpr int kUsage = 2;
-constexpr int kRefused = 3;
+constexpr int kExitRefused = 3;  // the model is worse than production
 constexpr int kCancelled = 130;
 
 struct TrainOptions {
@@ -123,20 +122,20 @@ int run_train(const TrainOptions& o) {
   register_builtin_runtimes();
   if (!is_valid_model_id(o.model_id)) {
     std::fprintf(stderr, "forklift train: '%s' is not a model id\n", o.model_id.c_str());
-    return kUsage;
+    return kExitUsage;
   }
   const std::filesystem::path model_dir = std::filesystem::path(o.repository) / o.model_id;
   std::error_code ec;
   if (!std::filesystem::is_directory(model_dir, ec)) {
     std::fprintf(stderr, "forklift train: %s is not a directory\n", model_dir.c_str());
-    return kUsage;
+    return kExitUsage;
   }
   training::JobRequest request;
   request.repository = std::filesystem::absolute(o.repository).lexically_normal();
   request.model_id = o.model_id;
   if (!o.job_id.empty() && !training::is_valid_job_id(o.job_id)) {
     std::fprintf(stderr, "forklift train: --job-id is 1 to 64 of letters, digits, _ and -\n");
-    return kUsage;
+    return kExitUsage;
   }
   request.job_id = o.job_id.empty() ? training::new_job_id(0) : o.job_id;
   request.parent = o.parent;
@@ -163,13 +162,13 @@ int run_train(const TrainOptions& o) {
       if (!o.json) std::printf("%s\n", outcome.reason.c_str());
       return 0;
     case training::JobResult::kRefused:
-      return kRefused;
+      return kExitRefused;
     case training::JobResult::kCancelled:
       return kCancelled;
     case training::JobResult::kFailed:
-      return kFailed;
+      return kExitFailed;
   }
-  return kFailed;
+  return kExitFailed;
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 namespace forklift {
 namespace {
 
-constexpr const char* kSchema = R"sql(
+constexpr const char* kEventsSchema = R"sql(
 BEGIN;
 SELECT pg_advisory_xact_lock(727275);
 CREATE TABLE IF NOT EXISTS forklift_events (
@@ -20,7 +20,7 @@ CREATE INDEX IF NOT EXISTS forklift_events_request_id ON forklift_events ((event
 COMMIT;
 )sql";
 
-constexpr auto kReconnectEvery = std::chrono::seconds(1);
+constexpr auto kEventsReconnectEvery = std::chrono::seconds(1);
 // Splits of a refused COPY per send: enough to find a handful of bad lines among thousands.
 constexpr std::size_t kMaxSplitCopies = 256;
 
@@ -100,7 +100,7 @@ bool PostgresEventSink::send() {
   if (pending_.empty()) return true;
   const auto down = [&](const std::string& why) {
     conn_.reset();
-    next_connect_ = std::chrono::steady_clock::now() + kReconnectEvery;
+    next_connect_ = std::chrono::steady_clock::now() + kEventsReconnectEvery;
     if (!logged_down_) {
       log::error("events_postgres_unavailable",
                  {{"reason", why},
@@ -114,7 +114,8 @@ bool PostgresEventSink::send() {
     if (std::chrono::steady_clock::now() < next_connect_) return false;
     auto conn = pg::connect(conninfo_);
     if (!conn.ok()) return down(conn.status().message());
-    if (auto r = pg::exec_script(conn->get(), kSchema); !r.ok()) return down(r.status().message());
+    if (auto r = pg::exec_script(conn->get(), kEventsSchema); !r.ok())
+      return down(r.status().message());
     conn_ = std::move(conn).value();
     if (logged_down_) {
       log::info("events_postgres_connected",

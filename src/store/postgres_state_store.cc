@@ -9,14 +9,14 @@
 namespace forklift {
 namespace {
 
-constexpr auto kReconnectEvery = std::chrono::seconds(1);
+constexpr auto kStateReconnectEvery = std::chrono::seconds(1);
 // Re-read everything this often even without a notification: a NOTIFY sent while this replica
 // was reconnecting is never delivered.
 constexpr auto kFullReadEvery = std::chrono::seconds(5);
 constexpr const char* kChannel = "forklift_state";
 
 // Idempotent; the advisory lock keeps two replicas starting at once from racing on CREATE.
-constexpr const char* kSchema = R"sql(
+constexpr const char* kStateSchema = R"sql(
 BEGIN;
 SELECT pg_advisory_xact_lock(727274);
 CREATE TABLE IF NOT EXISTS forklift_deployments (
@@ -95,7 +95,7 @@ Result<PGconn*> PostgresStateStore::writer() {
     set_connected(false, conn.status().message());
     return conn.status();
   }
-  if (auto r = pg::exec_script(conn->get(), kSchema); !r.ok()) {
+  if (auto r = pg::exec_script(conn->get(), kStateSchema); !r.ok()) {
     set_connected(false, r.status().message());
     return r.status();
   }
@@ -292,7 +292,7 @@ std::vector<std::pair<std::string, ModelControl>> PostgresStateStore::wait_for_c
   const auto lost = [&](const std::string& why) {
     listener_.reset();
     set_connected(false, why);
-    next_connect_ = Clock::now() + kReconnectEvery;
+    next_connect_ = Clock::now() + kStateReconnectEvery;
     return std::vector<std::pair<std::string, ModelControl>>{};
   };
   bool full_read = false;
@@ -303,7 +303,8 @@ std::vector<std::pair<std::string, ModelControl>> PostgresStateStore::wait_for_c
     }
     auto conn = pg::connect(conninfo_);
     if (!conn.ok()) return lost(conn.status().message());
-    if (auto r = pg::exec_script(conn->get(), kSchema); !r.ok()) return lost(r.status().message());
+    if (auto r = pg::exec_script(conn->get(), kStateSchema); !r.ok())
+      return lost(r.status().message());
     if (auto r = pg::exec(conn->get(), std::string("LISTEN ") + kChannel); !r.ok()) {
       return lost(r.status().message());
     }

@@ -60,13 +60,6 @@ class RecordingModel : public Model {
   bool hold_ = false;
 };
 
-Schema one_float() {
-  Schema s;
-  s.features.push_back(FeatureSpec{"x", ValueType::kFloat, 1, false});
-  s.output = OutputSpec{"y", ValueType::kFloat, 1};
-  return s;
-}
-
 Batch rows(const Schema& schema, std::initializer_list<double> xs) {
   Batch b(schema);
   for (double x : xs) b.add_row()[0] = x;
@@ -74,15 +67,15 @@ Batch rows(const Schema& schema, std::initializer_list<double> xs) {
 }
 
 // Submits and returns a future for the request's outputs (or its error message).
-struct Answer {
+struct BatchAnswer {
   Status status;
   std::vector<Value> outputs;
 };
-std::future<Answer> submit(const BatchingModel& m, const Batch& batch) {
-  auto promise = std::make_shared<std::promise<Answer>>();
+std::future<BatchAnswer> submit(const BatchingModel& m, const Batch& batch) {
+  auto promise = std::make_shared<std::promise<BatchAnswer>>();
   auto future = promise->get_future();
   m.submit(batch, [promise](Status s, std::vector<Value> out) {
-    promise->set_value(Answer{std::move(s), std::move(out)});
+    promise->set_value(BatchAnswer{std::move(s), std::move(out)});
   });
   return future;
 }
@@ -94,7 +87,7 @@ std::vector<double> doubles(const std::vector<Value>& values) {
 }
 
 TEST(BatchingModel, RequestsQueuedWhileARuntimeCallRunsArePredictedTogether) {
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   auto inner = std::make_shared<RecordingModel>();
   BatchingModel model(testing::guarded_shared(inner),
                       BatchingOptions{8, std::chrono::microseconds(0), 1});
@@ -115,7 +108,7 @@ TEST(BatchingModel, RequestsQueuedWhileARuntimeCallRunsArePredictedTogether) {
 }
 
 TEST(BatchingModel, NeverPutsMoreThanMaxBatchSizeRowsInOneCallButRunsALargerRequestAlone) {
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   auto inner = std::make_shared<RecordingModel>();
   BatchingModel model(testing::guarded_shared(inner),
                       BatchingOptions{3, std::chrono::microseconds(0), 1});
@@ -139,7 +132,7 @@ TEST(BatchingModel, NeverPutsMoreThanMaxBatchSizeRowsInOneCallButRunsALargerRequ
 TEST(BatchingModel, AFullBatchDoesNotWaitForTheQueueDelay) {
   // With an hour of queue delay, only a full batch can start a call: two one-row requests with
   // max_batch_size 2 are answered together at once.
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   auto inner = std::make_shared<RecordingModel>();
   BatchingModel model(testing::guarded_shared(inner), BatchingOptions{2, std::chrono::hours(1), 1});
   const Batch b1 = rows(schema, {1}), b2 = rows(schema, {2});
@@ -151,7 +144,7 @@ TEST(BatchingModel, AFullBatchDoesNotWaitForTheQueueDelay) {
 }
 
 TEST(BatchingModel, AFailedOrThrowingCallFailsEveryRequestInItAndNotTheNextOnes) {
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   auto inner = std::make_shared<RecordingModel>();
   BatchingModel model(testing::guarded_shared(inner),
                       BatchingOptions{8, std::chrono::microseconds(0), 1});
@@ -165,7 +158,7 @@ TEST(BatchingModel, AFailedOrThrowingCallFailsEveryRequestInItAndNotTheNextOnes)
     auto f1 = submit(model, good);
     auto f2 = submit(model, poison);
     inner->release();
-    const Answer r1 = f1.get(), r2 = f2.get();
+    const BatchAnswer r1 = f1.get(), r2 = f2.get();
     EXPECT_FALSE(r1.status.ok());
     EXPECT_FALSE(r2.status.ok());
     EXPECT_TRUE(r1.outputs.empty());
@@ -178,7 +171,7 @@ TEST(BatchingModel, AFailedOrThrowingCallFailsEveryRequestInItAndNotTheNextOnes)
 }
 
 TEST(BatchingModel, TheBlockingFormAnswersManyThreadsCorrectly) {
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   auto inner = std::make_shared<RecordingModel>();
   BatchingModel model(testing::guarded_shared(inner),
                       BatchingOptions{16, std::chrono::microseconds(100), 2});
@@ -210,7 +203,7 @@ TEST(BatchingModel, TheBlockingFormAnswersManyThreadsCorrectly) {
 }
 
 TEST(BatchingModel, UnloadingWithACallInFlightFinishesIt) {
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   auto inner = std::make_shared<RecordingModel>();
   auto model = std::make_unique<BatchingModel>(inner, BatchingOptions{4, {}, 1});
   inner->hold();
@@ -224,7 +217,7 @@ TEST(BatchingModel, UnloadingWithACallInFlightFinishesIt) {
 }
 
 TEST(BatchingModel, TheLastReferenceMayBeDroppedOnABatchingThread) {
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   auto model = std::make_shared<BatchingModel>(std::make_shared<RecordingModel>(),
                                                BatchingOptions{4, {}, 1});
   const Batch b = rows(schema, {1});
@@ -239,7 +232,7 @@ TEST(BatchingModel, TheLastReferenceMayBeDroppedOnABatchingThread) {
 
 // Issue 14: queues are bounded in bytes as well as in requests.
 TEST(BatchingModel, ShedsRequestsBeyondTheQueuesByteBound) {
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   auto inner = std::make_shared<RecordingModel>();
   BatchingOptions options{1000, std::chrono::microseconds(0), 1, 1000};
   options.max_queue_bytes = 100 * sizeof(Value);  // room for about 100 rows
@@ -256,7 +249,7 @@ TEST(BatchingModel, ShedsRequestsBeyondTheQueuesByteBound) {
   auto f1 = submit(model, big);   // 80 rows: fits
   auto f2 = submit(model, big2);  // 160 rows' worth: refused at once
   ASSERT_EQ(f2.wait_for(std::chrono::seconds(0)), std::future_status::ready);
-  const Answer shed = f2.get();
+  const BatchAnswer shed = f2.get();
   EXPECT_EQ(shed.status.code(), StatusCode::kUnavailable);
   EXPECT_NE(shed.status.message().find("bytes of rows waiting"), std::string::npos);
   inner->release();
@@ -273,7 +266,7 @@ namespace forklift {
 namespace {
 
 TEST(BatchingModel, ShedsRequestsBeyondTheQueueLimitAtOnce) {
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   auto inner = std::make_shared<RecordingModel>();
   BatchingModel model(testing::guarded_shared(inner),
                       BatchingOptions{1, std::chrono::microseconds(0), 1, 2});
@@ -288,7 +281,7 @@ TEST(BatchingModel, ShedsRequestsBeyondTheQueueLimitAtOnce) {
   auto f2 = submit(model, b2);
   auto f3 = submit(model, b3);  // the third waiting request: refused without waiting
   ASSERT_EQ(f3.wait_for(std::chrono::seconds(0)), std::future_status::ready);
-  const Answer shed = f3.get();
+  const BatchAnswer shed = f3.get();
   EXPECT_EQ(shed.status.code(), StatusCode::kUnavailable);
   EXPECT_NE(shed.status.message().find("queue is full (2 requests waiting)"), std::string::npos);
   EXPECT_EQ(metrics->shed.load(), 1u);

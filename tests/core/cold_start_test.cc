@@ -6,6 +6,8 @@
 #include <future>
 #include <thread>
 
+#include "test_util.h"
+
 namespace forklift {
 namespace {
 
@@ -18,13 +20,6 @@ class Doubler : public Model {
     return Status::Ok();
   }
 };
-
-Schema one_float() {
-  Schema s;
-  s.features.push_back(FeatureSpec{"x", ValueType::kFloat, 1, false});
-  s.output = OutputSpec{"y", ValueType::kFloat, 1};
-  return s;
-}
 
 std::shared_ptr<const LoadedModel> loaded_doubler() {
   auto m = std::make_shared<LoadedModel>();
@@ -46,7 +41,7 @@ TEST(ColdStarter, RequestsWaitingForOneVersionShareOneLoad) {
         return loaded_doubler();
       },
       std::chrono::seconds(30), 100, &stats);
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   std::vector<Batch> batches;
   for (int i = 0; i < 8; ++i) {
     batches.emplace_back(schema);
@@ -76,7 +71,7 @@ TEST(ColdStarter, AnswersUnavailableAfterTheWaitAndWhenTheLoadFails) {
         return loaded_doubler();
       },
       std::chrono::milliseconds(50), 100, &stats);
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   Batch b(schema);
   b.add_row()[0] = 1.0;
   std::promise<Status> late;
@@ -104,7 +99,7 @@ TEST(ColdStarter, RefusesAtOnceWhenTooManyWait) {
         return loaded_doubler();
       },
       std::chrono::seconds(30), 2, &stats);
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   Batch b(schema);
   b.add_row()[0] = 1.0;
   std::vector<std::promise<Status>> results(3);
@@ -127,7 +122,7 @@ TEST(ColdStarter, WaitingRequestsAreAnsweredWhenItStops) {
         return loaded_doubler();
       },
       std::chrono::seconds(30), 100, nullptr);
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   Batch b(schema);
   b.add_row()[0] = 1.0;
   // Version 1's load is held; version 2 is queued behind it: both wait when the starter stops.

@@ -40,13 +40,6 @@ class HangingModel : public Model {
   std::shared_ptr<Gate> gate_;
 };
 
-Schema one_float() {
-  Schema s;
-  s.features.push_back(FeatureSpec{"x", ValueType::kFloat, 1, false});
-  s.output = OutputSpec{"y", ValueType::kFloat, 1};
-  return s;
-}
-
 Status predict_one(const Model& m, const Schema& schema, double x, std::vector<Value>& out) {
   Batch batch(schema);
   batch.add_row()[0] = x;
@@ -54,7 +47,7 @@ Status predict_one(const Model& m, const Schema& schema, double x, std::vector<V
 }
 
 TEST(DeadlineModel, AnswersInTimeAndGivesUpOnAHungCall) {
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   auto gate = std::make_shared<Gate>();
   auto model = with_deadline(testing::guarded_shared(std::make_shared<HangingModel>(gate)), schema,
                              std::chrono::milliseconds(500), 2);
@@ -88,7 +81,7 @@ TEST(DeadlineModel, AnswersInTimeAndGivesUpOnAHungCall) {
 }
 
 TEST(DeadlineModel, WhenEveryWorkerIsStuckCallsTimeOutInsteadOfWaiting) {
-  const Schema schema = one_float();
+  const Schema schema = testing::one_float_schema();
   auto gate = std::make_shared<Gate>();
   auto model = with_deadline(testing::guarded_shared(std::make_shared<HangingModel>(gate)), schema,
                              std::chrono::milliseconds(50), 1);

@@ -4,15 +4,10 @@
 
 #include <stdexcept>
 
+#include "test_util.h"
+
 namespace forklift {
 namespace {
-
-Schema one_float() {
-  Schema s;
-  s.features = {{"x", ValueType::kFloat, 1, false}};
-  s.output = {"y", ValueType::kFloat, 1};
-  return s;
-}
 
 // x == 1 throws a std::exception, x == 2 throws an int, x == 3 answers twice, x == 4 not at all,
 // x < 0 fails; otherwise y = x.
@@ -33,7 +28,7 @@ class Misbehaving final : public Model {
 };
 
 Status predict(double x, std::vector<Value>& out) {
-  static const Schema schema = one_float();
+  static const Schema schema = testing::one_float_schema();
   static const auto model = guarded(std::make_unique<Misbehaving>());
   Batch batch(schema);
   batch.add_row()[0] = x;
@@ -76,7 +71,7 @@ TEST(GuardedModel, KeepsTheRuntimesOwnStatus) {
 }
 
 TEST(GuardedModel, TheDefaultSubmitAnswersOnTheCallersThread) {
-  static const Schema schema = one_float();
+  static const Schema schema = testing::one_float_schema();
   const auto model = guarded(std::make_unique<Misbehaving>());
   Batch batch(schema);
   batch.add_row()[0] = 5.0;

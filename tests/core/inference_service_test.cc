@@ -48,7 +48,7 @@ using testing::TempDir;
 using testing::write_file;
 using testing::write_sum_version;
 
-struct Answer {
+struct ServiceAnswer {
   Status status;
   std::vector<Value> outputs;
   std::int64_t version = 0;
@@ -70,23 +70,23 @@ class InferenceServiceTest : public ::testing::Test {
   void TearDown() override { log::set_min_level(log::Level::kInfo); }
 
   // Starts one request for a + b; the future is ready once `done` has run.
-  std::future<Answer> infer(const std::string& model_id, double a, double b) {
+  std::future<ServiceAnswer> infer(const std::string& model_id, double a, double b) {
     auto target = service.route(model_id, std::nullopt);
     EXPECT_TRUE(target.ok()) << target.status().message();
     Batch batch(target->schema());
     auto row = batch.add_row();
     row[0] = a;
     row[1] = b;
-    auto promise = std::make_shared<std::promise<Answer>>();
+    auto promise = std::make_shared<std::promise<ServiceAnswer>>();
     auto answer = promise->get_future();
     service.infer(std::move(target).value(), std::move(batch), "r",
                   std::chrono::steady_clock::now(), [promise](const InferenceResult& r) {
-                    promise->set_value(Answer{r.status, r.outputs, r.model.version});
+                    promise->set_value(ServiceAnswer{r.status, r.outputs, r.model.version});
                   });
     return answer;
   }
 
-  static bool ready(const std::future<Answer>& f) {
+  static bool ready(const std::future<ServiceAnswer>& f) {
     return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
   }
 
@@ -99,7 +99,7 @@ class InferenceServiceTest : public ::testing::Test {
 TEST_F(InferenceServiceTest, AVersionWithoutBatchingAnswersBeforeInferReturns) {
   auto answer = infer("sum", 1, 2);
   ASSERT_TRUE(ready(answer));
-  const Answer a = answer.get();
+  const ServiceAnswer a = answer.get();
   ASSERT_TRUE(a.status.ok()) << a.status.message();
   EXPECT_EQ(a.outputs, (std::vector<Value>{103.0}));
   EXPECT_EQ(a.version, 1);
@@ -116,7 +116,7 @@ TEST_F(InferenceServiceTest, AVersionThatBatchesAnswersLaterWithoutBlockingTheCa
   EXPECT_FALSE(ready(first));  // both returned while their requests wait
   EXPECT_FALSE(ready(second));
   gate::open();
-  const Answer a = first.get(), b = second.get();
+  const ServiceAnswer a = first.get(), b = second.get();
   ASSERT_TRUE(a.status.ok()) << a.status.message();
   ASSERT_TRUE(b.status.ok()) << b.status.message();
   EXPECT_EQ(a.outputs, (std::vector<Value>{3.0}));
@@ -128,7 +128,7 @@ TEST_F(InferenceServiceTest, AFailedPredictionNamesTheVersionAndCountsAServerErr
   // The test_sum runtime throws for a negative a; the guard makes it a Status.
   auto answer = infer("sum", -1, 2);
   ASSERT_TRUE(ready(answer));
-  const Answer a = answer.get();
+  const ServiceAnswer a = answer.get();
   EXPECT_EQ(a.status.code(), StatusCode::kInternal);
   EXPECT_NE(a.status.message().find("model 'sum' version 1 failed to predict"), std::string::npos)
       << a.status.message();

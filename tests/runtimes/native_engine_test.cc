@@ -21,8 +21,9 @@ using testing::load_direct;
 using testing::TempDir;
 using testing::write_file;
 
-const std::filesystem::path kModels(FORKLIFT_TEST_MODELS);
-const std::filesystem::path kEta = std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta" / "2";
+const std::filesystem::path kTestModels(FORKLIFT_TEST_MODELS);
+const std::filesystem::path kEtaVersion2 =
+    std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta" / "2";
 
 tree::Forest load(const std::filesystem::path& file) {
   auto forest = tree::load_forest(file);
@@ -46,10 +47,10 @@ std::vector<float> random_rows(std::size_t rows, std::size_t cols, unsigned seed
 // XGBoost's own predictions for models with several outputs (scripts/make_tree_test_models.py).
 TEST(NativeEngine, EqualsXGBoostWithSeveralOutputs) {
   for (const std::string name : {"multiclass_softprob", "multiclass_softmax", "multitarget"}) {
-    const tree::Forest forest = load(kModels / ("xgb_" + name + ".json"));
+    const tree::Forest forest = load(kTestModels / ("xgb_" + name + ".json"));
     simdjson::dom::parser parser;
     simdjson::dom::element cases;
-    ASSERT_FALSE(parser.load((kModels / ("xgb_" + name + ".cases.json")).string()).get(cases));
+    ASSERT_FALSE(parser.load((kTestModels / ("xgb_" + name + ".cases.json")).string()).get(cases));
     simdjson::dom::array rows = cases["rows"], predictions = cases["predictions"];
     ASSERT_GE(rows.size(), 1000u);
     std::vector<float> matrix;
@@ -118,8 +119,8 @@ std::string random_model(std::size_t features, std::size_t trees, int depth, uns
 TEST(NativeEngine, EveryPathGivesTheSameBits) {
   TempDir tmp;
   std::vector<std::filesystem::path> files = {
-      kEta / "model.json", kModels / "xgb_multiclass_softprob.json",
-      kModels / "xgb_multitarget.json", kModels / "xgb_categorical_reg.json"};
+      kEtaVersion2 / "model.json", kTestModels / "xgb_multiclass_softprob.json",
+      kTestModels / "xgb_multitarget.json", kTestModels / "xgb_categorical_reg.json"};
   for (std::size_t features : {7u, 20u, 40u, 70u}) {
     files.push_back(tmp.path() / ("random" + std::to_string(features) + ".json"));
     write_file(files.back(), random_model(features, 70, 5, static_cast<unsigned>(features)));
@@ -156,8 +157,8 @@ TEST(NativeEngine, EveryPathGivesTheSameBits) {
 }
 
 TEST(NativeEngine, UsesTheCompleteLayoutWhereItFits) {
-  EXPECT_EQ(load(kEta / "model.json").layout(), "complete trees");
-  EXPECT_EQ(load(kModels / "xgb_categorical_reg.json").layout(), "node walk");  // categorical
+  EXPECT_EQ(load(kEtaVersion2 / "model.json").layout(), "complete trees");
+  EXPECT_EQ(load(kTestModels / "xgb_categorical_reg.json").layout(), "node walk");  // categorical
 }
 
 // Whether a row with node's feature missing can reach it: every ancestor splitting on that
@@ -184,7 +185,7 @@ bool missing_reaches(const tree::Forest& f, std::size_t node) {
 // unchanged forest.
 TEST(NativeEngine, TheCheckCatchesOneThresholdOffByOneFloatOrOneDefaultDirection) {
   // 40 trees of depth 4 with two outputs: few enough nodes that each gets its own rows.
-  const tree::Forest truth = load(kModels / "xgb_multitarget.json");
+  const tree::Forest truth = load(kTestModels / "xgb_multitarget.json");
   const tree::LibraryPredict library = [&truth](const float* rows, std::size_t n,
                                                 tree::LibraryOutput what, std::vector<float>& out) {
     const std::size_t cols = truth.num_features;
@@ -258,10 +259,10 @@ std::filesystem::path eta_with_engine(const TempDir& tmp, const std::string& eng
   const auto dir =
       tmp.path() / ("eta" + std::to_string(std::hash<std::string>{}(engine_line + artifact)));
   std::filesystem::create_directories(dir);
-  std::ifstream in(kEta / "model.yaml");
+  std::ifstream in(kEtaVersion2 / "model.yaml");
   std::string yaml((std::istreambuf_iterator<char>(in)), {});
   if (artifact.empty()) {
-    std::filesystem::copy_file(kEta / "model.json", dir / "model.json");
+    std::filesystem::copy_file(kEtaVersion2 / "model.json", dir / "model.json");
   } else {
     std::filesystem::copy_file(artifact, dir / "model.json");
   }
@@ -313,7 +314,7 @@ TEST(NativeEngine, AModelTheEngineCannotReadFallsBackUnlessNativeIsRequired) {
   for (const std::string engine : {"", "engine: native\n"}) {
     const auto dir = tmp.path() / (engine.empty() ? "auto" : "native");
     std::filesystem::create_directories(dir);
-    std::filesystem::copy_file(kModels / "xgb_small_reg.ubj", dir / "model.ubj");
+    std::filesystem::copy_file(kTestModels / "xgb_small_reg.ubj", dir / "model.ubj");
     write_file(dir / "model.yaml", small_yaml(engine));
     auto loaded = load_direct(dir);
     if (engine.empty()) {

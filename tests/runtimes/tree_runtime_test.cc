@@ -18,14 +18,14 @@ using testing::load_direct;
 using testing::TempDir;
 using testing::write_file;
 
-const std::filesystem::path kEta = std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta";
+const std::filesystem::path kEtaDir = std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta";
 
 // eta's version directory with model.yaml switched to `runtime`.
 std::filesystem::path eta_as(const TempDir& tmp, int version, const std::string& runtime) {
   const auto dir = tmp.path() / runtime / std::to_string(version);
   std::filesystem::create_directories(dir);
-  std::filesystem::copy_file(kEta / std::to_string(version) / "model.json", dir / "model.json");
-  std::ifstream in(kEta / std::to_string(version) / "model.yaml");
+  std::filesystem::copy_file(kEtaDir / std::to_string(version) / "model.json", dir / "model.json");
+  std::ifstream in(kEtaDir / std::to_string(version) / "model.yaml");
   std::string yaml((std::istreambuf_iterator<char>(in)), {});
   yaml.replace(yaml.find("runtime: xgboost"), 16, "runtime: " + runtime);
   write_file(dir / "model.yaml", yaml);

@@ -16,8 +16,8 @@
 namespace forklift {
 namespace {
 
-const std::filesystem::path kModels(FORKLIFT_TEST_MODELS);
-const std::filesystem::path kEta =
+const std::filesystem::path kShapTestModels(FORKLIFT_TEST_MODELS);
+const std::filesystem::path kEtaForestFile =
     std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta" / "2" / "model.json";
 
 // Rows around the model's thresholds (on them, just below, between), a tenth missing.
@@ -94,13 +94,13 @@ void expect_like_xgboost(const std::filesystem::path& file) {
 }
 
 TEST(TreeShap, EqualsXGBoostContributionsOnTheExampleModel) {
-  expect_like_xgboost(kEta);
+  expect_like_xgboost(kEtaForestFile);
 }
 
 TEST(TreeShap, EqualsXGBoostContributionsOnTrainedModels) {
   for (const char* name : {"xgb_small_reg.json", "xgb_multiclass_softprob.json",
                            "xgb_multitarget.json", "xgb_categorical_reg.json"}) {
-    expect_like_xgboost(kModels / name);
+    expect_like_xgboost(kShapTestModels / name);
   }
 }
 
@@ -129,8 +129,9 @@ void expect_walks_agree(const tree::Forest& forest, std::size_t n = 200) {
 
 TEST(TreeShap, QuadratureEqualsPathWeightsOnTheExamplesAndTrainedModels) {
   for (const std::filesystem::path& file :
-       {kEta, kModels / "xgb_small_reg.json", kModels / "xgb_multiclass_softprob.json",
-        kModels / "xgb_multitarget.json", kModels / "xgb_categorical_reg.json"}) {
+       {kEtaForestFile, kShapTestModels / "xgb_small_reg.json",
+        kShapTestModels / "xgb_multiclass_softprob.json", kShapTestModels / "xgb_multitarget.json",
+        kShapTestModels / "xgb_categorical_reg.json"}) {
     SCOPED_TRACE(file.filename().string());
     auto forest = tree::load_forest(file);
     ASSERT_TRUE(forest.ok()) << forest.status().message();
@@ -299,7 +300,7 @@ TEST(TreeShap, ModelsWithoutCoversOrTooDeepAreNotExplained) {
 // Covers that are not finite positive numbers would give NaN or absurd contributions: refused.
 TEST(TreeShap, CoversThatAreNotFinitePositiveNumbersAreRefused) {
   for (const float bad : {0.0f, -1.0f, NAN, INFINITY}) {
-    auto forest = tree::load_forest(kModels / "xgb_small_reg.json");
+    auto forest = tree::load_forest(kShapTestModels / "xgb_small_reg.json");
     ASSERT_TRUE(forest.ok());
     ASSERT_TRUE(tree::TreeExplainer::build(*forest).ok());
     forest->cover[forest->cover.size() / 2] = bad;
@@ -312,7 +313,7 @@ TEST(TreeShap, CoversThatAreNotFinitePositiveNumbersAreRefused) {
 // The work of a request is bounded before any is done: by rows for eta, and not even one row of
 // a forest of long chains.
 TEST(TreeShap, ARequestsWorkIsBoundedBeforeItStarts) {
-  auto eta = tree::load_forest(kEta);
+  auto eta = tree::load_forest(kEtaForestFile);
   ASSERT_TRUE(eta.ok());
   auto explainer = tree::TreeExplainer::build(*eta);
   ASSERT_TRUE(explainer.ok());

@@ -9,7 +9,7 @@
 namespace forklift {
 namespace {
 
-const std::filesystem::path kEta = std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta";
+const std::filesystem::path kEtaModelDir = std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "eta";
 
 class XGBoostRuntime : public ::testing::Test {
  protected:
@@ -28,7 +28,7 @@ Batch random_rows(const Schema& schema, std::size_t n, unsigned seed) {
 
 TEST_F(XGBoostRuntime, ExampleVersionsPassTheirSelfTests) {
   for (int v : {1, 2}) {
-    LoadOutcome out = load_version(kEta / std::to_string(v), "eta", v);
+    LoadOutcome out = load_version(kEtaModelDir / std::to_string(v), "eta", v);
     ASSERT_TRUE(out.loaded) << out.status.message();
     EXPECT_EQ(out.selftest->cases, 24u);
     EXPECT_EQ(out.loaded->platform, "xgboost_json");
@@ -36,7 +36,7 @@ TEST_F(XGBoostRuntime, ExampleVersionsPassTheirSelfTests) {
 }
 
 TEST_F(XGBoostRuntime, BatchEqualsRowByRowAndConcurrentCallsAgree) {
-  LoadOutcome out = load_version(kEta / "2", "eta", 2);
+  LoadOutcome out = load_version(kEtaModelDir / "2", "eta", 2);
   ASSERT_TRUE(out.loaded) << out.status.message();
   const Model& model = *out.loaded->model;
   const Schema& schema = out.loaded->manifest.schema;
@@ -71,8 +71,8 @@ TEST_F(XGBoostRuntime, FeatureCountMismatchIsRejectedAtLoad) {
   testing::TempDir dir;
   const auto v1 = dir.path() / "eta" / "1";
   std::filesystem::create_directories(v1);
-  std::filesystem::copy_file(kEta / "1" / "model.json", v1 / "model.json");
-  std::filesystem::copy_file(kEta / "1" / "selftest.jsonl", v1 / "selftest.jsonl");
+  std::filesystem::copy_file(kEtaModelDir / "1" / "model.json", v1 / "model.json");
+  std::filesystem::copy_file(kEtaModelDir / "1" / "selftest.jsonl", v1 / "selftest.jsonl");
   testing::write_file(v1 / "model.yaml",
                       "runtime: xgboost\nartifact: model.json\nfeatures:\n"
                       "  - {name: a, type: float}\noutput: {name: y, type: float}\n");
@@ -86,7 +86,7 @@ TEST_F(XGBoostRuntime, CorruptArtifactIsRejected) {
   testing::TempDir dir;
   const auto v1 = dir.path() / "eta" / "1";
   std::filesystem::create_directories(v1);
-  std::filesystem::copy_file(kEta / "1" / "model.yaml", v1 / "model.yaml");
+  std::filesystem::copy_file(kEtaModelDir / "1" / "model.yaml", v1 / "model.yaml");
   testing::write_file(v1 / "model.json", "{\"learner\": trunc-secret-bytes");
   LoadOutcome out = load_version(v1, "eta", 1);
   ASSERT_FALSE(out.loaded) << "loaded";

@@ -139,14 +139,14 @@ def test_promoting_a_version_that_fails_its_selftests_is_refused(repo_copy, tmp_
         assert s.stop() == 0
 
 
-def test_versions_with_selftest_results(admin_server):
+def test_versions_with_selftest_results(admin_server, example_models):
     body = admin_server.admin("GET", "/admin/models/eta").json()
     assert body["model_id"] == "eta" and body["serving"] == [1, 2]
     v1 = body["versions"][0]
     assert v1["version"] == 1 and v1["state"] == "ready"
     assert v1["selftest"]["cases"] == 24 and v1["selftest"]["passed"] == 24
     listing = admin_server.admin("GET", "/admin/models").json()["models"]
-    assert [m["model_id"] for m in listing] == example_model_ids()
+    assert [m["model_id"] for m in listing] == example_model_ids(example_models)
 
 
 def test_repository_extension_index_unload_load(admin_server):

@@ -15,9 +15,10 @@ CASES = [("eta", 2, "model.json", None), ("eta", 2, "model.json", "tree"),
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 @pytest.mark.parametrize("model_id,version,artifact,runtime", CASES)
 def test_a_damaged_artifact_is_rejected_and_the_old_version_keeps_serving(
-        repo_copy, model_id, version, artifact, runtime, damage):
+        request, model_id, version, artifact, runtime, damage):
     if model_id == "fraud":
         require_runtime_model("fraud", "torchscript")
+    repo_copy = request.getfixturevalue("full_repo_copy" if model_id == "fraud" else "repo_copy")
     if runtime:  # serve the model through `runtime` from the start, old and new version alike
         for v in (repo_copy / model_id).iterdir():
             manifest = v / "model.yaml"

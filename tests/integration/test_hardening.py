@@ -348,16 +348,16 @@ def test_why_a_version_failed_is_shown_only_with_the_token(tmp_path):
 # --- Defect 11 and the interpreter: python models -------------------------------------------------
 
 @pytest.mark.usefixtures("python_runtime")
-def test_a_python_module_outside_its_repository_is_refused(repo_copy, tmp_path):
+def test_a_python_module_outside_its_repository_is_refused(full_repo_copy, tmp_path):
     outside = tmp_path / "outside.py"
     ran = tmp_path / "it-ran"
     # If the server ever runs it, it leaves a mark (and fails the load, as the old code's did).
     outside.write_text(f"open({str(ran)!r}, 'w').write('ran')\nraise SystemExit('never')\n")
-    manifest = repo_copy / "cancel_risk" / "1" / "model.yaml"
+    manifest = full_repo_copy / "cancel_risk" / "1" / "model.yaml"
     for module in (str(outside), "../../../outside.py"):
         manifest.write_text(manifest.read_text().split("runtime_options")[0] +
                             f"runtime_options: {{module: '{module}'}}\n")
-        s = Server(repo_copy, env={"FORKLIFT_ADMIN_TOKEN": TOKEN})
+        s = Server(full_repo_copy, env={"FORKLIFT_ADMIN_TOKEN": TOKEN})
         try:
             m = s.admin("GET", "/admin/models/cancel_risk", token=TOKEN).json()
             assert m["versions"][0]["state"] == "failed"
@@ -370,7 +370,7 @@ def test_a_python_module_outside_its_repository_is_refused(repo_copy, tmp_path):
 
 
 @pytest.mark.usefixtures("python_runtime")
-def test_the_embedded_interpreter_ignores_another_python3_first_on_path(repo_copy, tmp_path):
+def test_the_embedded_interpreter_ignores_another_python3_first_on_path(full_repo_copy, tmp_path):
     # A Python installation that is not the one forklift was built with (as a pyenv or a
     # virtualenv would be), first on PATH: CPython used to take its standard library from there.
     fake = tmp_path / "otherpython"
@@ -381,9 +381,9 @@ def test_the_embedded_interpreter_ignores_another_python3_first_on_path(repo_cop
     (fake / "bin" / "python3").chmod(0o755)
     env = {"PATH": f"{fake / 'bin'}:{os.environ['PATH']}"}
     for processes in ("", "runtime_options: {processes: 2}\n"):
-        manifest = repo_copy / "cancel_risk" / "1" / "model.yaml"
+        manifest = full_repo_copy / "cancel_risk" / "1" / "model.yaml"
         manifest.write_text(manifest.read_text().split("runtime_options")[0] + processes)
-        s = Server(repo_copy, env=env)
+        s = Server(full_repo_copy, env=env)
         try:
             features = selftest_cases("cancel_risk", 1)[0]["features"]
             r = s.post("/infer", {"model_id": "cancel_risk", "features": features})
@@ -393,10 +393,10 @@ def test_the_embedded_interpreter_ignores_another_python3_first_on_path(repo_cop
 
 
 @pytest.mark.usefixtures("python_runtime")
-def test_a_worker_that_sends_half_an_answer_is_stopped_at_the_timeout(repo_copy):
+def test_a_worker_that_sends_half_an_answer_is_stopped_at_the_timeout(full_repo_copy):
     # predict() writes the start of a frame (a header claiming 100 bytes, then 3 of them) on the
     # worker's socket to the server, then hangs: only the first byte used to be waited for.
-    code = repo_copy / "cancel_risk" / "1" / "model.py"
+    code = full_repo_copy / "cancel_risk" / "1" / "model.py"
     code.write_text(code.read_text().replace(
         "def predict(model, features):\n",
         "def predict(model, features):\n"
@@ -404,9 +404,9 @@ def test_a_worker_that_sends_half_an_answer_is_stopped_at_the_timeout(repo_copy)
         "        import os, time\n"
         "        os.write(3, (100).to_bytes(4, 'little') + b'abc')\n"
         "        time.sleep(3600)\n"))
-    manifest = repo_copy / "cancel_risk" / "1" / "model.yaml"
+    manifest = full_repo_copy / "cancel_risk" / "1" / "model.yaml"
     manifest.write_text(manifest.read_text() + "runtime_options: {processes: 2}\ntimeout_ms: 2000\n")
-    s = Server(repo_copy)
+    s = Server(full_repo_copy)
     try:
         features = selftest_cases("cancel_risk", 1)[0]["features"]
         # One for each of the two workers: with only the first byte waited for, both would be
@@ -429,18 +429,18 @@ def test_a_worker_that_sends_half_an_answer_is_stopped_at_the_timeout(repo_copy)
 # --- Defect 7: versions loaded at start were never freed -----------------------------------------
 
 @pytest.mark.usefixtures("python_runtime")
-def test_a_version_loaded_at_start_is_freed_when_unloaded(repo_copy):
+def test_a_version_loaded_at_start_is_freed_when_unloaded(full_repo_copy):
     # The loader thread's snapshot cache pinned the start-up snapshot: a python version with
     # worker processes, unloaded later, kept its processes for the life of the server.
     from test_runtimes import assert_workers_leave, python_workers
-    manifest = repo_copy / "cancel_risk" / "1" / "model.yaml"
+    manifest = full_repo_copy / "cancel_risk" / "1" / "model.yaml"
     manifest.write_text(manifest.read_text() + "runtime_options: {processes: 2}\n")
-    s = Server(repo_copy, env={"FORKLIFT_ADMIN_TOKEN": TOKEN})
+    s = Server(full_repo_copy, env={"FORKLIFT_ADMIN_TOKEN": TOKEN})
     try:
-        assert len(python_workers(repo_copy)) == 2
+        assert len(python_workers(full_repo_copy)) == 2
         r = s.admin("POST", "/v2/repository/models/cancel_risk/unload", token=TOKEN)
         assert r.status_code == 200, r.text
-        assert_workers_leave(repo_copy, within=10)
+        assert_workers_leave(full_repo_copy, within=10)
         eta = selftest_cases("eta", 2)[0]["features"]
         assert s.post("/infer", {"model_id": "eta", "features": eta}).status_code == 200
     finally:

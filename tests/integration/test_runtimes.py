@@ -12,6 +12,9 @@ import requests
 
 from conftest import Server, metric, selftest_cases
 
+# Its servers start on every example model: these tests are about fraud and cancel_risk.
+EXAMPLE_REPOSITORY = "full"
+
 
 def check_every_case(server, model_id):
     cases = selftest_cases(model_id, 1)

@@ -229,19 +229,6 @@ class Session final : public SessionBase,
     reading_ = true;
     started_ = buffer_.size() > 0;  // the next request's first bytes came with the last one
     deadline_ = Clock::now() + (started_ ? options_.read_timeout : options_.idle_timeout);
-    if constexpr (!kTls) {
-      if (!started_) {
-        // Nothing of the next request here yet: wait until the socket is readable, then read.
-        // A read now would be a recv() that finds nothing (Asio tries one before it waits): one
-        // system call in four per kept-alive request, saved.
-        socket().async_wait(tcp::socket::wait_read,
-                            [self = shared_from_this()](beast::error_code ec) {
-                              if (ec) return self->on_read(ec);
-                              self->read_request();
-                            });
-        return;
-      }
-    }
     read_request();
   }
 

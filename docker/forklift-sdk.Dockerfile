@@ -1,17 +1,18 @@
 # The forklift SDK image that generated services build in (their Dockerfile's first stage and
-# their CI's `test` job): Debian with forklift installed under /usr/local, and everything needed
-# to build and test a service against it (compilers, CMake, the -dev libraries, Python with
-# xgboost, torch and scikit-learn).
+# their CI's `test` job): Debian with forklift installed under /usr/local (the command, the
+# libraries and headers a team's service links, the CMake package, the torchscript module, the
+# templates and the UI), and what building and testing a service needs: compilers, CMake, the
+# -dev libraries, GoogleTest, Python with xgboost, torch and scikit-learn
+# (scripts/install-deps.sh --sdk). No test servers, browsers or npm packages.
 #
-#   docker build -f docker/forklift-sdk.Dockerfile -t REGISTRY/forklift-sdk:0.1 .
-#
-# Not built on forklift's own CI machine, which has no Docker engine.
-# BASE: scripts/images.sh's localhost/forklift-base:bookworm where no registry is reachable.
-ARG BASE=debian:bookworm
+# Built by scripts/images.sh from a context it prepares: install-deps.sh, and out/ (an install of
+# the release build tree):
+#   scripts/build.sh && scripts/images.sh --only sdk
+ARG BASE=localhost/forklift-base:bookworm
 FROM ${BASE}
-COPY . /src
-RUN /src/scripts/install-deps.sh \
- && cd /src && scripts/build.sh \
- && cmake --install build --prefix /usr/local \
- && rm -rf /src/build /var/lib/apt/lists/*
+COPY install-deps.sh /tmp/install-deps.sh
+RUN /tmp/install-deps.sh --sdk \
+ && apt-get clean \
+ && rm -rf /tmp/install-deps.sh /var/lib/apt/lists/* /var/cache/apt/*.bin
+COPY out/ /usr/local/
 ENV FORKLIFT_PREFIX=/usr/local

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Builds forklift's server images from the release build (scripts/build.sh first):
-#   forklift:VERSION and forklift:VERSION-torch (docker/forklift.Dockerfile says what is in each)
+# Builds forklift's images from the release build (scripts/build.sh first):
+#   forklift:VERSION and forklift:VERSION-torch, the server (docker/forklift.Dockerfile says what
+#     is in each);
+#   forklift-sdk:VERSION, what teams build their services in (docker/forklift-sdk.Dockerfile);
 # on a Debian bookworm base image made here from Debian's own packages when it is missing
 # (debootstrap --variant=minbase, trimmed like debian:bookworm-slim, imported as
 # localhost/debian:bookworm-slim), since no image registry may be reachable. Everything lands in
 # build-images/; the base is made once per build tree.
 #
 #   scripts/images.sh [--engine podman|docker] [--build-dir DIR] [--base-only]
+#                     [--only plain|torch|sdk]...   (default: all three)
 #
 # Making the base needs root (debootstrap). The base is remade when this build tree has no record
 # of it (build-images/base-image-id), so a clean clone never reuses another tree's base.
@@ -20,16 +23,21 @@ out="$root/build-images"
 engine=podman
 base_only=0
 build="$root/build"
-usage="usage: scripts/images.sh [--engine podman|docker] [--build-dir DIR] [--base-only]"
+variants=()
+usage="usage: scripts/images.sh [--engine podman|docker] [--build-dir DIR] [--base-only] [--only plain|torch|sdk]..."
 while [ $# -gt 0 ]; do
   case "$1" in
     --engine) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; engine=$2; shift ;;
     --build-dir) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; build=$(cd "$2" && pwd); shift ;;
     --base-only) base_only=1 ;;
+    --only)
+      case "${2:-}" in plain | torch | sdk) variants+=("$2") ;; *) echo "$usage" >&2; exit 2 ;; esac
+      shift ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
   shift
 done
+[ ${#variants[@]} -gt 0 ] || variants=(plain torch sdk)
 mkdir -p "$out"
 
 if [ "$engine" = podman ]; then
@@ -39,9 +47,16 @@ if [ "$engine" = podman ]; then
   # Docker's image format: OCI's has no HEALTHCHECK, which podman would drop.
   build_format=(--format docker)
   base=localhost/forklift-base:bookworm
+  # The SDK's packages come from this host's apt cache where it has them (an overlay: the host's
+  # copy is not changed), instead of a second download of a gigabyte.
+  apt_cache=()
+  if compgen -G "/var/cache/apt/archives/*.deb" > /dev/null; then
+    apt_cache=(-v /var/cache/apt/archives:/var/cache/apt/archives:O)
+  fi
 else
   run_engine() { docker "$@"; }
   build_format=(--pull)  # a stale local debian:bookworm-slim would miss security fixes
+  apt_cache=()
   base=${FORKLIFT_BASE_IMAGE:-debian:bookworm-slim}  # must be bookworm: the package names are
 fi
 command -v "$engine" >/dev/null || { echo "images: $engine is missing: run scripts/install-deps.sh" >&2; exit 2; }
@@ -94,9 +109,25 @@ version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
 staging="$out/install"
 rm -rf "$staging"
 cmake --install "$build" --prefix "$staging" > /dev/null
-for variant in plain torch; do
+for variant in "${variants[@]}"; do
   ctx="$out/context-$variant"
   rm -rf "$ctx"
+  if [ "$variant" = sdk ]; then
+    # The whole install (the command, libraries, headers, CMake package, modules, templates);
+    # the binary keeps its debug information, for a team's debugger.
+    mkdir -p "$ctx"
+    cp -a "$staging" "$ctx/out"
+    cp "$root/scripts/install-deps.sh" "$ctx/"
+    tag="forklift-sdk:$version"
+    started=$(date +%s)
+    echo "images: building $tag (installs the build packages: minutes)"
+    run_engine build "${build_format[@]}" "${apt_cache[@]}" --network host \
+      -f "$root/docker/forklift-sdk.Dockerfile" --build-arg "BASE=$base" -t "localhost/$tag" "$ctx" \
+      > "$out/build-$variant.log" 2>&1 || { tail -30 "$out/build-$variant.log" >&2; exit 1; }
+    size=$(run_engine image inspect "localhost/$tag" --format '{{.Size}}')
+    echo "images: localhost/$tag: $((size / 1000000)) MB, built in $(( $(date +%s) - started )) s"
+    continue
+  fi
   mkdir -p "$ctx/out/bin" "$ctx/out/share"
   # The binary without its debug information (39 MB -> 7 MB); the UI it serves at /ui/.
   strip --strip-debug -o "$ctx/out/bin/forklift" "$staging/bin/forklift"

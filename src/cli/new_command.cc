@@ -330,7 +330,8 @@ Command add_new_command(CLI::App& app) {
   answer("--name", options->answers.name, "Service name (a DNS-1123 label)");
   answer("--team", options->answers.team, "Owning GitHub team, e.g. @my-org/pricing");
   answer("--oncall", options->answers.oncall, "On-call contact");
-  answer("--runtime", options->answers.runtime, "Runtime of the first model: cpp or python");
+  answer("--runtime", options->answers.runtime,
+         "Runtime of the first model: cpp, xgboost, python or torchscript");
   answer("--port", options->answers.port, "Port the service listens on");
   answer("--registry", options->answers.registry, "Container registry");
   answer("--region", options->answers.region, "Cloud region");

@@ -1,6 +1,8 @@
-"""forklift's server image, built by scripts/images.sh and run with podman as a user would: it
-gets ready, answers the example models' self-test requests, runs as a non-root user on a
-read-only root, and drains on SIGTERM with every accepted request answered and exit 0.
+"""forklift's images, built by scripts/images.sh and run with podman as a user would: the server
+image (and its torch variant) gets ready, answers the example models' self-test requests, runs as
+a non-root user on a read-only root, and drains on SIGTERM with every accepted request answered
+and exit 0. Then, for each runtime, a service that `forklift new` writes is built with its own
+Dockerfile FROM the SDK image, and its image is run and checked the same way.
 
 Slow (a base image from debootstrap, then the image builds): ctest runs it under the label
 `images` when the build is configured with -DFORKLIFT_IMAGE_TESTS=ON."""
@@ -43,34 +45,53 @@ def free_port():
 
 
 @pytest.fixture(scope="module")
-def image():
+def images():
+    """Every image scripts/images.sh builds: {"plain": tag, "torch": tag, "sdk": tag}, without
+    "torch" when the build has no torchscript runtime."""
     # Containers a killed earlier run left behind.
     for name in podman("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}",
                        check=False).stdout.split():
         podman("rm", "-f", name, check=False)
     out = subprocess.run(["bash", str(ROOT / "scripts" / "images.sh"), "--build-dir", str(BUILD)],
-                         capture_output=True, text=True, timeout=1800)
+                         capture_output=True, text=True, timeout=3600)
     assert out.returncode == 0, out.stdout + out.stderr
-    version = next(line.split("forklift:")[1].split(":")[0]
-                   for line in out.stdout.splitlines() if line.startswith("images: localhost/forklift:"))
-    return f"localhost/forklift:{version}"
+    print(out.stdout)
+    tags = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("images: localhost/") and " MB, built in " in line:
+            tag = line.split()[1].rstrip(":")
+            kind = "sdk" if "forklift-sdk:" in tag else "torch" if tag.endswith("-torch") else "plain"
+            tags[kind] = tag
+    assert "plain" in tags and "sdk" in tags, out.stdout
+    return tags
+
+
+@pytest.fixture(scope="module")
+def image(images):
+    return images["plain"]
 
 
 class Container:
-    """One `podman run` of the image on 127.0.0.1, the example repository mounted read-only."""
+    """One `podman run` of an image on the host's network, as a read-only root. A server image is
+    given the example repository (mounted read-only) and ports; a service image carries its own
+    models, ports and arguments, and is given its port to talk to."""
 
-    def __init__(self, image, repo):
-        self.port, self.admin_port = free_port(), free_port()
+    def __init__(self, image, repo=None, port=None):
+        self.port, self.admin_port = port or free_port(), free_port()
         self.name = f"forklift-test-{os.getpid()}-{self.port}"
         self.started = time.time()
+        args = []
+        mounts = []
+        if repo is not None:
+            mounts = ["-v", f"{repo}:/models:ro"]
+            args = ["--model-repository", "/models", "--host", "127.0.0.1",
+                    "--port", str(self.port), "--admin-port", str(self.admin_port),
+                    "--state-file", "none"]
         # --read-only-tmpfs=false: no writable /tmp or /run either, as Kubernetes'
         # readOnlyRootFilesystem; --timeout: gone even if this test is killed.
-        podman("run", "-d", "--name", self.name, "--label", LABEL, "--timeout", "600",
+        podman("run", "-d", "--name", self.name, "--label", LABEL, "--timeout", "900",
                "--network", "host", "--ulimit", "host", "--read-only", "--read-only-tmpfs=false",
-               "-v", f"{repo}:/models:ro", image,
-               "--model-repository", "/models", "--host", "127.0.0.1",
-               "--port", str(self.port), "--admin-port", str(self.admin_port),
-               "--state-file", "none")
+               *mounts, image, *args)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout=120):
@@ -108,14 +129,34 @@ def test_the_server_image_serves_the_examples_as_a_non_root_user_on_a_read_only_
                                                       "features": case["features"]}, timeout=10)
             assert r.status_code == 200, r.text
             assert abs(r.json()["output"] - case["expected"]) <= 1e-3 * abs(case["expected"])
-        # The server itself (PID 1), not just what `exec` would run as.
-        status = podman("exec", c.name, "cat", "/proc/1/status").stdout
-        uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
-        assert uid_line.split()[1:] == ["10001"] * 4, uid_line
-        health = podman("image", "inspect", image, "--format", "{{.Config.Healthcheck}}").stdout
-        assert "/readyz" in health, health
-        touch = podman("exec", c.name, "touch", "/usr/local/bin/x", check=False)
-        assert touch.returncode != 0 and "Read-only file system" in touch.stderr
+        check_non_root_read_only_with_healthcheck(c, image)
+    finally:
+        c.remove()
+
+
+def check_non_root_read_only_with_healthcheck(c, image):
+    # The server itself (PID 1), not just what `exec` would run as.
+    status = podman("exec", c.name, "cat", "/proc/1/status").stdout
+    uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+    assert uid_line.split()[1:] == ["10001"] * 4, uid_line
+    health = podman("image", "inspect", image, "--format", "{{.Config.Healthcheck}}").stdout
+    assert "/readyz" in health, health
+    touch = podman("exec", c.name, "touch", "/usr/local/bin/x", check=False)
+    assert touch.returncode != 0 and "Read-only file system" in touch.stderr
+
+
+def test_the_torch_image_serves_the_torchscript_example(images, tmp_path):
+    if "torch" not in images:
+        pytest.skip("built without the torchscript runtime")
+    c = Container(images["torch"], repo_of(tmp_path, "fraud", "eta"))
+    try:
+        print(f"ready {c.wait_ready(180):.2f} s after podman run")
+        for case in selftest_cases("fraud", 1)[:5]:
+            r = requests.post(c.url + "/infer", json={"model_id": "fraud",
+                                                      "features": case["features"]}, timeout=10)
+            assert r.status_code == 200, r.text
+            assert r.json()["output"] == pytest.approx(case["expected"], rel=1e-3, abs=1e-4)
+        check_non_root_read_only_with_healthcheck(c, images["torch"])
     finally:
         c.remove()
 
@@ -124,53 +165,120 @@ def test_sigterm_drains_every_accepted_request_and_exits_0(image, tmp_path):
     c = Container(image, repo_of(tmp_path, "eta"))
     try:
         c.wait_ready()
-        body = {"model_id": "eta", "features": selftest_cases("eta", 2)[0]["features"]}
-        results, stop = [], threading.Event()
-
-        def load():
-            # A connection per request: a refused one was never accepted; any other failure
-            # (a reset, a cut answer) is an accepted request lost, and fails the test.
-            while not stop.is_set():
-                try:
-                    results.append(requests.post(c.url + "/infer", json=body, timeout=10).status_code)
-                except requests.ConnectionError as e:
-                    results.append("refused" if "refused" in str(e) else f"lost: {e}")
-                    time.sleep(0.01)
-                except requests.RequestException as e:  # a cut answer, a timeout
-                    results.append(f"lost: {e}")
-
-        threads = [threading.Thread(target=load) for _ in range(4)]
-        for t in threads:
-            t.start()
-        time.sleep(1)
-        # One request certainly in flight at SIGTERM: its headers and half its body sent before,
-        # the rest after. A drain answers every request it has started reading.
-        payload = json.dumps(body).encode()
-        slow = socket.create_connection(("127.0.0.1", c.port), timeout=30)
-        slow.sendall(b"POST /infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     + f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
-                     + payload[:len(payload) // 2])
-        stopper = threading.Thread(target=podman, args=("stop", "-t", "30", c.name),
-                                   kwargs={"timeout": 60})
-        stopper.start()  # SIGTERM to forklift, PID 1
-        deadline = time.time() + 30
-        while '"draining"' not in podman("logs", c.name, check=False).stdout:
-            assert time.time() < deadline, "no drain began"
-            time.sleep(0.05)
-        slow.sendall(payload[len(payload) // 2:])
-        answer = b""
-        while chunk := slow.recv(65536):
-            answer += chunk
-        slow.close()
-        assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
-        stopper.join(60)
-        stop.set()
-        for t in threads:
-            t.join(15)
-        exit_code = podman("inspect", c.name, "--format", "{{.State.ExitCode}}").stdout.strip()
-        assert exit_code == "0", podman("logs", c.name, check=False).stdout[-2000:]
-        answered = [r for r in results if r != "refused"]
-        assert answered and all(r == 200 for r in answered), sorted(set(map(str, results)))
-        assert '"draining"' in podman("logs", c.name, check=False).stdout
+        check_drain(c, {"model_id": "eta", "features": selftest_cases("eta", 2)[0]["features"]})
     finally:
         c.remove()
+
+
+def check_drain(c, body):
+    """SIGTERM (podman stop) under load: every request the server accepted is answered in full,
+    one sent half before the drain began and half after included, and it exits 0."""
+    results, stop = [], threading.Event()
+
+    def load():
+        # A connection per request: a refused one was never accepted; any other failure
+        # (a reset, a cut answer) is an accepted request lost, and fails the test.
+        while not stop.is_set():
+            try:
+                results.append(requests.post(c.url + "/infer", json=body, timeout=10).status_code)
+            except requests.ConnectionError as e:
+                results.append("refused" if "refused" in str(e) else f"lost: {e}")
+                time.sleep(0.01)
+            except requests.RequestException as e:  # a cut answer, a timeout
+                results.append(f"lost: {e}")
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1)
+    # One request certainly in flight at SIGTERM: its headers and half its body sent before,
+    # the rest after. A drain answers every request it has started reading.
+    payload = json.dumps(body).encode()
+    slow = socket.create_connection(("127.0.0.1", c.port), timeout=30)
+    slow.sendall(b"POST /infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 + f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                 + payload[:len(payload) // 2])
+    stopper = threading.Thread(target=podman, args=("stop", "-t", "30", c.name),
+                               kwargs={"timeout": 60})
+    stopper.start()  # SIGTERM to forklift, PID 1
+    deadline = time.time() + 30
+    while '"draining"' not in podman("logs", c.name, check=False).stdout:
+        assert time.time() < deadline, "no drain began"
+        time.sleep(0.05)
+    slow.sendall(payload[len(payload) // 2:])
+    answer = b""
+    while chunk := slow.recv(65536):
+        answer += chunk
+    slow.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    stopper.join(60)
+    stop.set()
+    for t in threads:
+        t.join(15)
+    exit_code = podman("inspect", c.name, "--format", "{{.State.ExitCode}}").stdout.strip()
+    assert exit_code == "0", podman("logs", c.name, check=False).stdout[-2000:]
+    answered = [r for r in results if r != "refused"]
+    assert answered and all(r == 200 for r in answered), sorted(set(map(str, results)))
+    assert '"draining"' in podman("logs", c.name, check=False).stdout
+
+
+def free_port_pair():
+    """A port whose successor is free too: a generated service listens on PORT and PORT + 1."""
+    for _ in range(100):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two adjacent free ports")
+
+
+@pytest.mark.parametrize("runtime", ["cpp", "xgboost", "python", "torchscript"])
+def test_a_generated_service_image_builds_from_the_sdk_serves_and_drains(images, tmp_path,
+                                                                        runtime):
+    if runtime == "torchscript" and "torch" not in images:
+        pytest.skip("built without the torchscript runtime")
+    repo = tmp_path / "svc"
+    name = f"svc-{runtime}"
+    port = free_port_pair()
+    r = subprocess.run([str(BUILD / "forklift"), "new", str(repo), "--yes", "--name", name,
+                        "--team", "@lyft/pricing", "--runtime", runtime, "--port", str(port),
+                        "--registry", "localhost"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    # The generated Dockerfile as written; only the images it starts FROM are named, since no
+    # registry is reachable here: the SDK image just built, and the same Debian base.
+    tag = f"localhost/{name}:test"
+    started = time.time()
+    cache = (["-v", "/var/cache/apt/archives:/var/cache/apt/archives:O"]
+             if any(Path("/var/cache/apt/archives").glob("*.deb")) else [])
+    build = podman("build", "--format", "docker", "--network", "host", *cache,
+                   "--build-arg", f"FORKLIFT_SDK={images['sdk']}",
+                   "--build-arg", "RUNTIME_BASE=localhost/forklift-base:bookworm",
+                   "-t", tag, str(repo), check=False, timeout=1800)
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-2000:]
+    size = int(podman("image", "inspect", tag, "--format", "{{.Size}}").stdout)
+    print(f"{tag}: {size / 1e6:.0f} MB, built in {time.time() - started:.0f} s")
+    c = Container(tag, port=port)
+    try:
+        print(f"ready {c.wait_ready(180):.2f} s after podman run")
+        example = json.loads((repo / "models" / name / "1" / "example-request.json").read_text())
+        answer = requests.post(c.url + "/infer", json=example, timeout=10)
+        assert answer.status_code == 200, answer.text
+        # The service's own self-test requests, answered as its selftest.jsonl expects (read
+        # from the image: the trained runtimes write theirs when the image is built).
+        selftests = podman("exec", c.name, "cat", f"/models/{name}/1/selftest.jsonl").stdout
+        cases = [json.loads(line) for line in selftests.splitlines() if line.strip()]
+        assert cases
+        for case in cases:
+            r = requests.post(c.url + "/infer", json={"model_id": name,
+                                                      "features": case["features"]}, timeout=10)
+            assert r.status_code == 200, r.text
+            if "expected" in case and isinstance(case["expected"], (int, float)):
+                assert r.json()["output"] == pytest.approx(case["expected"], rel=1e-3, abs=1e-4)
+        check_non_root_read_only_with_healthcheck(c, tag)
+        check_drain(c, {"model_id": name, "features": cases[0]["features"]})
+    finally:
+        c.remove()
+        podman("rmi", "-f", tag, check=False)

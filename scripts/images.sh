@@ -5,7 +5,7 @@
 #   forklift-sdk:VERSION, what teams build their services in (docker/forklift-sdk.Dockerfile);
 # on a Debian bookworm base image made here from Debian's own packages when it is missing
 # (debootstrap --variant=minbase, trimmed like debian:bookworm-slim, imported as
-# localhost/debian:bookworm-slim), since no image registry may be reachable. Everything lands in
+# localhost/forklift-base:bookworm), since no image registry may be reachable. Everything lands in
 # build-images/; the base is made once per build tree.
 #
 #   scripts/images.sh [--engine podman|docker] [--build-dir DIR] [--base-only]
@@ -135,7 +135,10 @@ for variant in "${variants[@]}"; do
   with_torch=0
   tag="forklift:$version"
   if [ "$variant" = torch ]; then
-    [ -f "$staging/lib/forklift/libforklift_torchscript.so" ] || continue  # built without it
+    if [ ! -f "$staging/lib/forklift/libforklift_torchscript.so" ]; then
+      echo "images: forklift:$version-torch skipped: this build has no torchscript runtime"
+      continue
+    fi
     mkdir -p "$ctx/out/lib"
     cp -r "$staging/lib/forklift" "$ctx/out/lib/"
     with_torch=1

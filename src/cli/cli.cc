@@ -9,12 +9,10 @@
 #include "runtimes/builtin.h"
 
 namespace forklift {
-namespace {
 
-// Documented in docs/reference/cli.md: 2 is bad usage (an unknown flag, a missing argument, a
-// path that does not exist). CLI11's own codes (105, 106, 109, ...) are not part of the contract.
-
-}  // namespace
+// Exit codes are documented in docs/reference/cli.md: kExitUsage (2) is bad usage (an unknown
+// flag, a missing argument, a path that does not exist). CLI11's own codes (105, 106, 109, ...)
+// are not part of the contract.
 
 int run_cli(int argc, char** argv) {
   // Worker processes are this same binary; they are not a command anyone types.

@@ -25,7 +25,7 @@ namespace forklift {
 namespace {
 
 // Documented in docs/reference/cli.md.
-constexpr int kExitRefused = 3;  // the model is worse than production
+constexpr int kExitWorseThanProduction = 3;
 constexpr int kCancelled = 130;
 
 struct TrainOptions {
@@ -162,7 +162,7 @@ int run_train(const TrainOptions& o) {
       if (!o.json) std::printf("%s\n", outcome.reason.c_str());
       return 0;
     case training::JobResult::kRefused:
-      return kExitRefused;
+      return kExitWorseThanProduction;
     case training::JobResult::kCancelled:
       return kCancelled;
     case training::JobResult::kFailed:

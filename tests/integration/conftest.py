@@ -197,11 +197,12 @@ class Server:
         return self.proc.returncode
 
 
-# The example models that need neither libtorch nor CPython. A server on these alone is ready with
-# about a third of the CPU of one on the whole repository (0.9 s against 2.6 s in release, 3.8 s
-# against 6.0 s under ASan, measured), and the suites start hundreds of servers on two cores. A
-# test module that needs fraud or cancel_risk says so with `EXAMPLE_REPOSITORY = "full"`; a single
-# test asks for `full_example_models` or `full_repo_copy`.
+# The example models that need neither libtorch nor CPython. A server on these alone is ready
+# with about a quarter of the CPU of one on the whole repository (EXAMPLE_MODELS): 0.7-0.9 s
+# against 3.1-3.5 s in release (three starts each, 2026-11-30), and 3.8 s against 6.0 s under
+# ASan (2026-11-29); the suites start hundreds of servers on two cores. The `example_models`
+# fixture gives a module these two, or every example model where the module says
+# `EXAMPLE_REPOSITORY = "full"`; a single test asks for `full_example_models` or `full_repo_copy`.
 CORE_EXAMPLES = ("eta", "surge")
 
 

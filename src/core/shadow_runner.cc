@@ -10,7 +10,7 @@
 namespace forklift {
 namespace {
 
-std::optional<double> number_of(const Value& v) {
+std::optional<double> shadow_number_of(const Value& v) {
   if (const auto* d = std::get_if<double>(&v)) return *d;
   if (const auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
   if (const auto* b = std::get_if<bool>(&v)) return *b ? 1.0 : 0.0;
@@ -49,7 +49,7 @@ Comparison compare_outputs(const Value& primary, const Value& shadow, double agr
     c.rel_diff = std::max(c.rel_diff, diff == 0 ? 0.0 : rel);
     return diff == 0 || rel <= agree_tolerance;
   };
-  if (auto a = number_of(primary), b = number_of(shadow); a && b) {
+  if (auto a = shadow_number_of(primary), b = shadow_number_of(shadow); a && b) {
     c.agree = within(*a, *b);
     return c;
   }

@@ -12,7 +12,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read(const fs::path& p) {
+std::string read_whole(const fs::path& p) {
   std::ifstream in(p);
   std::stringstream s;
   s << in.rdbuf();
@@ -30,8 +30,8 @@ TEST(WriteFileAtomically, DoesNotWriteThroughAPlantedSymlink) {
   const fs::path target = dir.path() / ".forklift-state.json";
   fs::create_symlink(victim, target.string() + ".tmp");
   ASSERT_TRUE(write_file_atomically(target, "{\"models\":{}}\n").ok());
-  EXPECT_EQ(read(victim), "precious\n");
-  EXPECT_EQ(read(target), "{\"models\":{}}\n");
+  EXPECT_EQ(read_whole(victim), "precious\n");
+  EXPECT_EQ(read_whole(target), "{\"models\":{}}\n");
   // The planted link is left alone, and no temporary file is left behind.
   std::size_t entries = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path())) ++entries;
@@ -43,7 +43,7 @@ TEST(WriteFileAtomically, ReplacesTheFileWhole) {
   const fs::path target = dir.path() / "state.json";
   ASSERT_TRUE(write_file_atomically(target, "one").ok());
   ASSERT_TRUE(write_file_atomically(target, "two").ok());
-  EXPECT_EQ(read(target), "two");
+  EXPECT_EQ(read_whole(target), "two");
 }
 
 }  // namespace

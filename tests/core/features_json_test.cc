@@ -22,7 +22,7 @@ constexpr char kGood[] =
         "embedding": [1, 2.5, -3]})";
 
 // Parses `json` as one feature object into a batch.
-Status parse(const std::string& json, Batch& batch) {
+Status parse_features(const std::string& json, Batch& batch) {
   simdjson::ondemand::parser parser;
   simdjson::padded_string padded(json);
   simdjson::ondemand::document doc;
@@ -35,7 +35,7 @@ Status parse(const std::string& json, Batch& batch) {
 std::string error_for(const std::string& json) {
   Schema schema = test_schema();
   Batch batch(schema);
-  Status s = parse(json, batch);
+  Status s = parse_features(json, batch);
   EXPECT_FALSE(s.ok()) << json;
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   return s.message();
@@ -50,7 +50,7 @@ std::string with(const std::string& from, const std::string& to) {
 TEST(FeaturesJson, ParsesEveryType) {
   Schema schema = test_schema();
   Batch batch(schema);
-  ASSERT_TRUE(parse(kGood, batch).ok());
+  ASSERT_TRUE(parse_features(kGood, batch).ok());
   ASSERT_EQ(batch.rows(), 1u);
   const RowView row = batch.row(0);
   EXPECT_DOUBLE_EQ(std::get<double>(row[0]), 3.5);
@@ -65,9 +65,9 @@ TEST(FeaturesJson, ParsesEveryType) {
 TEST(FeaturesJson, FeatureOrderDoesNotMatter) {
   Schema schema = test_schema();
   Batch batch(schema);
-  ASSERT_TRUE(parse(R"({"embedding": [0,0,0], "city": "x", "raining": false, "hour": 1,
+  ASSERT_TRUE(parse_features(R"({"embedding": [0,0,0], "city": "x", "raining": false, "hour": 1,
                         "traffic": 0.5, "distance": 1})",
-                    batch)
+                             batch)
                   .ok());
   EXPECT_DOUBLE_EQ(std::get<double>(batch.row(0)[1]), 0.5);
 }
@@ -75,7 +75,7 @@ TEST(FeaturesJson, FeatureOrderDoesNotMatter) {
 TEST(FeaturesJson, IntegersAreAcceptedAsFloats) {
   Schema schema = test_schema();
   Batch batch(schema);
-  ASSERT_TRUE(parse(with("3.5", "3"), batch).ok());
+  ASSERT_TRUE(parse_features(with("3.5", "3"), batch).ok());
   EXPECT_DOUBLE_EQ(std::get<double>(batch.row(0)[0]), 3.0);
 }
 
@@ -165,13 +165,13 @@ TEST(FeaturesJson, WideSchemasCatchDuplicatesAndMissingFeatures) {
       return json;
     };
     Batch batch(schema);
-    ASSERT_TRUE(parse(object(width, width), batch).ok()) << width;
+    ASSERT_TRUE(parse_features(object(width, width), batch).ok()) << width;
     EXPECT_EQ(std::get<double>(batch.row(0)[width - 1]), static_cast<double>(width - 1));
-    Status dup = parse(object(width, width - 3), batch);
+    Status dup = parse_features(object(width, width - 3), batch);
     EXPECT_NE(dup.message().find("'f" + std::to_string(width - 3) + "' appears twice"),
               std::string::npos)
         << dup.message();
-    Status missing = parse(object(width - 2, width), batch);
+    Status missing = parse_features(object(width - 2, width), batch);
     EXPECT_NE(missing.message().find("missing feature 'f" + std::to_string(width - 2) + "'"),
               std::string::npos)
         << missing.message();

@@ -21,7 +21,7 @@ runtime_options:
   nthread: 2
 )";
 
-Result<Manifest> parse(const std::string& text) {
+Result<Manifest> parse_test_manifest(const std::string& text) {
   return parse_manifest_text(text, "m.yaml");
 }
 
@@ -31,7 +31,7 @@ std::string replace(std::string text, const std::string& from, const std::string
 }
 
 TEST(Manifest, ParsesEveryField) {
-  auto m = parse(kValid);
+  auto m = parse_test_manifest(kValid);
   ASSERT_TRUE(m.ok()) << m.status().message();
   EXPECT_EQ(m->runtime, "xgboost");
   EXPECT_EQ(m->artifact, "model.json");
@@ -51,13 +51,14 @@ TEST(Manifest, ParsesEveryField) {
 }
 
 TEST(Manifest, DefaultsToLatestPolicy) {
-  auto m = parse(replace(kValid, "version_policy: all\n", ""));
+  auto m = parse_test_manifest(replace(kValid, "version_policy: all\n", ""));
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->version_policy.kind, VersionPolicy::Kind::kLatest);
 }
 
 TEST(Manifest, SpecificVersions) {
-  auto m = parse(replace(kValid, "version_policy: all", "version_policy: {specific: [1, 3]}"));
+  auto m = parse_test_manifest(
+      replace(kValid, "version_policy: all", "version_policy: {specific: [1, 3]}"));
   ASSERT_TRUE(m.ok()) << m.status().message();
   EXPECT_EQ(m->version_policy.kind, VersionPolicy::Kind::kSpecific);
   EXPECT_EQ(m->version_policy.versions, (std::vector<std::int64_t>{1, 3}));
@@ -77,7 +78,7 @@ class ManifestErrors : public ::testing::TestWithParam<BadCase> {};
 
 TEST_P(ManifestErrors, NameTheFileAndField) {
   const BadCase& c = GetParam();
-  auto m = parse(replace(kValid, c.from, c.to));
+  auto m = parse_test_manifest(replace(kValid, c.from, c.to));
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(m.status().message().find("m.yaml"), std::string::npos) << m.status().message();
@@ -113,11 +114,12 @@ INSTANTIATE_TEST_SUITE_P(
                 "'dynamic_batching.threads' must be an integer"}));
 
 TEST(Manifest, DynamicBatchingIsOffUnlessAsked) {
-  auto off = parse(kValid);
+  auto off = parse_test_manifest(kValid);
   ASSERT_TRUE(off.ok());
   EXPECT_EQ(off->batching.max_batch_size, 0u);
-  auto on = parse(replace(kValid, "description: test",
-                          "dynamic_batching: {max_batch_size: 64, max_queue_delay_us: 200}"));
+  auto on = parse_test_manifest(
+      replace(kValid, "description: test",
+              "dynamic_batching: {max_batch_size: 64, max_queue_delay_us: 200}"));
   ASSERT_TRUE(on.ok()) << on.status().message();
   EXPECT_EQ(on->batching.max_batch_size, 64u);
   EXPECT_EQ(on->batching.max_queue_delay_us, 200);

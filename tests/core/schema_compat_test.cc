@@ -5,7 +5,7 @@
 namespace forklift {
 namespace {
 
-Schema schema(std::vector<FeatureSpec> features) {
+Schema schema_of(std::vector<FeatureSpec> features) {
   Schema s;
   s.features = std::move(features);
   s.output = {"y", ValueType::kFloat, 1};
@@ -13,25 +13,27 @@ Schema schema(std::vector<FeatureSpec> features) {
 }
 
 TEST(SchemaCompat, IdenticalAndReorderedSchemasAreCompatible) {
-  const Schema a = schema({{"x", ValueType::kFloat, 1, false}, {"n", ValueType::kInt, 1, false}});
-  const Schema b = schema({{"n", ValueType::kInt, 1, false}, {"x", ValueType::kFloat, 1, false}});
+  const Schema a =
+      schema_of({{"x", ValueType::kFloat, 1, false}, {"n", ValueType::kInt, 1, false}});
+  const Schema b =
+      schema_of({{"n", ValueType::kInt, 1, false}, {"x", ValueType::kFloat, 1, false}});
   EXPECT_TRUE(schema_breaks(a, a).empty());
   EXPECT_TRUE(schema_breaks(a, b).empty());
   // Relaxing a feature to allow missing values breaks nobody.
   const Schema relaxed =
-      schema({{"x", ValueType::kFloat, 1, true}, {"n", ValueType::kInt, 1, false}});
+      schema_of({{"x", ValueType::kFloat, 1, true}, {"n", ValueType::kInt, 1, false}});
   EXPECT_TRUE(schema_breaks(a, relaxed).empty());
 }
 
 TEST(SchemaCompat, EveryBreakIsListed) {
-  const Schema now = schema({{"x", ValueType::kFloat, 1, true},
-                             {"n", ValueType::kInt, 1, false},
-                             {"v", ValueType::kFloatVector, 4, false},
-                             {"gone", ValueType::kBool, 1, false}});
-  const Schema next = schema({{"x", ValueType::kFloat, 1, false},
-                              {"n", ValueType::kFloat, 1, false},
-                              {"v", ValueType::kFloatVector, 8, false},
-                              {"extra", ValueType::kString, 1, false}});
+  const Schema now = schema_of({{"x", ValueType::kFloat, 1, true},
+                                {"n", ValueType::kInt, 1, false},
+                                {"v", ValueType::kFloatVector, 4, false},
+                                {"gone", ValueType::kBool, 1, false}});
+  const Schema next = schema_of({{"x", ValueType::kFloat, 1, false},
+                                 {"n", ValueType::kFloat, 1, false},
+                                 {"v", ValueType::kFloatVector, 8, false},
+                                 {"extra", ValueType::kString, 1, false}});
   EXPECT_EQ(schema_breaks(now, next),
             (std::vector<std::string>{"no longer allows feature 'x' to be missing",
                                       "retypes feature 'n' (int -> float)",

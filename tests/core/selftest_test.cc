@@ -23,7 +23,7 @@ class DoubleModel final : public Model {
   }
 };
 
-Schema schema() {
+Schema selftest_schema() {
   Schema s;
   s.features = {{"x", ValueType::kFloat, 1, false}};
   s.output = {"y", ValueType::kFloat, 1};
@@ -33,7 +33,7 @@ Schema schema() {
 SelfTestReport run(const std::string& lines) {
   TempDir dir;
   write_file(dir.path() / "selftest.jsonl", lines);
-  const Schema s = schema();
+  const Schema s = selftest_schema();
   // Guarded, as every loaded version is: the guard turns the throw into a failed case.
   return run_selftests(*testing::guarded_shared(std::make_shared<DoubleModel>()), s,
                        dir.path() / "selftest.jsonl");
@@ -81,7 +81,7 @@ TEST(SelfTest, MalformedLinesNameTheLine) {
 }
 
 TEST(SelfTest, MissingOrEmptyFileFails) {
-  const Schema s = schema();
+  const Schema s = selftest_schema();
   auto missing = run_selftests(DoubleModel(), s, "/nonexistent/selftest.jsonl");
   EXPECT_FALSE(missing.ok());
   EXPECT_NE(missing.summary().find("is missing"), std::string::npos);

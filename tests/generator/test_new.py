@@ -158,9 +158,34 @@ def test_generated_kubernetes_manifests_render(deployable, env_name, min_replica
     pod = docs["Deployment"]["spec"]["template"]
     assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
     container = pod["spec"]["containers"][0]
+    assert container["image"] == "registry.example.com/ml/ride-score:latest"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["limits"] and container["resources"]["requests"]
+
+
+def test_the_pipeline_sets_the_image_it_built_in_the_overlay(deployable, tmp_path):
+    """The deploy jobs run `kustomize edit set image "${IMAGE}=${IMAGE}:TAG"` in an overlay. The
+    base has already renamed the image to ${IMAGE}, so the edit must name that, or kustomize
+    ignores it and the pods run `latest`. Here the edit is written as kustomize writes it, and
+    the overlay is rendered."""
+    require_or_skip(shutil.which("kubectl"), "kubectl is not installed",
+                    installed_by_project=False)
+    workflow = (deployable / ".github/workflows/ci.yaml").read_text()
+    assert workflow.count('kustomize edit set image "${IMAGE}=${IMAGE}:${{ needs.image.outputs.tag }}"') == 2
+    image = yaml.safe_load(workflow)["env"]["IMAGE"]
+    repo = tmp_path / "svc"
+    shutil.copytree(deployable, repo)
+    overlay = repo / "deploy/k8s/overlays/staging/kustomization.yaml"
+    kustomization = yaml.safe_load(overlay.read_text())
+    kustomization["images"] = [{"name": image, "newName": image, "newTag": "0123456789ab"}]
+    overlay.write_text(yaml.safe_dump(kustomization))
+    r = subprocess.run(["kubectl", "kustomize", str(overlay.parent)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    deployment = next(d for d in yaml.safe_load_all(r.stdout) if d["kind"] == "Deployment")
+    images = {c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
+    assert images == {f"{image}:0123456789ab"}
 
 
 def test_generated_monitoring_is_valid_and_renders(deployable):

@@ -32,7 +32,7 @@ tree::Forest load(const std::filesystem::path& file) {
 }
 
 // Random rows of `cols` features, a tenth of the values missing, some on round numbers.
-std::vector<float> random_rows(std::size_t rows, std::size_t cols, unsigned seed) {
+std::vector<float> random_engine_rows(std::size_t rows, std::size_t cols, unsigned seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> value(-3, 40);
   std::uniform_real_distribution<float> coin(0, 1);
@@ -131,7 +131,7 @@ TEST(NativeEngine, EveryPathGivesTheSameBits) {
     ASSERT_EQ(forest.layout(), categorical ? "node walk" : "complete trees") << file;
     const std::size_t cols = forest.num_features, per_row = forest.outputs_per_row();
     for (std::size_t n : {1u, 3u, 4u, 17u, 70u, 1000u}) {
-      const std::vector<float> rows = random_rows(n, cols, static_cast<unsigned>(n));
+      const std::vector<float> rows = random_engine_rows(n, cols, static_cast<unsigned>(n));
       // With the vector kernels (where the CPU has them) and without: the one-row path, the
       // batch path and the node walk, each against the scalar batch path.
       tree::enable_vector_kernels(false);
@@ -289,7 +289,7 @@ TEST(NativeEngine, TheXGBoostRuntimeServesNativeByDefaultAndSaysWhy) {
   // Both engines answer alike.
   const Schema& schema = by_default.manifest->schema;
   Batch batch(schema);
-  const std::vector<float> rows = random_rows(300, schema.features.size(), 9);
+  const std::vector<float> rows = random_engine_rows(300, schema.features.size(), 9);
   for (std::size_t r = 0; r < 300; ++r) {
     auto row = batch.add_row();
     for (std::size_t c = 0; c < row.size(); ++c)

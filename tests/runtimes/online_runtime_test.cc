@@ -17,7 +17,7 @@ using testing::load_direct;
 using testing::TempDir;
 using testing::write_file;
 
-constexpr const char* kManifest =
+constexpr const char* kOnlineManifest =
     "runtime: online\nartifact: state.json\nfeatures:\n  - {name: x1, type: float}\n"
     "  - {name: x2, type: float, allow_missing: true}\noutput: {name: y, type: float}\n";
 
@@ -69,7 +69,7 @@ double mae(const std::vector<double>& p, const std::vector<double>& y) {
 class OnlineRuntime : public ::testing::Test {
  protected:
   testing::DirectLoad load(const std::string& state, const std::string& options = "") {
-    write_file(tmp_.path() / "model.yaml", kManifest + options);
+    write_file(tmp_.path() / "model.yaml", kOnlineManifest + options);
     write_file(tmp_.path() / "state.json", state);
     return load_direct(tmp_.path());
   }
@@ -162,7 +162,7 @@ TEST_F(OnlineRuntime, HostileArtifactsAreRefusedWithTheReason) {
     EXPECT_EQ(m.status.message().find("\"x\""), std::string::npos);
   }
   // A state file of gigabytes is refused by its size, before it is read.
-  write_file(tmp_.path() / "model.yaml", kManifest);
+  write_file(tmp_.path() / "model.yaml", kOnlineManifest);
   std::filesystem::resize_file(tmp_.path() / "state.json", std::uintmax_t{1} << 30);
   auto huge = load_direct(tmp_.path());
   ASSERT_FALSE(huge.loaded());

@@ -20,7 +20,7 @@ using testing::write_file;
 const std::filesystem::path kCancelRisk =
     std::filesystem::path(FORKLIFT_EXAMPLE_MODELS) / "cancel_risk";
 
-constexpr const char* kManifest =
+constexpr const char* kPythonManifest =
     "runtime: python\nartifact: weights.txt\n"
     "features:\n  - {name: x, type: float, allow_missing: true}\n  - {name: n, type: int}\n"
     "  - {name: flag, type: bool}\n  - {name: city, type: string}\n"
@@ -30,7 +30,7 @@ constexpr const char* kManifest =
 // A python model whose predict() is `body` (the features dict is `f`).
 class PythonRuntime : public ::testing::Test {
  protected:
-  DirectLoad load(const std::string& body, const std::string& manifest = kManifest) {
+  DirectLoad load(const std::string& body, const std::string& manifest = kPythonManifest) {
     const auto dir = tmp.path() / "m" / std::to_string(++version);
     std::filesystem::create_directories(dir);
     write_file(dir / "model.yaml", manifest);
@@ -112,9 +112,9 @@ TEST_F(PythonRuntime, TheWrongNumberOrTypeOfOutputsIsAnError) {
   EXPECT_EQ(s.code(), StatusCode::kInternal) << s.message();
 }
 
-// kManifest with another output.
+// kPythonManifest with another output.
 std::string manifest_with(const std::string& output) {
-  std::string m = kManifest;
+  std::string m = kPythonManifest;
   m.replace(m.find("output:"), std::string::npos, "output: " + output + "\n");
   return m;
 }
@@ -198,7 +198,7 @@ TEST_F(PythonRuntime, LoadProblemsRejectTheVersion) {
   EXPECT_NE(out.status.message().find("SyntaxError"), std::string::npos) << out.status.message();
   const auto dir = tmp.path() / "nopredict" / "1";
   std::filesystem::create_directories(dir);
-  write_file(dir / "model.yaml", kManifest);
+  write_file(dir / "model.yaml", kPythonManifest);
   write_file(dir / "weights.txt", "3");
   write_file(dir / "model.py", "def load(path):\n    return 1\n");
   out = load_direct(dir, "nopredict", 1);

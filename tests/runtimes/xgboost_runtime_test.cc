@@ -16,7 +16,7 @@ class XGBoostRuntime : public ::testing::Test {
   void SetUp() override { register_builtin_runtimes(); }
 };
 
-Batch random_rows(const Schema& schema, std::size_t n, unsigned seed) {
+Batch random_eta_rows(const Schema& schema, std::size_t n, unsigned seed) {
   Batch batch(schema);
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> dist(0, 50);
@@ -40,7 +40,7 @@ TEST_F(XGBoostRuntime, BatchEqualsRowByRowAndConcurrentCallsAgree) {
   ASSERT_TRUE(out.loaded) << out.status.message();
   const Model& model = *out.loaded->model;
   const Schema& schema = out.loaded->manifest.schema;
-  const Batch batch = random_rows(schema, 200, 7);
+  const Batch batch = random_eta_rows(schema, 200, 7);
   std::vector<Value> expected;
   ASSERT_TRUE(model.predict(batch, expected).ok());
   ASSERT_EQ(expected.size(), 200u);

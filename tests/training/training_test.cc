@@ -28,7 +28,7 @@ void write(const fs::path& path, const std::string& text) {
   std::ofstream(path) << text;
 }
 
-std::string read(const fs::path& path) {
+std::string read_text(const fs::path& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
@@ -301,7 +301,7 @@ TEST(StagedVersion, PublishesAsTheNextFreeNumberOrLeavesNothing) {
   auto version = staged->publish();
   ASSERT_TRUE(version.ok()) << version.status().message();
   EXPECT_EQ(*version, 6);
-  EXPECT_EQ(read(model / "6" / "a.txt"), "x");
+  EXPECT_EQ(read_text(model / "6" / "a.txt"), "x");
   EXPECT_EQ(newest_version(model), 6);
 
   // No number is published that the repository scan would not read as a version.
@@ -391,7 +391,7 @@ TEST_F(TrainingJob, TrainsTestsAndPublishesAVersionWithItsLineage) {
   ASSERT_TRUE(loaded.loaded) << loaded.status.message();
   EXPECT_EQ(loaded.selftest->cases, 5u);
   EXPECT_TRUE(loaded.loaded->drift);  // its profile.json is read
-  const std::string lineage = read(model_ / "1" / "lineage.json");
+  const std::string lineage = read_text(model_ / "1" / "lineage.json");
   EXPECT_NE(lineage.find("\"parent_version\":null"), std::string::npos) << lineage;
   EXPECT_NE(lineage.find("\"sha256\":\""), std::string::npos);
   EXPECT_NE(lineage.find("\"rows\":600"), std::string::npos);
@@ -406,7 +406,7 @@ TEST_F(TrainingJob, TrainsTestsAndPublishesAVersionWithItsLineage) {
   EXPECT_EQ(second.version, 2);
   EXPECT_EQ(second.parent, 1);
   EXPECT_NEAR(second.parent_metric, first.candidate_metric, 1e-9);
-  EXPECT_NE(read(model_ / "2" / "lineage.json").find("\"rounds\":40"), std::string::npos);
+  EXPECT_NE(read_text(model_ / "2" / "lineage.json").find("\"rounds\":40"), std::string::npos);
 }
 
 TEST_F(TrainingJob, AWorseModelIsRefusedAndLeavesNoVersion) {

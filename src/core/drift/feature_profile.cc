@@ -15,7 +15,7 @@ constexpr std::size_t kMaxCategories = 20;
 constexpr std::size_t kMaxNameBytes = 256;
 constexpr double kFloor = 1e-4;
 
-std::optional<double> number_of(const Value& v) {
+std::optional<double> profiled_number_of(const Value& v) {
   if (const auto* d = std::get_if<double>(&v)) {
     return std::isnan(*d) ? std::nullopt : std::optional(*d);
   }
@@ -44,7 +44,7 @@ std::optional<Distribution> distribution_of(const std::vector<const Value*>& val
   for (const Value* v : values) {
     if (is_missing(*v)) {
       ++missing;
-    } else if (auto n = number_of(*v)) {
+    } else if (auto n = profiled_number_of(*v)) {
       numbers.push_back(*n);
     } else if (auto c = category_of(*v)) {
       ++counts[c->substr(0, kMaxNameBytes)];
@@ -185,7 +185,7 @@ void append_distribution(std::string& out, const Distribution& d) {
 
 std::optional<std::size_t> Distribution::bin_of(const Value& value) const {
   if (kind == Kind::kNumeric) {
-    const auto n = number_of(value);
+    const auto n = profiled_number_of(value);
     if (!n) return std::nullopt;
     return static_cast<std::size_t>(std::upper_bound(edges.begin(), edges.end(), *n) -
                                     edges.begin());

@@ -62,7 +62,7 @@ float strict_bound_for_at_most(double t) {
   return std::nextafter(f, INFINITY);
 }
 
-Status set_objective(Forest& forest, const Section& header, const std::string& origin) {
+Status set_lightgbm_objective(Forest& forest, const Section& header, const std::string& origin) {
   std::string objective = value_of(header, "objective");
   if (objective.empty() && header.count("sigmoid")) {
     objective = "binary sigmoid:" + value_of(header, "sigmoid");  // models before LightGBM 2.0
@@ -241,7 +241,7 @@ Result<Forest> parse_lightgbm_text(std::string_view text, const std::string& ori
           return FailedPrecondition(origin + ": models with several outputs (num_class " +
                                     num_class + ") are not supported by the tree runtime yet");
         }
-        if (Status s = set_objective(forest, header, origin); !s.ok()) return s;
+        if (Status s = set_lightgbm_objective(forest, header, origin); !s.ok()) return s;
       }
       if (Status s = finish_tree(); !s.ok()) return s;
       tree_name = "tree " + value;

@@ -133,8 +133,8 @@ Result<std::vector<T>> numbers(simdjson::dom::element tree, const char* key) {
 
 // The objective says how the summed margin becomes a prediction, and how base_score (given in
 // prediction space) becomes a margin.
-Status set_objective(Forest& forest, std::string_view o, double base_score,
-                     const std::string& origin) {
+Status set_xgboost_objective(Forest& forest, std::string_view o, double base_score,
+                             const std::string& origin) {
   forest.objective = std::string(o);
   if (o == "reg:squarederror" || o == "reg:linear" || o == "reg:pseudohubererror" ||
       o == "reg:absoluteerror") {
@@ -257,7 +257,7 @@ Result<Forest> parse_xgboost_json(std::string_view json, const std::string& orig
     }
     forest.num_groups = static_cast<std::size_t>(*n);
   }
-  if (Status s = set_objective(forest, objective, *base_score, origin); !s.ok()) return s;
+  if (Status s = set_xgboost_objective(forest, objective, *base_score, origin); !s.ok()) return s;
   std::string_view booster;
   if (learner["gradient_booster"]["name"].get_string().get(booster) || booster != "gbtree") {
     return bad(origin,

@@ -109,6 +109,18 @@ version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
 staging="$out/install"
 rm -rf "$staging"
 cmake --install "$build" --prefix "$staging" > /dev/null
+# Builds one image from a prepared context and says how large it is and how long it took.
+build_image() {  # variant tag dockerfile context [extra build arguments...]
+  local variant=$1 tag=$2 dockerfile=$3 ctx=$4 started size
+  shift 4
+  started=$(date +%s)
+  run_engine build "${build_format[@]}" --network host -f "$root/docker/$dockerfile" \
+    --build-arg "BASE=$base" "$@" -t "localhost/$tag" "$ctx" > "$out/build-$variant.log" 2>&1 \
+    || { tail -30 "$out/build-$variant.log" >&2; exit 1; }
+  size=$(run_engine image inspect "localhost/$tag" --format '{{.Size}}')
+  echo "images: localhost/$tag: $((size / 1000000)) MB, built in $(( $(date +%s) - started )) s"
+}
+
 for variant in "${variants[@]}"; do
   ctx="$out/context-$variant"
   rm -rf "$ctx"
@@ -118,14 +130,8 @@ for variant in "${variants[@]}"; do
     mkdir -p "$ctx"
     cp -a "$staging" "$ctx/out"
     cp "$root/scripts/install-deps.sh" "$ctx/"
-    tag="forklift-sdk:$version"
-    started=$(date +%s)
-    echo "images: building $tag (installs the build packages: minutes)"
-    run_engine build "${build_format[@]}" "${apt_cache[@]}" --network host \
-      -f "$root/docker/forklift-sdk.Dockerfile" --build-arg "BASE=$base" -t "localhost/$tag" "$ctx" \
-      > "$out/build-$variant.log" 2>&1 || { tail -30 "$out/build-$variant.log" >&2; exit 1; }
-    size=$(run_engine image inspect "localhost/$tag" --format '{{.Size}}')
-    echo "images: localhost/$tag: $((size / 1000000)) MB, built in $(( $(date +%s) - started )) s"
+    echo "images: building forklift-sdk:$version (installs the build packages: minutes)"
+    build_image sdk "forklift-sdk:$version" forklift-sdk.Dockerfile "$ctx" "${apt_cache[@]}"
     continue
   fi
   mkdir -p "$ctx/out/bin" "$ctx/out/share"
@@ -144,11 +150,6 @@ for variant in "${variants[@]}"; do
     with_torch=1
     tag="forklift:$version-torch"
   fi
-  started=$(date +%s)
   echo "images: building $tag"
-  run_engine build "${build_format[@]}" --network host -f "$root/docker/forklift.Dockerfile" --build-arg "BASE=$base" \
-    --build-arg "WITH_TORCH=$with_torch" -t "localhost/$tag" "$ctx" > "$out/build-$variant.log" 2>&1 \
-    || { tail -30 "$out/build-$variant.log" >&2; exit 1; }
-  size=$(run_engine image inspect "localhost/$tag" --format '{{.Size}}')
-  echo "images: localhost/$tag: $((size / 1000000)) MB, built in $(( $(date +%s) - started )) s"
+  build_image "$variant" "$tag" forklift.Dockerfile "$ctx" --build-arg "WITH_TORCH=$with_torch"
 done

@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 #include <xgboost/c_api.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "runtimes/tree/complete_rows_simd.h"
 #include "runtimes/tree/engine_check.h"
 #include "runtimes/tree/forest.h"
 #include "runtimes/tree/tree_shap.h"
@@ -135,6 +137,36 @@ int main(int argc, char** argv) {
             }
             state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
           });
+    }
+    // One row through the AVX2 kernel where the AVX-512 one serves by default, what the second
+    // kernel gains in the same run; and both on a row without missing values (the first such
+    // row), which the AVX-512 kernel compares with fewer steps.
+    const std::size_t cols = s->forest.num_features;
+    std::size_t complete = 0;
+    while (complete + 1 < kRows &&
+           std::any_of(s->rows.begin() + static_cast<std::ptrdiff_t>(complete * cols),
+                       s->rows.begin() + static_cast<std::ptrdiff_t>((complete + 1) * cols),
+                       [](float x) { return x != x; })) {
+      ++complete;
+    }
+    for (const auto& [kernel, avx512] :
+         {std::pair{"native", true}, std::pair{"native-avx2", false}}) {
+      for (const auto& [label, row] :
+           {std::pair{"", std::size_t{0}}, std::pair{"/no-missing", complete}}) {
+        if (avx512 && *label == '\0') continue;  // native/rows:1 above
+        benchmark::RegisterBenchmark(
+            (std::string(kernel) + "/" + s->name + "/rows:1" + label).c_str(),
+            [s, row, avx512, cols](benchmark::State& state) {
+              std::vector<double> out(s->forest.outputs_per_row());
+              forklift::tree::enable_avx512_kernels(avx512);
+              for (auto _ : state) {
+                s->forest.predict(s->rows.data() + row * cols, 1, out.data());
+                benchmark::DoNotOptimize(out.data());
+              }
+              forklift::tree::enable_avx512_kernels(true);
+              state.SetItemsProcessed(state.iterations());
+            });
+      }
     }
     // Explanations of one row (TreeSHAP): the native engine's against XGBoost's pred_contribs;
     // the ratio to native/rows:1 is their cost in predictions.

@@ -121,9 +121,13 @@ TEST(NativeEngine, EveryPathGivesTheSameBits) {
   std::vector<std::filesystem::path> files = {
       kEtaVersion2 / "model.json", kTestModels / "xgb_multiclass_softprob.json",
       kTestModels / "xgb_multitarget.json", kTestModels / "xgb_categorical_reg.json"};
-  for (std::size_t features : {7u, 20u, 40u, 70u}) {
-    files.push_back(tmp.path() / ("random" + std::to_string(features) + ".json"));
-    write_file(files.back(), random_model(features, 70, 5, static_cast<unsigned>(features)));
+  // Depths on both sides of the AVX-512 one-row kernel's limit (kMaxBitsDepth), feature counts
+  // on both sides of each of its register paths (16, 32, 64).
+  for (const auto& [features, depth] : std::vector<std::pair<std::size_t, int>>{
+           {7, 5}, {20, 5}, {40, 5}, {70, 5}, {16, 6}, {33, 6}, {64, 6}, {9, 3}, {12, 7}}) {
+    files.push_back(tmp.path() / ("random" + std::to_string(features) + "-depth" +
+                                  std::to_string(depth) + ".json"));
+    write_file(files.back(), random_model(features, 70, depth, static_cast<unsigned>(features)));
   }
   for (const auto& file : files) {
     const tree::Forest forest = load(file);
@@ -131,14 +135,21 @@ TEST(NativeEngine, EveryPathGivesTheSameBits) {
     ASSERT_EQ(forest.layout(), categorical ? "node walk" : "complete trees") << file;
     const std::size_t cols = forest.num_features, per_row = forest.outputs_per_row();
     for (std::size_t n : {1u, 3u, 4u, 17u, 70u, 1000u}) {
-      const std::vector<float> rows = random_engine_rows(n, cols, static_cast<unsigned>(n));
-      // With the vector kernels (where the CPU has them) and without: the one-row path, the
-      // batch path and the node walk, each against the scalar batch path.
+      std::vector<float> rows = random_engine_rows(n, cols, static_cast<unsigned>(n));
+      // Every other row without missing values: the kernels take another way for those.
+      for (std::size_t r = 1; r < n; r += 2) {
+        for (std::size_t c = 0; c < cols; ++c) {
+          if (std::isnan(rows[r * cols + c])) rows[r * cols + c] = 1.5f;
+        }
+      }
+      // Without the vector kernels, with AVX2's and with AVX-512's (where the CPU has them): the
+      // one-row path, the batch path and the node walk, each against the scalar batch path.
       tree::enable_vector_kernels(false);
       std::vector<double> reference(n * per_row);
       forest.predict(rows.data(), n, reference.data());
-      for (bool vectors : {false, true}) {
-        tree::enable_vector_kernels(vectors);
+      for (int vectors : {0, 1, 2}) {
+        tree::enable_vector_kernels(vectors > 0);
+        tree::enable_avx512_kernels(vectors > 1);
         std::vector<double> batch(n * per_row), single(per_row);
         forest.predict(rows.data(), n, batch.data());
         ASSERT_EQ(std::memcmp(reference.data(), batch.data(), batch.size() * sizeof(double)), 0)
@@ -154,6 +165,7 @@ TEST(NativeEngine, EveryPathGivesTheSameBits) {
     }
   }
   tree::enable_vector_kernels(true);
+  tree::enable_avx512_kernels(true);
 }
 
 TEST(NativeEngine, UsesTheCompleteLayoutWhereItFits) {

@@ -1,5 +1,6 @@
-// The complete-tree layout's AVX2 kernels, chosen at run time when the CPU has AVX2 (forest.cc):
-// a batch in blocks of up to 64 rows, eight rows per vector; one row with eight trees per vector.
+// The complete-tree layout's vector kernels, chosen at run time by what the CPU has (forest.cc):
+// with AVX2, a batch in blocks of up to 64 rows, eight rows per vector, and one row with eight
+// trees per vector; with AVX-512, one row through shallow trees, a tree's comparisons at once.
 // Each row gets the same leaves added in the same order as on the scalar paths, so every path
 // gives the same bits.
 #pragma once
@@ -31,6 +32,9 @@ struct CompleteRowsJob {
   const float* top_thresholds = nullptr;
   const std::int32_t* top_features = nullptr;
   int top_levels = 0;
+  // For one row through trees of depth <= kMaxBitsDepth: per tree, bit i + 1 set where node i
+  // sends missing values left (the AVX-512 kernel); null where not built.
+  const std::uint64_t* missing_left_bits = nullptr;
 };
 
 // How many levels of each tree the one-row kernel reads from the interleaved copy.
@@ -47,5 +51,21 @@ void complete_rows_avx2(const CompleteRowsJob& job);
 
 // One row (job.n is 1) through every tree, eight trees per vector: the trees are the lanes.
 void complete_one_row_avx2(const CompleteRowsJob& job);
+
+// The deepest trees the AVX-512 one-row kernel takes: a tree's comparisons fit in 64 bits.
+// (XGBoost's default max_depth is 6.)
+constexpr int kMaxBitsDepth = 6;
+
+// Whether the AVX-512 one-row kernel runs for `job`: the CPU has AVX-512F (checked once), the
+// vector kernels are on and it is not switched off, one row of at most 64 features, trees of
+// depth at most kMaxBitsDepth.
+bool use_avx512_one_row(const CompleteRowsJob& job);
+
+// Switches the AVX-512 kernel off (or back on where the CPU has it): the tests compare paths.
+void enable_avx512_kernels(bool on);
+
+// One row with AVX-512 (complete_one_row_avx512.cc): each tree's comparisons all at once, in
+// 16-lane compares, then a walk of their bits.
+void complete_one_row_avx512(const CompleteRowsJob& job);
 
 }  // namespace forklift::tree

@@ -129,7 +129,12 @@ void Forest::sum_complete(const float* row, double* sums) const {
     job.top_thresholds = complete_.top_thresholds.data();
     job.top_features = complete_.top_features.data();
     job.top_levels = complete_.top_levels;
-    complete_one_row_avx2(job);
+    job.missing_left_bits = complete_.missing_left_bits.data();
+    if (use_avx512_one_row(job)) {
+      complete_one_row_avx512(job);
+    } else {
+      complete_one_row_avx2(job);
+    }
     return;
   }
   const int depth = complete_.depth;
@@ -353,6 +358,14 @@ void Forest::prepare() {
                                                  (n.default_left ? 0x80000000u : 0u));
       work.push_back({n.left, 2 * slot + 1, d + 1});
       work.push_back({n.left + 1, 2 * slot + 2, d + 1});
+    }
+  }
+  if (depth <= kMaxBitsDepth) {
+    built.missing_left_bits.assign(roots.size(), 0);
+    for (std::size_t t = 0; t < roots.size(); ++t) {
+      for (std::size_t i = 0; i < inner; ++i) {
+        if (built.features[t * built.stride + i] < 0) built.missing_left_bits[t] |= 2ull << i;
+      }
     }
   }
   // The top levels of each run of eight trees, slot by slot, the eight trees side by side.

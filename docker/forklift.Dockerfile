@@ -1,21 +1,24 @@
 # forklift's server image: the `forklift` binary (stripped), the web UI and nothing to build
 # with, on Debian bookworm with only the libraries it loads. Built by scripts/images.sh from a
-# context it prepares (out/: an install of the build tree), in two variants:
-#   forklift:VERSION        the built-in runtimes (xgboost, tree, online, constant, python)
-#   forklift:VERSION-torch  the same plus the torchscript runtime's module and libtorch
-# The python runtime is linked into the binary, so libpython comes with both.
+# context it prepares (out/: an install of the build tree), in three variants:
+#   forklift:VERSION         the xgboost, tree, online and constant runtimes: no Python, no libtorch
+#   forklift:VERSION-python  the same plus the python runtime's module, libpython and numpy
+#   forklift:VERSION-torch   the same as the first plus the torchscript runtime's module and libtorch
+# Each optional runtime is a module (lib/forklift/) that the server opens on the first version
+# that needs it; in an image without it, such a version fails to load and says so.
 #
 # Runs as uid 10001, works with a read-only root file system (it writes nothing but what its
 # flags name), and is PID 1: forklift handles SIGTERM itself and drains (docs/reference/cli.md).
 ARG BASE=localhost/forklift-base:bookworm
 FROM ${BASE}
-ARG WITH_TORCH=0
+ARG RUNTIME=plain
 # The upgrade is a no-op on a fresh base (scripts/images.sh upgrades it); it matters on an older one.
 RUN apt-get update \
  && apt-get upgrade -y \
  && apt-get install -y --no-install-recommends libxgboost0 libyaml-cpp0.7 libsimdjson14 libpq5 \
-      libcurl4 libssl3 libtinyxml2-9 libgrpc++1.51 libprotobuf32 libpython3.11 ca-certificates curl \
-      $( [ "$WITH_TORCH" = 1 ] && echo libtorch1.13 ) \
+      libcurl4 libssl3 libtinyxml2-9 libgrpc++1.51 libprotobuf32 ca-certificates curl \
+      $( [ "$RUNTIME" = python ] && echo libpython3.11 python3-numpy ) \
+      $( [ "$RUNTIME" = torch ] && echo libtorch1.13 ) \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin forklift
 COPY out/ /usr/local/

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds forklift's images from the release build (scripts/build.sh first):
-#   forklift:VERSION and forklift:VERSION-torch, the server (docker/forklift.Dockerfile says what
-#     is in each);
+#   forklift:VERSION, forklift:VERSION-python and forklift:VERSION-torch, the server
+#     (docker/forklift.Dockerfile says what is in each);
 #   forklift-sdk:VERSION, what teams build their services in (docker/forklift-sdk.Dockerfile);
 # on a Debian bookworm base image made here from Debian's own packages when it is missing
 # (debootstrap --variant=minbase, trimmed like debian:bookworm-slim, imported as
@@ -9,7 +9,7 @@
 # build-images/; the base is made once per build tree.
 #
 #   scripts/images.sh [--engine podman|docker] [--build-dir DIR] [--base-only]
-#                     [--only plain|torch|sdk]...   (default: all three)
+#                     [--only plain|python|torch|sdk]...   (default: all four)
 #
 # Making the base needs root (debootstrap). The base is remade when this build tree has no record
 # of it (build-images/base-image-id), so a clean clone never reuses another tree's base.
@@ -24,20 +24,20 @@ engine=podman
 base_only=0
 build="$root/build"
 variants=()
-usage="usage: scripts/images.sh [--engine podman|docker] [--build-dir DIR] [--base-only] [--only plain|torch|sdk]..."
+usage="usage: scripts/images.sh [--engine podman|docker] [--build-dir DIR] [--base-only] [--only plain|python|torch|sdk]..."
 while [ $# -gt 0 ]; do
   case "$1" in
     --engine) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; engine=$2; shift ;;
     --build-dir) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; build=$(cd "$2" && pwd); shift ;;
     --base-only) base_only=1 ;;
     --only)
-      case "${2:-}" in plain | torch | sdk) variants+=("$2") ;; *) echo "$usage" >&2; exit 2 ;; esac
+      case "${2:-}" in plain | python | torch | sdk) variants+=("$2") ;; *) echo "$usage" >&2; exit 2 ;; esac
       shift ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
   shift
 done
-[ ${#variants[@]} -gt 0 ] || variants=(plain torch sdk)
+[ ${#variants[@]} -gt 0 ] || variants=(plain python torch sdk)
 mkdir -p "$out"
 
 if [ "$engine" = podman ]; then
@@ -138,18 +138,19 @@ for variant in "${variants[@]}"; do
   # The binary without its debug information (39 MB -> 7 MB); the UI it serves at /ui/.
   strip --strip-debug -o "$ctx/out/bin/forklift" "$staging/bin/forklift"
   cp -r "$staging/share/forklift" "$ctx/out/share/"
-  with_torch=0
   tag="forklift:$version"
-  if [ "$variant" = torch ]; then
-    if [ ! -f "$staging/lib/forklift/libforklift_torchscript.so" ]; then
-      echo "images: forklift:$version-torch skipped: this build has no torchscript runtime"
+  if [ "$variant" != plain ]; then
+    # One runtime module beside the binary (lib/forklift/), and in the image its libraries.
+    module=libforklift_torchscript.so
+    [ "$variant" = python ] && module=libforklift_python.so
+    if [ ! -f "$staging/lib/forklift/$module" ]; then
+      echo "images: forklift:$version-$variant skipped: this build has no $variant runtime"
       continue
     fi
-    mkdir -p "$ctx/out/lib"
-    cp -r "$staging/lib/forklift" "$ctx/out/lib/"
-    with_torch=1
-    tag="forklift:$version-torch"
+    mkdir -p "$ctx/out/lib/forklift"
+    cp "$staging/lib/forklift/$module" "$ctx/out/lib/forklift/"
+    tag="forklift:$version-$variant"
   fi
   echo "images: building $tag"
-  build_image "$variant" "$tag" forklift.Dockerfile "$ctx" --build-arg "WITH_TORCH=$with_torch"
+  build_image "$variant" "$tag" forklift.Dockerfile "$ctx" --build-arg "RUNTIME=$variant"
 done

@@ -4,6 +4,8 @@
 // PG* (libpq's passwords and hosts).
 #pragma once
 
+#include <algorithm>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,10 +16,14 @@ namespace forklift {
 
 class ChildEnvironment {
  public:
-  ChildEnvironment() {
+  // `keep`: names of FORKLIFT_ variables to pass on all the same (no secrets: the python
+  // worker, forklift itself, needs FORKLIFT_MODULE_DIR to open the module the server would).
+  explicit ChildEnvironment(std::initializer_list<std::string_view> keep = {}) {
     for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
       const std::string_view var(*e);
-      if (var.starts_with("FORKLIFT_") || var.starts_with("PG")) continue;
+      const std::string_view name = var.substr(0, var.find('='));
+      const bool kept = std::find(keep.begin(), keep.end(), name) != keep.end();
+      if (!kept && (var.starts_with("FORKLIFT_") || var.starts_with("PG"))) continue;
       vars_.emplace_back(var);
     }
     for (auto& v : vars_) pointers_.push_back(v.data());

@@ -42,8 +42,9 @@ std::string dl_error() {
   return message.substr(0, message.find('\n'));
 }
 
-// Opens `file` and sets `load` from its `entry`.
-Status open_module(const std::string& file, const std::string& entry, ModuleLoadFn& load) {
+// Opens `file`, checks its `<entry>_abi`, and returns its `symbol`.
+Result<void*> open_module(const std::string& file, const std::string& entry,
+                          const std::string& symbol) {
   std::string looked;
   for (const fs::path& dir : module_dirs()) {
     const fs::path path = dir / file;
@@ -67,15 +68,23 @@ Status open_module(const std::string& file, const std::string& entry, ModuleLoad
                                 " is from another build of forklift (this one is " +
                                 FORKLIFT_MODULE_ABI + "): install the module built with it");
     }
-    const auto entry_fn = reinterpret_cast<ModuleEntryFn>(::dlsym(handle, entry.c_str()));
-    load = entry_fn != nullptr ? entry_fn() : nullptr;
-    if (load == nullptr) {
-      return FailedPrecondition("the runtime module " + path.string() + " has no " + entry);
+    void* found = ::dlsym(handle, symbol.c_str());
+    if (found == nullptr) {
+      return FailedPrecondition("the runtime module " + path.string() + " has no " + symbol);
     }
-    return Status::Ok();
+    return found;
   }
   return FailedPrecondition("the runtime module " + file + " is not installed (looked in " +
                             looked + "; set FORKLIFT_MODULE_DIR to its directory)");
+}
+
+// Opens `file` and sets `load` from its `entry`.
+Status open_module(const std::string& file, const std::string& entry, ModuleLoadFn& load) {
+  auto found = open_module(file, entry, entry);
+  if (!found.ok()) return found.status();
+  load = reinterpret_cast<ModuleEntryFn>(*found)();
+  if (load == nullptr) return FailedPrecondition("the runtime module " + file + " has no " + entry);
+  return Status::Ok();
 }
 
 }  // namespace
@@ -104,6 +113,11 @@ Loader module_loader(std::string file, std::string entry, std::chrono::milliseco
     }
     return load(ctx);
   };
+}
+
+Result<void*> module_symbol(const std::string& file, const std::string& entry,
+                            const std::string& symbol) {
+  return open_module(file, entry, symbol);
 }
 
 }  // namespace forklift

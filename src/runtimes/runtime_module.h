@@ -32,6 +32,11 @@ using ModuleAbiFn = const char* (*)();
 Loader module_loader(std::string file, std::string entry,
                      std::chrono::milliseconds retry_after = std::chrono::seconds(10));
 
+// Another symbol of the module `file` (opened, and its `<entry>_abi` checked, as above; a module
+// stays open). For a process that needs more of a module than its load function.
+Result<void*> module_symbol(const std::string& file, const std::string& entry,
+                            const std::string& symbol);
+
 }  // namespace forklift
 
 // Defined by a team binary built against the installed SDK (forkliftConfig.cmake compiles it in)

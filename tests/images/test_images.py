@@ -1,7 +1,7 @@
 """forklift's images, built by scripts/images.sh and run with podman as a user would: the server
-image (and its torch variant) gets ready, answers the example models' self-test requests, runs as
-a non-root user on a read-only root, and drains on SIGTERM with every accepted request answered
-and exit 0. Then, for each runtime, a service that `forklift new` writes is built with its own
+image (and its python and torch variants) gets ready, answers the example models' self-test
+requests, runs as a non-root user on a read-only root, and drains on SIGTERM with every accepted
+request answered and exit 0. Then, for each runtime, a service that `forklift new` writes is built with its own
 Dockerfile FROM the SDK image, and its image is run and checked the same way.
 
 Slow (a base image from debootstrap, then the image builds): ctest runs it under the label
@@ -46,8 +46,8 @@ def free_port():
 
 @pytest.fixture(scope="module")
 def images():
-    """Every image scripts/images.sh builds: {"plain": tag, "torch": tag, "sdk": tag}, without
-    "torch" when the build has no torchscript runtime."""
+    """Every image scripts/images.sh builds: {"plain": tag, "python": tag, "torch": tag,
+    "sdk": tag}, without "python" or "torch" when the build has no such runtime."""
     # Containers a killed earlier run left behind.
     for name in podman("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}",
                        check=False).stdout.split():
@@ -60,7 +60,8 @@ def images():
     for line in out.stdout.splitlines():
         if line.startswith("images: localhost/") and " MB, built in " in line:
             tag = line.split()[1].rstrip(":")
-            kind = "sdk" if "forklift-sdk:" in tag else "torch" if tag.endswith("-torch") else "plain"
+            kind = ("sdk" if "forklift-sdk:" in tag else "torch" if tag.endswith("-torch")
+                    else "python" if tag.endswith("-python") else "plain")
             tags[kind] = tag
     assert "plain" in tags and "sdk" in tags, out.stdout
     return tags
@@ -126,6 +127,39 @@ def test_the_server_image_serves_the_examples_as_a_non_root_user_on_a_read_only_
         print(f"ready {c.wait_ready():.2f} s after podman run")
         check_selftest_answers(c, "eta", selftest_cases("eta", 2)[:5], abs_tolerance=0)
         check_non_root_read_only_with_healthcheck(c, image)
+        # The optional runtimes' libraries are in their own variants only.
+        for library in ("libpython3", "libtorch"):
+            found = podman("exec", c.name, "sh", "-c", f"ls /usr/lib/x86_64-linux-gnu | grep {library}",
+                           check=False)
+            assert found.returncode != 0, found.stdout
+    finally:
+        c.remove()
+
+
+def test_the_python_image_serves_a_python_model(images, tmp_path):
+    if "python" not in images:
+        pytest.skip("built without the python runtime")
+    # A model.py with numpy only (what the image carries; a team adds its own packages FROM it),
+    # and a self-test the server runs before it is ready.
+    version = tmp_path / "models" / "scaled" / "1"
+    version.mkdir(parents=True)
+    (version / "model.yaml").write_text(
+        "runtime: python\nartifact: weight.txt\n"
+        "features:\n  - {name: x, type: float}\noutput: {name: y, type: float}\n")
+    (version / "weight.txt").write_text("3\n")
+    (version / "model.py").write_text(
+        "import numpy as np\n"
+        "def load(path):\n    return float(open(path).read())\n"
+        "def predict(w, features):\n    return np.asarray(features['x']) * w\n")
+    (version / "selftest.jsonl").write_text('{"features": {"x": 2}, "expected": 6}\n')
+    c = Container(images["python"], tmp_path / "models")
+    try:
+        print(f"ready {c.wait_ready():.2f} s after podman run")
+        answer = requests.post(c.url + "/infer", json={"model_id": "scaled",
+                                                       "features": {"x": 1.5}}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["output"] == 4.5
+        check_non_root_read_only_with_healthcheck(c, images["python"])
     finally:
         c.remove()
 

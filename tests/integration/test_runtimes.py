@@ -266,6 +266,30 @@ def test_worker_processes_get_columns_of_every_type_in_batches(repo_copy):
         assert s.stop() == 0
 
 
+@pytest.mark.usefixtures("python_runtime")
+@pytest.mark.parametrize("processes", [None, 2])
+def test_without_the_python_module_a_python_version_fails_alone_and_says_why(repo_copy, tmp_path,
+                                                                              processes):
+    """The interpreter is a module (libforklift_python.so): where it is not installed, as in the
+    server image without the python runtime, that version is rejected with the reason, in the
+    server's process and in worker processes, and the models of other runtimes serve."""
+    if processes:
+        patch_cancel_risk(repo_copy, "", f"runtime_options: {{processes: {processes}}}\n")
+    empty = tmp_path / "no-modules"
+    empty.mkdir()
+    s = Server(repo_copy, env={"FORKLIFT_MODULE_DIR": str(empty)})
+    try:
+        versions = s.admin("GET", "/admin/models/cancel_risk").json()["versions"]
+        assert [v["state"] for v in versions] == ["failed"]
+        rejected = [e for e in s.events("version_rejected") if e["model_id"] == "cancel_risk"]
+        assert rejected and "libforklift_python.so is not installed" in rejected[0]["reason"]
+        assert str(empty) in rejected[0]["reason"]
+        r = s.post("/infer", {"model_id": "eta", "features": selftest_cases("eta", 2)[0]["features"]})
+        assert r.status_code == 200, r.text
+    finally:
+        assert s.stop() == 0
+
+
 def test_the_native_tree_runtime_serves_eta_like_xgboost(repo_copy):
     for manifest in (repo_copy / "eta").glob("*/model.yaml"):
         manifest.write_text(manifest.read_text().replace("runtime: xgboost", "runtime: tree"))

@@ -90,6 +90,8 @@ struct HttpServer::Impl {
 
   Impl(ServerOptions o, const RequestHandler& r) : options(std::move(o)), handler(r) {}
   void accept(Worker& w);
+  void start_session(Worker& w, tcp::socket socket);
+  void accept_queued(Worker& w);
   void pause_accepting(Worker& w, const boost::system::error_code& ec);
   void refuse(tcp::socket socket);
 };
@@ -464,19 +466,37 @@ void HttpServer::Impl::accept(Worker& w) {
       if (ec == asio::error::operation_aborted || !w.acceptor->is_open()) return;
       if (ec != asio::error::connection_aborted) return pause_accepting(w, ec);
     } else {
-      beast::error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);
-      if (stats->open.load(std::memory_order_relaxed) >=
-          static_cast<std::int64_t>(options.max_connections)) {
-        refuse(std::move(socket));
-      } else if (tls) {
-        std::make_shared<Session<TlsStream>>(w, options, handler, std::move(socket), *tls)->start();
-      } else {
-        std::make_shared<Session<PlainStream>>(w, options, handler, std::move(socket))->start();
-      }
+      start_session(w, std::move(socket));
     }
     accept(w);
   });
+}
+
+void HttpServer::Impl::start_session(Worker& w, tcp::socket socket) {
+  beast::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  if (stats->open.load(std::memory_order_relaxed) >=
+      static_cast<std::int64_t>(options.max_connections)) {
+    refuse(std::move(socket));
+  } else if (tls) {
+    std::make_shared<Session<TlsStream>>(w, options, handler, std::move(socket), *tls)->start();
+  } else {
+    std::make_shared<Session<PlainStream>>(w, options, handler, std::move(socket))->start();
+  }
+}
+
+// On the drain, before the listener closes: the connections the kernel has completed but this
+// loop has not accepted yet. Closing the listener would reset them, and their clients may have
+// sent a request already (seen under load: "connection reset by peer" on a request sent just
+// before SIGTERM); taken here, they are drained like every other connection.
+void HttpServer::Impl::accept_queued(Worker& w) {
+  beast::error_code ec;
+  w.acceptor->non_blocking(true, ec);
+  while (!ec) {
+    tcp::socket socket(w.ioc);
+    w.acceptor->accept(socket, ec);  // would_block once the queue is empty
+    if (!ec) start_session(w, std::move(socket));
+  }
 }
 
 // accept() failed with the connection still queued (EMFILE, ENFILE, ENOBUFS, ENOMEM): the loop
@@ -635,9 +655,10 @@ void HttpServer::drain(std::chrono::milliseconds grace) {
   Impl& im = *impl_;
   for (auto& w : im.workers) {
     Worker* raw = w.get();
-    asio::post(raw->ioc, [raw] {
+    asio::post(raw->ioc, [&im, raw] {
       raw->draining = true;
       beast::error_code ec;
+      if (raw->acceptor->is_open()) im.accept_queued(*raw);
       raw->acceptor->close(ec);
       raw->accept_pause->cancel();
       // Copy: closing a session may destroy it, which erases it from the set.

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -319,6 +320,42 @@ def test_a_request_sent_on_a_kept_alive_connection_just_before_sigterm_is_answer
             r.read()
         assert statuses == [200] * 6
         assert s.stop() == 0
+
+
+def test_connections_the_kernel_queued_before_sigterm_are_answered_not_reset(example_models):
+    """Found by the image tests: a connection the kernel had completed but the server had not yet
+    accepted was reset when the drain closed the listener, and its request, already sent, lost.
+    The server is stopped (SIGSTOP) while 40 clients connect and send, so their connections wait
+    in the kernel's queue; SIGTERM arrives before it runs again."""
+    body = json.dumps({"model_id": "eta", "features": selftest_cases("eta", 2)[1]["features"]})
+    request = (f"POST /infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}").encode()
+    s = Server(example_models, "--threads", "1")
+    socks = []
+    try:
+        s.proc.send_signal(signal.SIGSTOP)
+        for _ in range(40):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+            c.sendall(request)
+            socks.append(c)
+        s.proc.send_signal(signal.SIGTERM)
+        s.proc.send_signal(signal.SIGCONT)
+        answers = []
+        for c in socks:
+            answer = b""
+            try:
+                while chunk := c.recv(65536):
+                    answer += chunk
+            except ConnectionResetError:
+                answer = b"reset"
+            answers.append(answer.split(b"\r\n", 1)[0].decode())
+        assert answers == ["HTTP/1.1 200 OK"] * 40, answers
+        assert s.proc.wait(30) == 0
+    finally:
+        for c in socks:
+            c.close()
+        s.proc.send_signal(signal.SIGCONT)
+        s.stop()
 
 
 def scheduling_policies(pid):

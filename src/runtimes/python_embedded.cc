@@ -349,10 +349,16 @@ Result<std::unique_ptr<PythonModel>> load_python_model(const LoadContext& ctx) {
   }
 }
 
+// No exception leaves the module: one from another library than pybind11 becomes the load's error.
 Result<std::unique_ptr<Model>> load_in_process(const LoadContext& ctx) {
-  auto model = load_python_model(ctx);
-  if (!model.ok()) return model.status();
-  return std::unique_ptr<Model>(std::move(model).value());
+  try {
+    auto model = load_python_model(ctx);
+    if (!model.ok()) return model.status();
+    return std::unique_ptr<Model>(std::move(model).value());
+  } catch (const std::exception& e) {
+    return FailedPrecondition(std::string("the python runtime failed to load the version: ") +
+                              e.what());
+  }
 }
 
 Status predict_columns(const Model& model, std::size_t rows,

@@ -31,7 +31,8 @@ int call_admin(const AdminEndpoint& endpoint, const std::string& method, const s
   auto result = admin_call(endpoint, method, path, body);
   if (!result.ok()) {
     std::fprintf(stderr, "forklift: %s\n", result.status().message().c_str());
-    return result.status().code() == StatusCode::kDeadlineExceeded ? kNoAnswerInTime : kUnreachable;
+    return result.status().code() == StatusCode::kDeadlineExceeded ? kExitNoAnswerInTime
+                                                                   : kExitUnreachable;
   }
   answer = std::move(result).value();
   if (answer.status >= 200 && answer.status < 300) return 0;

@@ -11,11 +11,9 @@
 #include <vector>
 
 #include "cli/admin_client.h"
+#include "cli/exit_codes.h"
 
 namespace forklift {
-
-inline constexpr int kUnreachable = 3;
-inline constexpr int kNoAnswerInTime = 4;
 
 // Sends one call; prints the server's error and returns the exit status when it did not
 // succeed (0 when it did, `answer` then holding the server's answer).

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/exit_codes.h"
 
 namespace forklift {
 namespace {
@@ -169,13 +170,13 @@ int run_new(const NewOptions& options, std::istream& in, std::ostream& out, std:
   if (!std::filesystem::is_directory(templates / "common", ec)) {
     err << "forklift new: no service templates in " << templates.string()
         << " (set --templates or FORKLIFT_TEMPLATES)\n";
-    return 1;
+    return kExitFailed;
   }
   const std::filesystem::path dir = options.directory;
   if (std::filesystem::exists(dir, ec) && !std::filesystem::is_empty(dir, ec) && !options.force) {
     err << "forklift new: " << dir.string()
         << " is not empty; choose another directory or pass --force\n";
-    return 1;
+    return kExitFailed;
   }
 
   // Answers from flags are checked; the rest are asked (or defaulted with --yes).
@@ -184,7 +185,7 @@ int run_new(const NewOptions& options, std::istream& in, std::ostream& out, std:
     if (const auto& given = answers.*q.answer) {
       if (Status s = validate_answer(q.key, *given); !s.ok()) {
         err << "forklift new: --" << q.key << " '" << *given << "': " << s.message() << "\n";
-        return 2;
+        return kExitUsage;
       }
     }
   }
@@ -202,7 +203,7 @@ int run_new(const NewOptions& options, std::istream& in, std::ostream& out, std:
       std::string line;
       if (!std::getline(in, line)) {
         err << "\nforklift new: no answer for '" << q.key << "' (use --yes for the defaults)\n";
-        return 2;
+        return kExitUsage;
       }
       line.erase(0, line.find_first_not_of(" \t\r"));
       line.erase(line.find_last_not_of(" \t\r") + 1);
@@ -220,7 +221,7 @@ int run_new(const NewOptions& options, std::istream& in, std::ostream& out, std:
     err << "forklift new: --with-training writes a trainer for the xgboost and python runtimes; "
         << "a " << *answers.runtime << " model has no built-in trainer (a python trainer in "
         << "train.yaml can still train it: see docs/how-to/retrain-with-python.md)\n";
-    return 2;
+    return kExitUsage;
   }
 
   using kainjow::mustache::data;
@@ -271,7 +272,7 @@ int run_new(const NewOptions& options, std::istream& in, std::ostream& out, std:
     auto text = read_file(source);
     if (!text.ok()) {
       err << "forklift new: " << text.status().message() << "\n";
-      return 1;
+      return kExitFailed;
     }
     std::filesystem::path target = dir / rel;
     std::string content = std::move(text).value();
@@ -281,7 +282,7 @@ int run_new(const NewOptions& options, std::istream& in, std::ostream& out, std:
       tmpl.set_custom_escape([](const std::string& s) { return s; });  // not HTML
       if (!tmpl.is_valid()) {
         err << "forklift new: template " << source.string() << ": " << tmpl.error_message() << "\n";
-        return 1;
+        return kExitFailed;
       }
       content = tmpl.render(values);
     }
@@ -290,7 +291,7 @@ int run_new(const NewOptions& options, std::istream& in, std::ostream& out, std:
     file << content;
     if (!file.flush()) {
       err << "forklift new: cannot write " << target.string() << "\n";
-      return 1;
+      return kExitFailed;
     }
     file.close();
     if (target.extension() == ".sh") {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/exit_codes.h"
 #include "cli/remote_repository.h"
 #include "common/retry.h"
 #include "common/sha256.h"
@@ -50,7 +51,7 @@ std::string human_bytes(std::uint64_t n) {
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "forklift push: %s\n", message.c_str());
-  return 1;
+  return kExitFailed;
 }
 
 int run_push(const PushOptions& o) {

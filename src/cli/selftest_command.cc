@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/exit_codes.h"
 #include "core/repository.h"
 #include "core/version_loader.h"
 #include "observability/log.h"
@@ -18,7 +19,7 @@ int run_selftest(const std::string& repository, const std::string& model_id) {
   auto models = scan_repository(repository, &skipped);
   if (!models.ok()) {
     std::fprintf(stderr, "forklift selftest: %s\n", models.status().message().c_str());
-    return 2;
+    return kExitUsage;
   }
   for (const auto& s : skipped) std::printf("SKIP  %s\n", s.c_str());
   std::size_t versions = 0;
@@ -45,7 +46,7 @@ int run_selftest(const std::string& repository, const std::string& model_id) {
     std::fprintf(stderr, "forklift selftest: no model versions found in '%s'%s\n",
                  repository.c_str(),
                  model_id.empty() ? "" : (" for model '" + model_id + "'").c_str());
-    return 2;
+    return kExitUsage;
   }
   std::printf("\n%zu passed, %zu failed\n", versions - failed, failed);
   return failed == 0 ? 0 : 1;

@@ -14,6 +14,7 @@
 
 #include "api/admin_router.h"
 #include "api/router.h"
+#include "cli/exit_codes.h"
 #include "common/thread_priority.h"
 #include "core/model_registry.h"
 #include "core/registry_threads.h"
@@ -310,7 +311,7 @@ int run_serve(const ServeOptions& given) {
     log::error("bad_flag", {{"flag", "--background-priority"},
                             {"reason", "want idle, nice or normal, not '" +
                                            options.background_priority + "'"}});
-    return 2;
+    return kExitUsage;
   }
   set_background_priority(*background);
   check_descriptor_limit(options.server.max_connections);
@@ -318,7 +319,7 @@ int run_serve(const ServeOptions& given) {
   auto token = read_token(options.admin_token_file, "FORKLIFT_ADMIN_TOKEN", "admin");
   if (!token.ok()) {
     log::error("admin_token_unreadable", {{"reason", token.status().message()}});
-    return 1;
+    return kExitFailed;
   }
   if (token->empty()) {
     log::warn("admin_token_missing",
@@ -331,7 +332,7 @@ int run_serve(const ServeOptions& given) {
     auto opened = open_mirror(options, repository_stats);
     if (!opened.ok()) {
       log::error("repository_unusable", {{"reason", opened.status().message()}});
-      return 1;
+      return kExitFailed;
     }
     mirror = std::move(opened).value();
     options.model_repository = mirror->mirror_dir().string();
@@ -349,7 +350,7 @@ int run_serve(const ServeOptions& given) {
   auto tracer = make_tracer(options);
   if (!tracer.ok()) {
     log::error("tracing_unavailable", {{"reason", tracer.status().message()}});
-    return 1;
+    return kExitFailed;
   }
   ModelRegistry registry(options.model_repository, metrics, store);
   if (options.memory_budget_mb > 0) {
@@ -362,7 +363,7 @@ int run_serve(const ServeOptions& given) {
   auto events = open_event_log(options);
   if (!events.ok()) {
     log::error("events_unavailable", {{"reason", events.status().message()}});
-    return 1;
+    return kExitFailed;
   }
   ShadowRunner shadows(metrics, options.shadow_queue, events->get());
   shadows.set_tracer(tracer->get());
@@ -396,7 +397,7 @@ int run_serve(const ServeOptions& given) {
       read_token(options.feedback_token_file, "FORKLIFT_FEEDBACK_TOKEN", "feedback", true);
   if (!feedback_token.ok()) {
     log::error("feedback_token_unreadable", {{"reason", feedback_token.status().message()}});
-    return 1;
+    return kExitFailed;
   }
   std::unique_ptr<training::JobQueue> jobs;
   if (options.training_jobs > 0) {
@@ -443,7 +444,7 @@ int run_serve(const ServeOptions& given) {
   auto grpc = start_grpc(options, ctx, token.value());
   if (!grpc.ok()) {
     log::error("listen_failed", {{"reason", "gRPC listener: " + grpc.status().message()}});
-    return 1;
+    return kExitFailed;
   }
 #else
   if (options.grpc_port >= 0) {
@@ -451,14 +452,14 @@ int run_serve(const ServeOptions& given) {
                                   "this forklift was built without gRPC "
                                   "(apt install libgrpc++-dev protobuf-compiler-grpc "
                                   "and build again)"}});
-    return 1;
+    return kExitFailed;
   }
 #endif
   ServerOptions data_plane = options.server;
   data_plane.stats = connections;
   HttpServer server(data_plane, router);
   HttpServer admin(options.admin, admin_router);
-  if (!start_listeners(options, server, admin)) return 1;
+  if (!start_listeners(options, server, admin)) return kExitFailed;
   {
     const bool fresh_mirror = mirror && !mirror->has_versions();
     // A fresh mirror has nothing to serve: the first load (and /readyz) waits for a poll that

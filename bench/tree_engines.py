@@ -60,15 +60,21 @@ def main():
     if not args.smoke:
         models.append(f"wide-500x8={wide_model(args.build)}")
     data, notes = run(binary, models, 1 if args.smoke else 3, "0.05" if args.smoke else "1")
-    # name: engine/model/rows:N ; per repetition, ns per call
-    times = {}
+    # name: engine/model/rows:N[/no-missing] ; per repetition, ns per call. One row's kernels
+    # (native: the default, AVX-512 where the CPU has it; native-avx2) go to their own table.
+    times, kernels = {}, {}
     for b in data["benchmarks"]:
         if b.get("run_type") != "iteration":
             continue
-        engine, model, rows = b["name"].split("/")[:3]
+        engine, model, rows, *variant = b["name"].split("/")
         to_ns = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b["time_unit"]]
-        times.setdefault((model, rows.split(":")[1]), {}).setdefault(engine, []).append(
-            b["real_time"] * to_ns)
+        ns = b["real_time"] * to_ns
+        if rows == "rows:1" and engine in ("native", "native-avx2"):
+            row = "without missing values" if variant else "with missing values"
+            kernels.setdefault((model, row), {}).setdefault(engine, []).append(ns)
+        if engine == "native-avx2" or variant:
+            continue
+        times.setdefault((model, rows.split(":")[1]), {}).setdefault(engine, []).append(ns)
     lines = ["| model | rows per call | XGBoost C API µs per call | native µs per call | "
              "native per row | speed-up, median (range over repetitions) |",
              "|---|---:|---:|---:|---:|---:|"]
@@ -89,8 +95,18 @@ def main():
         xg, nat = statistics.median(t["xgboost"]) / 1000, statistics.median(t["native"]) / 1000
         lines.append(f"| {model} | {rows} | {xg:,.2f} | {nat:,.2f} | {nat / int(rows) * 1000:,.0f} ns"
                      f" | **{statistics.median(ratios):.1f}x** ({min(ratios):.1f}-{max(ratios):.1f}) |")
+    kernel_lines = ["| model | one row | AVX2 kernel µs | default kernel µs | speed-up, median (range) |",
+                    "|---|---|---:|---:|---:|"]
+    for (model, row), t in sorted(kernels.items()):
+        if "native" in t and "native-avx2" in t:
+            ratios = [a / n for a, n in zip(t["native-avx2"], t["native"])]
+            kernel_lines.append(
+                f"| {model} | {row} | {statistics.median(t['native-avx2']) / 1000:.2f} | "
+                f"{statistics.median(t['native']) / 1000:.2f} | {statistics.median(ratios):.2f}x "
+                f"({min(ratios):.2f}-{max(ratios):.2f}) |")
     checks = [line for line in notes.splitlines() if "engine check" in line or "layout" in line]
-    text = "\n".join(lines + [""] + explain_lines + [""] + [f"- {c}" for c in checks]) + "\n"
+    text = "\n".join(lines + [""] + explain_lines + [""] + kernel_lines + [""] +
+                     [f"- {c}" for c in checks]) + "\n"
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -1,7 +1,7 @@
 # The forklift SDK image that generated services build in (their Dockerfile's first stage and
 # their CI's `test` job): Debian with forklift installed under /usr/local (the command, the
-# libraries and headers a team's service links, the CMake package, the torchscript module, the
-# templates and the UI), and what building and testing a service needs: compilers, CMake, the
+# libraries and headers a team's service links, the CMake package, the torchscript and python
+# modules (lib/forklift/), the templates and the UI), and what building and testing a service needs: compilers, CMake, the
 # -dev libraries, GoogleTest, Python with xgboost, torch and scikit-learn
 # (scripts/install-deps.sh --sdk). No test servers, browsers or npm packages.
 #

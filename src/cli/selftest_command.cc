@@ -49,7 +49,7 @@ int run_selftest(const std::string& repository, const std::string& model_id) {
     return kExitUsage;
   }
   std::printf("\n%zu passed, %zu failed\n", versions - failed, failed);
-  return failed == 0 ? 0 : 1;
+  return failed == 0 ? 0 : kExitFailed;
 }
 
 }  // namespace forklift

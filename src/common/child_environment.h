@@ -1,7 +1,7 @@
 // The environment a child process running a team's code gets (python workers, python
 // trainers): the server's, without its own secrets, so that code sees what it needs and not the
 // keys to the server. Removed: FORKLIFT_* (the admin and feedback tokens, connection strings) and
-// PG* (libpq's passwords and hosts).
+// PG* (libpq's passwords and hosts), except the variables the caller names to keep.
 #pragma once
 
 #include <algorithm>
@@ -16,7 +16,7 @@ namespace forklift {
 
 class ChildEnvironment {
  public:
-  // `keep`: names of FORKLIFT_ variables to pass on all the same (no secrets: the python
+  // `keep`: whole names of variables to pass on all the same (never a secret: the python
   // worker, forklift itself, needs FORKLIFT_MODULE_DIR to open the module the server would).
   explicit ChildEnvironment(std::initializer_list<std::string_view> keep = {}) {
     for (char** e = environ; e != nullptr && *e != nullptr; ++e) {

@@ -350,7 +350,7 @@ Result<std::unique_ptr<PythonModel>> load_python_model(const LoadContext& ctx) {
 }
 
 // No exception leaves the module: one from another library than pybind11 becomes the load's error.
-Result<std::unique_ptr<Model>> load_in_process(const LoadContext& ctx) {
+Result<std::unique_ptr<Model>> load_version(const LoadContext& ctx) {
   try {
     auto model = load_python_model(ctx);
     if (!model.ok()) return model.status();
@@ -374,7 +374,7 @@ Status predict_columns(const Model& model, std::size_t rows,
 
 // The module's entry points (runtime_module.h, python_module.h).
 extern "C" __attribute__((visibility("default"))) forklift::ModuleLoadFn forklift_python_loader() {
-  return &forklift::load_in_process;
+  return &forklift::load_version;
 }
 
 // The build this module belongs to: forklift refuses a module whose string differs from its own.

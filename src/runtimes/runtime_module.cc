@@ -115,9 +115,9 @@ Loader module_loader(std::string file, std::string entry, std::chrono::milliseco
   };
 }
 
-Result<void*> module_symbol(const std::string& file, const std::string& entry,
+Result<void*> module_symbol(const std::string& file, const std::string& abi_entry,
                             const std::string& symbol) {
-  return open_module(file, entry, symbol);
+  return open_module(file, abi_entry, symbol);
 }
 
 }  // namespace forklift

@@ -1,8 +1,8 @@
-// Runtimes kept out of forklift's start-up: the torchscript runtime lives in a module
-// (libforklift_torchscript.so) that forklift opens the first time a version asks for it. Linked
-// in, libtorch and the 280 shared libraries behind it cost every process 0.7 s of CPU at start
-// (relocations and libtorch's static initialisers, measured), whether it serves a TorchScript
-// model or runs `forklift deploy`; a server that never loads one now never pays it.
+// Runtimes kept out of forklift's start-up and out of images that do not need them: the
+// torchscript runtime (libforklift_torchscript.so) and the python runtime's interpreter
+// (libforklift_python.so) live in modules that forklift opens the first time a version needs
+// one. Linked in, libtorch cost every process 0.7 s of CPU at start, whatever it served
+// (docs/explanation/dependencies.md), and libpython put Python in every image.
 #pragma once
 
 #include <chrono>
@@ -34,7 +34,7 @@ Loader module_loader(std::string file, std::string entry,
 
 // Another symbol of the module `file` (opened, and its `<entry>_abi` checked, as above; a module
 // stays open). For a process that needs more of a module than its load function.
-Result<void*> module_symbol(const std::string& file, const std::string& entry,
+Result<void*> module_symbol(const std::string& file, const std::string& abi_entry,
                             const std::string& symbol);
 
 }  // namespace forklift

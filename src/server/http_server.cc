@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
@@ -489,13 +490,24 @@ void HttpServer::Impl::start_session(Worker& w, tcp::socket socket) {
 // loop has not accepted yet. Closing the listener would reset them, and their clients may have
 // sent a request already (seen under load: "connection reset by peer" on a request sent just
 // before SIGTERM); taken here, they are drained like every other connection.
+// At most as many as the kernel queues for one listener (SOMAXCONN): connections still arriving
+// at that rate (a flood, a balancer that has not noticed the drain) must not hold the loop, and
+// so the drain, past its grace period.
 void HttpServer::Impl::accept_queued(Worker& w) {
+  constexpr int kMostQueued = 4096;
   beast::error_code ec;
   w.acceptor->non_blocking(true, ec);
-  while (!ec) {
+  // Otherwise a connection that aborted in the queue makes asio's synchronous accept wait, with
+  // no time limit, for the next one.
+  if (!ec) w.acceptor->set_option(asio::socket_base::enable_connection_aborted(true), ec);
+  for (int n = 0; !ec && n < kMostQueued; ++n) {
     tcp::socket socket(w.ioc);
     w.acceptor->accept(socket, ec);  // would_block once the queue is empty
-    if (!ec) start_session(w, std::move(socket));
+    if (ec == asio::error::connection_aborted || ec.value() == EPROTO) {
+      ec = {};  // that one is gone; the next may not be
+    } else if (!ec) {
+      start_session(w, std::move(socket));
+    }
   }
 }
 

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <iostream>
+#include <limits>
 #include <random>
 
 #include "runtimes/load_direct.h"
@@ -121,10 +124,19 @@ TEST(NativeEngine, EveryPathGivesTheSameBits) {
   std::vector<std::filesystem::path> files = {
       kEtaVersion2 / "model.json", kTestModels / "xgb_multiclass_softprob.json",
       kTestModels / "xgb_multitarget.json", kTestModels / "xgb_categorical_reg.json"};
-  // Depths on both sides of the AVX-512 one-row kernel's limit (kMaxBitsDepth), feature counts
-  // on both sides of each of its register paths (16, 32, 64).
-  for (const auto& [features, depth] : std::vector<std::pair<std::size_t, int>>{
-           {7, 5}, {20, 5}, {40, 5}, {70, 5}, {16, 6}, {33, 6}, {64, 6}, {9, 3}, {12, 7}}) {
+  // Depths on both sides of the AVX-512 one-row kernel's limit (kMaxAvx512OneRowDepth), feature
+  // counts on both sides of each of its register paths (16, 32, 64).
+  for (const auto& [features, depth] : std::vector<std::pair<std::size_t, int>>{{7, 5},
+                                                                                {20, 5},
+                                                                                {40, 5},
+                                                                                {70, 5},
+                                                                                {16, 6},
+                                                                                {33, 6},
+                                                                                {64, 6},
+                                                                                {9, 3},
+                                                                                {12, 7},
+                                                                                {5, 1},
+                                                                                {6, 2}}) {
     files.push_back(tmp.path() / ("random" + std::to_string(features) + "-depth" +
                                   std::to_string(depth) + ".json"));
     write_file(files.back(), random_model(features, 70, depth, static_cast<unsigned>(features)));
@@ -134,12 +146,34 @@ TEST(NativeEngine, EveryPathGivesTheSameBits) {
     const bool categorical = file.string().find("categorical") != std::string::npos;
     ASSERT_EQ(forest.layout(), categorical ? "node walk" : "complete trees") << file;
     const std::size_t cols = forest.num_features, per_row = forest.outputs_per_row();
+    std::vector<std::vector<float>> thresholds(cols);
+    for (const tree::Node& node : forest.nodes) {
+      if (node.feature >= 0 && node.kind == tree::NodeKind::kNumeric) {
+        thresholds[static_cast<std::size_t>(node.feature)].push_back(node.value);
+      }
+    }
     for (std::size_t n : {1u, 3u, 4u, 17u, 70u, 1000u}) {
       std::vector<float> rows = random_engine_rows(n, cols, static_cast<unsigned>(n));
-      // Every other row without missing values: the kernels take another way for those.
-      for (std::size_t r = 1; r < n; r += 2) {
+      // Every other row without missing values: the kernels take another way for those. And
+      // every third value exactly a threshold of its feature, or a signed zero or infinity:
+      // the ties and edges a comparison can get wrong.
+      std::mt19937 pick(static_cast<unsigned>(n));
+      for (std::size_t r = 0; r < n; ++r) {
         for (std::size_t c = 0; c < cols; ++c) {
-          if (std::isnan(rows[r * cols + c])) rows[r * cols + c] = 1.5f;
+          float& x = rows[r * cols + c];
+          if (r % 2 == 1 && std::isnan(x)) x = 1.5f;
+          if ((r + c) % 3 != 0) continue;
+          const auto& at = thresholds[c];
+          switch (pick() % 4) {
+            case 0:
+              x = -0.0f;
+              break;
+            case 1:
+              x = (pick() % 2 ? 1 : -1) * std::numeric_limits<float>::infinity();
+              break;
+            default:
+              if (!at.empty()) x = at[pick() % at.size()];
+          }
         }
       }
       // Without the vector kernels, with AVX2's and with AVX-512's (where the CPU has them): the
@@ -166,6 +200,33 @@ TEST(NativeEngine, EveryPathGivesTheSameBits) {
   }
   tree::enable_vector_kernels(true);
   tree::enable_avx512_kernels(true);
+}
+
+// The AVX-512 one-row kernel is chosen exactly where the CPU has it and the job suits it (so
+// that EveryPathGivesTheSameBits compares it here, and says so where it cannot).
+TEST(NativeEngine, TheAvx512KernelTakesOneShallowRowWhereTheCpuHasIt) {
+  __builtin_cpu_init();
+  const bool cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
+                   __builtin_cpu_supports("avx512bw");
+  const std::uint64_t bits[1] = {};
+  tree::CompleteRowsJob job{};
+  job.n = 1;
+  job.depth = 6;
+  job.cols = 16;
+  job.stride = 72;
+  job.missing_left_bits = bits;
+  EXPECT_EQ(tree::use_avx512_one_row(job), cpu);
+  if (!cpu) std::cout << "[ NOTE ] this CPU has no AVX-512: its kernel was not compared\n";
+  tree::enable_avx512_kernels(false);
+  EXPECT_FALSE(tree::use_avx512_one_row(job));
+  tree::enable_avx512_kernels(true);
+  for (auto change : std::vector<std::function<void(tree::CompleteRowsJob&)>>{
+           [](auto& j) { j.depth = 7; }, [](auto& j) { j.cols = 65; }, [](auto& j) { j.n = 2; },
+           [](auto& j) { j.missing_left_bits = nullptr; }, [](auto& j) { j.stride = 48; }}) {
+    tree::CompleteRowsJob other = job;
+    change(other);
+    EXPECT_FALSE(tree::use_avx512_one_row(other));
+  }
 }
 
 TEST(NativeEngine, UsesTheCompleteLayoutWhereItFits) {

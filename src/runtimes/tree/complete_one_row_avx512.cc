@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 
 #include "runtimes/tree/complete_rows_simd.h"
 
@@ -23,6 +24,10 @@ namespace {
 bool cpu_has_avx512() {
   static const bool has = [] {
     __builtin_cpu_init();
+    // FORKLIFT_NO_AVX512 (set, not empty) keeps it off: on some Intel CPUs 512-bit instructions
+    // lower the clock of the core for a while, for every thread on it.
+    const char* off = std::getenv("FORKLIFT_NO_AVX512");
+    if (off != nullptr && *off != '\0') return false;
     return __builtin_cpu_supports("avx512f") != 0 && __builtin_cpu_supports("avx512bw") != 0;
   }();
   return has;
@@ -113,7 +118,8 @@ FORKLIFT_AVX512 void one_row_bits(const CompleteRowsJob& job, const __m512* row,
   constexpr std::size_t kBlock = 16;
   // One group's sum in a register: through memory, each addition would wait for the last store.
   double total = sum != nullptr ? *sum : 0.0;
-  std::uint64_t right[kBlock] = {}, at[kBlock];  // a last, short block walks zeros past its end
+  // Lanes past a short last block walk whatever masks they hold; their leaves are never read.
+  std::uint64_t right[kBlock] = {}, at[kBlock];
   for (std::size_t first = 0; first < job.trees; first += kBlock) {
     const std::size_t block = std::min(kBlock, job.trees - first);
     for (std::size_t i = 0; i < block; ++i) {
@@ -158,7 +164,7 @@ FORKLIFT_AVX512 void one_row_bits(const CompleteRowsJob& job) {
     case 5:
       return one_row_bits<kRowVectors, kMissing, 5>(job, row, sum);
     default:
-      static_assert(kMaxBitsDepth == 6);
+      static_assert(kMaxAvx512OneRowDepth == 6);
       return one_row_bits<kRowVectors, kMissing, 6>(job, row, sum);
   }
 }
@@ -173,7 +179,7 @@ void one_row_bits(const CompleteRowsJob& job, bool missing) {
 
 bool use_avx512_one_row(const CompleteRowsJob& job) {
   return cpu_has_avx512() && avx512_on.load(std::memory_order_relaxed) && use_vector_kernels() &&
-         job.n == 1 && job.depth >= 1 && job.depth <= kMaxBitsDepth && job.cols <= 64 &&
+         job.n == 1 && job.depth >= 1 && job.depth <= kMaxAvx512OneRowDepth && job.cols <= 64 &&
          job.missing_left_bits != nullptr &&
          job.stride >= ((std::size_t{1} << job.depth) + 15) / 16 * 16;
 }

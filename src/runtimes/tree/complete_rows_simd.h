@@ -32,18 +32,19 @@ struct CompleteRowsJob {
   const float* top_thresholds = nullptr;
   const std::int32_t* top_features = nullptr;
   int top_levels = 0;
-  // For one row through trees of depth <= kMaxBitsDepth: per tree, bit i + 1 set where node i
-  // sends missing values left (the AVX-512 kernel); null where not built.
+  // For one row through trees of depth <= kMaxAvx512OneRowDepth: per tree, bit i + 1 set where node
+  // i sends missing values left (the AVX-512 kernel); null where not built.
   const std::uint64_t* missing_left_bits = nullptr;
 };
 
 // How many levels of each tree the one-row kernel reads from the interleaved copy.
 constexpr int kTopLevels = 4;
 
-// Whether the AVX2 kernels run: the CPU has AVX2 (checked once) and they are not switched off.
+// Whether the vector kernels run (AVX2's, and AVX-512's below): the CPU has AVX2 (checked once)
+// and they are not switched off.
 bool use_vector_kernels();
 
-// Switches the AVX2 kernels off (or back on where the CPU has AVX2): the tests compare every
+// Switches every vector kernel off (or back on where the CPU has them): the tests compare every
 // path's bits on one machine.
 void enable_vector_kernels(bool on);
 
@@ -54,11 +55,12 @@ void complete_one_row_avx2(const CompleteRowsJob& job);
 
 // The deepest trees the AVX-512 one-row kernel takes: a tree's comparisons fit in 64 bits.
 // (XGBoost's default max_depth is 6.)
-constexpr int kMaxBitsDepth = 6;
+constexpr int kMaxAvx512OneRowDepth = 6;
 
-// Whether the AVX-512 one-row kernel runs for `job`: the CPU has AVX-512F (checked once), the
-// vector kernels are on and it is not switched off, one row of at most 64 features, trees of
-// depth at most kMaxBitsDepth.
+// Whether the AVX-512 one-row kernel runs for `job`: the CPU has AVX-512 F and BW (checked
+// once), the vector kernels are on and it is not switched off, one row of at most 64 features,
+// trees of depth at most kMaxAvx512OneRowDepth, missing_left_bits built, and a stride that
+// leaves room to read a tree's nodes sixteen at a time.
 bool use_avx512_one_row(const CompleteRowsJob& job);
 
 // Switches the AVX-512 kernel off (or back on where the CPU has it): the tests compare paths.

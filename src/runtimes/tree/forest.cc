@@ -360,7 +360,7 @@ void Forest::prepare() {
       work.push_back({n.left + 1, 2 * slot + 2, d + 1});
     }
   }
-  if (depth <= kMaxBitsDepth) {
+  if (depth <= kMaxAvx512OneRowDepth) {
     built.missing_left_bits.assign(roots.size(), 0);
     for (std::size_t t = 0; t < roots.size(); ++t) {
       for (std::size_t i = 0; i < inner; ++i) {

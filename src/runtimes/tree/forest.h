@@ -132,8 +132,8 @@ struct Forest {
     std::vector<float> thresholds;
     std::vector<std::int32_t> features;
     std::size_t stride = 0;
-    // Per tree when depth <= kMaxBitsDepth (complete_rows_simd.h): bit i + 1 is set where node i
-    // sends missing values left, for the AVX-512 one-row kernel.
+    // Per tree when depth <= kMaxAvx512OneRowDepth (complete_rows_simd.h): bit i + 1 is set where
+    // node i sends missing values left, for the AVX-512 one-row kernel.
     std::vector<std::uint64_t> missing_left_bits;
     // The top levels of each run of eight trees, interleaved for the one-row kernel.
     std::vector<float> top_thresholds;

@@ -152,6 +152,15 @@ class PythonModel final : public Model {
     return features;
   }
 
+  // Feature `f` of every row of `batch`, whose values are all T, as one numpy array.
+  template <class T>
+  static py::array_t<T> scalar_column(const Batch& batch, std::size_t f) {
+    py::array_t<T> a(static_cast<py::ssize_t>(batch.rows()));
+    auto view = a.template mutable_unchecked<1>();
+    for (std::size_t r = 0; r < batch.rows(); ++r) view(r) = std::get<T>(batch.row(r)[f]);
+    return a;
+  }
+
   py::dict columns(const Batch& batch) const {
     const std::size_t rows = batch.rows();
     const auto n = static_cast<py::ssize_t>(rows);
@@ -160,27 +169,15 @@ class PythonModel final : public Model {
       const FeatureSpec& spec = schema_.features[f];
       py::object column;
       switch (spec.type) {
-        case ValueType::kFloat: {
-          py::array_t<double> a(n);
-          auto view = a.mutable_unchecked<1>();
-          for (std::size_t r = 0; r < rows; ++r) view(r) = std::get<double>(batch.row(r)[f]);
-          column = std::move(a);
+        case ValueType::kFloat:
+          column = scalar_column<double>(batch, f);
           break;
-        }
-        case ValueType::kInt: {
-          py::array_t<std::int64_t> a(n);
-          auto view = a.mutable_unchecked<1>();
-          for (std::size_t r = 0; r < rows; ++r) view(r) = std::get<std::int64_t>(batch.row(r)[f]);
-          column = std::move(a);
+        case ValueType::kInt:
+          column = scalar_column<std::int64_t>(batch, f);
           break;
-        }
-        case ValueType::kBool: {
-          py::array_t<bool> a(n);
-          auto view = a.mutable_unchecked<1>();
-          for (std::size_t r = 0; r < rows; ++r) view(r) = std::get<bool>(batch.row(r)[f]);
-          column = std::move(a);
+        case ValueType::kBool:
+          column = scalar_column<bool>(batch, f);
           break;
-        }
         case ValueType::kFloatVector: {
           py::array_t<float> a({n, static_cast<py::ssize_t>(spec.length)});
           auto view = a.mutable_unchecked<2>();

@@ -19,7 +19,8 @@ RUN apt-get update \
       libcurl4 libssl3 libtinyxml2-9 libgrpc++1.51 libprotobuf32 ca-certificates curl \
       $( [ "$RUNTIME" = python ] && echo libpython3.11 python3-numpy ) \
       $( [ "$RUNTIME" = torch ] && echo libtorch1.13 ) \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin forklift
 COPY out/ /usr/local/
 USER 10001

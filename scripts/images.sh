@@ -47,8 +47,8 @@ if [ "$engine" = podman ]; then
   # Docker's image format: OCI's has no HEALTHCHECK, which podman would drop.
   build_format=(--format docker)
   base=localhost/forklift-base:bookworm
-  # The SDK's packages come from this host's apt cache where it has them (an overlay: the host's
-  # copy is not changed), instead of a second download of a gigabyte.
+  # The images' packages come from this host's apt cache where it has them (an overlay: the
+  # host's copy is not changed), instead of a second download (a gigabyte for the SDK).
   apt_cache=()
   if compgen -G "/var/cache/apt/archives/*.deb" > /dev/null; then
     apt_cache=(-v /var/cache/apt/archives:/var/cache/apt/archives:O)
@@ -131,7 +131,7 @@ for variant in "${variants[@]}"; do
     cp -a "$staging" "$ctx/out"
     cp "$root/scripts/install-deps.sh" "$ctx/"
     echo "images: building forklift-sdk:$version (installs the build packages: minutes)"
-    build_image sdk "forklift-sdk:$version" forklift-sdk.Dockerfile "$ctx" "${apt_cache[@]}"
+    build_image sdk "forklift-sdk:$version" forklift-sdk.Dockerfile "$ctx" ${apt_cache[@]+"${apt_cache[@]}"}
     continue
   fi
   mkdir -p "$ctx/out/bin" "$ctx/out/share"
@@ -152,5 +152,6 @@ for variant in "${variants[@]}"; do
     tag="forklift:$version-$variant"
   fi
   echo "images: building $tag"
-  build_image "$variant" "$tag" forklift.Dockerfile "$ctx" --build-arg "RUNTIME=$variant"
+  build_image "$variant" "$tag" forklift.Dockerfile "$ctx" --build-arg "RUNTIME=$variant" \
+    ${apt_cache[@]+"${apt_cache[@]}"}
 done

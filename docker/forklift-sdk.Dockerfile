@@ -8,11 +8,18 @@
 # Built by scripts/images.sh from a context it prepares: install-deps.sh, and out/ (an install of
 # the release build tree):
 #   scripts/build.sh && scripts/images.sh --only sdk
+# BASE is the Debian base, or the torch server image of the same build when the script has just
+# built it: libtorch, the largest of the packages, is then unpacked once for both images, and
+# their layers are shared. What the server image sets for running is undone below.
 ARG BASE=localhost/forklift-base:bookworm
 FROM ${BASE}
+USER root
 COPY install-deps.sh /tmp/install-deps.sh
 RUN /tmp/install-deps.sh --sdk \
  && apt-get clean \
  && rm -rf /tmp/install-deps.sh /var/lib/apt/lists/* /var/cache/apt/*.bin
 COPY out/ /usr/local/
 ENV FORKLIFT_PREFIX=/usr/local
+HEALTHCHECK NONE
+ENTRYPOINT []
+CMD ["bash"]

@@ -121,7 +121,10 @@ build_image() {  # variant tag dockerfile context [extra build arguments...]
   echo "images: localhost/$tag: $((size / 1000000)) MB, built in $(( $(date +%s) - started )) s"
 }
 
-for variant in "${variants[@]}"; do
+built_torch=""
+# In this order whatever order --only gave: the SDK builds on the torch image.
+for variant in plain python torch sdk; do
+  case " ${variants[*]} " in *" $variant "*) ;; *) continue ;; esac
   ctx="$out/context-$variant"
   rm -rf "$ctx"
   if [ "$variant" = sdk ]; then
@@ -130,8 +133,13 @@ for variant in "${variants[@]}"; do
     mkdir -p "$ctx"
     cp -a "$staging" "$ctx/out"
     cp "$root/scripts/install-deps.sh" "$ctx/"
+    # FROM the torch server image when this run built it (never an older one): libtorch is then
+    # unpacked once for both (measured: see docs/how-to/build-and-run-the-images.md).
+    sdk_base=()
+    if [ -n "$built_torch" ]; then sdk_base=(--build-arg "BASE=$built_torch"); fi
     echo "images: building forklift-sdk:$version (installs the build packages: minutes)"
-    build_image sdk "forklift-sdk:$version" forklift-sdk.Dockerfile "$ctx" ${apt_cache[@]+"${apt_cache[@]}"}
+    build_image sdk "forklift-sdk:$version" forklift-sdk.Dockerfile "$ctx" \
+      ${apt_cache[@]+"${apt_cache[@]}"} ${sdk_base[@]+"${sdk_base[@]}"}
     continue
   fi
   mkdir -p "$ctx/out/bin" "$ctx/out/share"
@@ -154,4 +162,5 @@ for variant in "${variants[@]}"; do
   echo "images: building $tag"
   build_image "$variant" "$tag" forklift.Dockerfile "$ctx" --build-arg "RUNTIME=$variant" \
     ${apt_cache[@]+"${apt_cache[@]}"}
+  if [ "$variant" = torch ]; then built_torch="localhost/$tag"; fi
 done

@@ -40,12 +40,15 @@ Result<std::string> read_small_file(const std::string& path, const std::string& 
   return text;
 }
 
-// "2026-11-29T17:00:00Z" (ISO 8601 in UTC, as STS writes it; fractions ignored).
+// "2026-11-29T17:00:00Z" (ISO 8601 in UTC, as STS writes it; fractions ignored). Years outside
+// 1970-2200 are refused: system_clock counts nanoseconds, which overflow about 292 years from
+// 1970 (a fuzzer's year -953 did), and no credential expires outside that span.
 std::optional<std::chrono::system_clock::time_point> parse_utc(std::string_view text) {
   std::tm tm{};
   std::istringstream in{std::string(text)};
   in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
   if (in.fail()) return std::nullopt;
+  if (tm.tm_year < 1970 - 1900 || tm.tm_year > 2200 - 1900) return std::nullopt;
   const std::time_t t = timegm(&tm);
   if (t == static_cast<std::time_t>(-1)) return std::nullopt;
   return std::chrono::system_clock::from_time_t(t);

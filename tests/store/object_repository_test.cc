@@ -144,6 +144,21 @@ TEST(AwsCredentials, FileProfilesAndStsAnswersAreParsedStrictly) {
   EXPECT_EQ(sts->session_token, "T");
   EXPECT_FALSE(parse_sts_answer("<x/>").ok());
   EXPECT_FALSE(parse_sts_answer("<<<").ok());
+  // Expirations no clock can hold (nanoseconds from 1970 overflow near 1678 and 2262) are
+  // refused, not overflowed (UBSan, in the fuzz target, saw year -953).
+  const auto answer_expiring = [](const std::string& when) {
+    return parse_sts_answer(
+        "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+        "<AccessKeyId>A</AccessKeyId><SecretAccessKey>S</SecretAccessKey><Expiration>" +
+        when +
+        "</Expiration></Credentials></AssumeRoleWithWebIdentityResult>"
+        "</AssumeRoleWithWebIdentityResponse>");
+  };
+  EXPECT_TRUE(answer_expiring("2200-12-31T23:59:59Z").ok());
+  for (const char* when : {"-953-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z",
+                           "2201-01-01T00:00:00Z", "9999-12-31T23:59:59Z"}) {
+    EXPECT_FALSE(answer_expiring(when).ok()) << when;
+  }
 }
 
 TEST(RepositoryIndex, SkipsBadEntriesAndRoundTrips) {

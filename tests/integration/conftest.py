@@ -13,11 +13,20 @@ import pytest
 import requests
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "not_under_tsan: the test's subject is a command's output, a refusal, a restart or a "
+        "file format, not work that threads of the server share; the ThreadSanitizer suite "
+        "(scripts/sanitize.sh tsan) leaves it out, release and ASan runs keep it")
+
+
 def pytest_collection_modifyitems(config, items):
     """FORKLIFT_TEST_SHARD=K/N keeps the K-th of N shards of the suite, whole files each, so that
     ctest runs the shards side by side (tests/CMakeLists.txt): one suite spends a third of its
     time waiting on servers, not computing. Files go to the shard with the fewest seconds so far,
-    longest first (file_seconds.json: measured), so every run splits them the same way."""
+    longest first (file_seconds.json: measured, a table for each build, since a sanitizer slows
+    some files far more than others), so every run splits them the same way."""
     shard = os.environ.get("FORKLIFT_TEST_SHARD")
     if not shard:
         return
@@ -27,7 +36,9 @@ def pytest_collection_modifyitems(config, items):
     by_file = {}
     for item in items:
         by_file.setdefault(str(item.path), []).append(item)
-    measured = json.loads((Path(__file__).parent / "file_seconds.json").read_text())["seconds"]
+    tables = json.loads((Path(__file__).parent / "file_seconds.json").read_text())
+    sanitizer = os.environ.get("FORKLIFT_SANITIZER")
+    measured = tables.get(f"{sanitizer}_seconds" if sanitizer else "seconds", tables["seconds"])
 
     def seconds(path, tests):
         return measured.get(Path(path).name, 3 * len(tests))

@@ -31,6 +31,7 @@ def answered_version(server, **extra):
     return r.json()["version"]
 
 
+@pytest.mark.not_under_tsan
 def test_mutating_calls_need_the_token(admin_server):
     for token in (None, "wrong", TOKEN + "x", TOKEN[:-1]):
         r = admin_server.admin("POST", "/admin/models/eta/promote", {"version": 1}, token=token)
@@ -45,6 +46,7 @@ def test_mutating_calls_need_the_token(admin_server):
     assert answered_version(admin_server) == 2
 
 
+@pytest.mark.not_under_tsan
 def test_without_a_configured_token_nothing_can_change(repo_copy):
     s = Server(repo_copy)
     try:
@@ -56,11 +58,13 @@ def test_without_a_configured_token_nothing_can_change(repo_copy):
         assert s.stop() == 0
 
 
+@pytest.mark.not_under_tsan
 def test_the_admin_listener_is_not_the_data_plane(admin_server):
     assert admin_server.admin("GET", "/admin/models").status_code == 200
     assert admin_server.get("/admin/models").status_code == 404
 
 
+@pytest.mark.not_under_tsan
 def test_promote_and_rollback_change_what_infer_answers(admin_server):
     assert answered_version(admin_server) == 2
     r = admin_server.admin("POST", "/admin/models/eta/promote", {"version": 1}, token=TOKEN,
@@ -107,6 +111,7 @@ def test_split_follows_weights_and_is_sticky_per_key(admin_server):
     assert int(v2.json()["model_version"]) == first_answer[key]
 
 
+@pytest.mark.not_under_tsan
 def test_bad_deployments_are_refused(admin_server, repo_copy):
     def put(body):
         return admin_server.admin("PUT", "/admin/models/eta/deployment", body, token=TOKEN)
@@ -121,6 +126,7 @@ def test_bad_deployments_are_refused(admin_server, repo_copy):
     assert admin_server.admin("GET", "/admin/audit").json()["entries"] == []
 
 
+@pytest.mark.not_under_tsan
 def test_promoting_a_version_that_fails_its_selftests_is_refused(repo_copy, tmp_path):
     import shutil
     bad = repo_copy / "eta" / "3"
@@ -139,6 +145,7 @@ def test_promoting_a_version_that_fails_its_selftests_is_refused(repo_copy, tmp_
         assert s.stop() == 0
 
 
+@pytest.mark.not_under_tsan
 def test_versions_with_selftest_results(admin_server, example_models):
     body = admin_server.admin("GET", "/admin/models/eta").json()
     assert body["model_id"] == "eta" and body["serving"] == [1, 2]
@@ -166,6 +173,7 @@ def test_repository_extension_index_unload_load(admin_server):
     assert admin_server.admin("POST", "/v2/repository/models/nope/load", token=TOKEN).status_code == 404
 
 
+@pytest.mark.not_under_tsan
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
 def test_deployments_survive_a_restart(repo_copy, tmp_path, sig):
     state = tmp_path / "state.json"
@@ -239,6 +247,7 @@ def cli(server, *args, token=TOKEN):
     return subprocess.run([FORKLIFT, *args], capture_output=True, text=True, timeout=60, env=env)
 
 
+@pytest.mark.not_under_tsan
 def test_cli_status_promote_split_rollback(admin_server):
     out = cli(admin_server, "status")
     assert out.returncode == 0, out.stderr
@@ -265,6 +274,7 @@ def test_cli_status_promote_split_rollback(admin_server):
     assert {e["actor"] for e in entries} == {"ci-bot@" + socket.gethostname()}
 
 
+@pytest.mark.not_under_tsan
 def test_cli_exit_codes(admin_server):
     out = cli(admin_server, "promote", "eta", "1", token=None)
     assert out.returncode == 1 and "admin token" in out.stderr
@@ -278,6 +288,7 @@ def test_cli_exit_codes(admin_server):
     assert out.returncode != 0  # missing VERSION: CLI11 usage error
 
 
+@pytest.mark.not_under_tsan
 def test_cli_timeout_says_the_change_may_still_happen():
     import socket
     # A "server" that accepts and never answers, like one busy loading a large model.
@@ -293,6 +304,7 @@ def test_cli_timeout_says_the_change_may_still_happen():
         assert out.returncode != 0 and "--timeout" in out.stderr
 
 
+@pytest.mark.not_under_tsan
 def test_cli_undeploy_and_deploy(admin_server):
     out = cli(admin_server, "undeploy", "surge")
     assert out.returncode == 0
@@ -303,6 +315,7 @@ def test_cli_undeploy_and_deploy(admin_server):
     assert r.status_code == 200
 
 
+@pytest.mark.not_under_tsan
 def test_schema_guard_refuses_a_breaking_promote_unless_forced(repo_copy):
     import shutil
     v3 = repo_copy / "eta" / "3"

@@ -175,6 +175,7 @@ def test_labels_that_match_nothing_are_counted_not_scored(repo):
     ('{"request_id": "a", "label": 1, "labels": [1]}', "one of label or labels"),
     ('{"feedback": {"request_id": "a", "label": 1}}', "must be an array"),
 ], ids=lambda v: v if len(v) < 60 else v[:40] + "...")
+@pytest.mark.not_under_tsan
 def test_hostile_feedback_is_refused_with_a_reason(shared_server, body, words):
     r = feedback(shared_server, body)
     assert r.status_code == 400, r.text

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from conftest import FORKLIFT, Server, example_version_count, selftest_cases
@@ -62,6 +63,7 @@ def test_new_version_swaps_in_under_load_without_errors(repo_copy):
         assert s.stop() == 0
 
 
+@pytest.mark.not_under_tsan
 def test_failing_new_version_never_takes_traffic(repo_copy):
     s = Server(repo_copy, "--poll-seconds", "0.2")
     try:
@@ -87,6 +89,7 @@ def test_failing_new_version_never_takes_traffic(repo_copy):
         assert s.stop() == 0
 
 
+@pytest.mark.not_under_tsan
 def test_broken_manifest_is_rejected_and_the_rest_serve(repo_copy):
     (repo_copy / "eta" / "3").mkdir()
     (repo_copy / "eta" / "3" / "model.yaml").write_text("runtime: xgboost\nfeatures: [\n")
@@ -186,6 +189,7 @@ def test_sigterm_under_load_answers_every_accepted_request(example_models):
     assert len(answered) >= 30
 
 
+@pytest.mark.not_under_tsan
 def test_logs_are_json_lines(server):
     assert server.logs
     for line in server.logs:
@@ -209,6 +213,7 @@ def test_metrics_after_traffic(server):
     assert lines['forklift_model_load_duration_seconds{model_id="eta",version="2"}'] > 0
 
 
+@pytest.mark.not_under_tsan
 def test_selftest_command_passes_on_the_examples(full_example_models):
     # Every example model, the optional runtimes' included: `forklift selftest` in a team's CI.
     out = subprocess.run([FORKLIFT, "selftest", str(full_example_models)], capture_output=True,
@@ -218,6 +223,7 @@ def test_selftest_command_passes_on_the_examples(full_example_models):
     assert f"{example_version_count(full_example_models)} passed, 0 failed" in out.stdout
 
 
+@pytest.mark.not_under_tsan
 def test_selftest_command_fails_with_a_readable_report(repo_copy):
     lines = (repo_copy / "surge" / "1" / "selftest.jsonl").read_text().splitlines()
     case = json.loads(lines[1])
@@ -235,6 +241,7 @@ def test_selftest_command_fails_with_a_readable_report(repo_copy):
     assert only.returncode == 0 and "surge" not in only.stdout
 
 
+@pytest.mark.not_under_tsan
 def test_port_in_use_fails_clearly(server):
     out = subprocess.run([FORKLIFT, "serve", "--model-repository", str(server.repository),
                           "--host", "127.0.0.1", "--port", str(server.port), "--admin-port", "0",
@@ -269,6 +276,7 @@ def test_request_log_when_asked(example_models):
         assert s.stop() == 0
 
 
+@pytest.mark.not_under_tsan
 def test_no_request_log_by_default(example_models):
     s = Server(example_models)
     try:
@@ -284,6 +292,7 @@ def test_no_request_log_by_default(example_models):
     assert s.events("request") == []
 
 
+@pytest.mark.not_under_tsan
 def test_bad_flags_are_refused(example_models):
     out = subprocess.run([FORKLIFT, "serve", "--model-repository", str(example_models),
                           "--log-requests", "2"], capture_output=True, text=True, timeout=30)
@@ -369,6 +378,7 @@ def scheduling_policies(pid):
     return policies
 
 
+@pytest.mark.not_under_tsan
 def test_background_work_runs_at_idle_priority_by_default_and_as_the_flag_says(repo_copy):
     """The test suite runs its servers with FORKLIFT_BACKGROUND_PRIORITY=normal (tests/
     CMakeLists.txt says why). By default (idle) the admin listener's thread runs at SCHED_IDLE;

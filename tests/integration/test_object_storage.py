@@ -86,6 +86,7 @@ def test_a_pushed_version_is_served_from_s3_and_new_ones_arrive_by_polling(s3, t
         assert s.stop() == 0
 
 
+@pytest.mark.not_under_tsan
 def test_versions_are_immutable_and_wrong_credentials_are_refused_clearly(s3, tmp_path):
     push(s3, "eta", 1)
     again = push(s3, "eta", 1, check=False)
@@ -110,6 +111,7 @@ def test_versions_are_immutable_and_wrong_credentials_are_refused_clearly(s3, tm
         s.stop()
 
 
+@pytest.mark.not_under_tsan
 def test_a_corrupt_object_rejects_its_version_and_the_rest_keep_serving(s3, tmp_path):
     push(s3, "eta", 1)
     push(s3, "eta", 2)
@@ -154,6 +156,7 @@ def test_a_download_cut_mid_file_never_becomes_a_version_and_is_retried(s3, tmp_
         assert s.stop() == 0
 
 
+@pytest.mark.not_under_tsan
 def test_a_killed_store_leaves_the_mirror_serving_and_a_restart_downloads_nothing(s3, tmp_path):
     push(s3, "eta", 1)
     s = serve(s3, tmp_path)
@@ -183,6 +186,7 @@ def test_a_killed_store_leaves_the_mirror_serving_and_a_restart_downloads_nothin
         assert s.stop() == 0
 
 
+@pytest.mark.not_under_tsan
 def test_identical_files_across_versions_come_from_the_cache(s3, tmp_path):
     push(s3, "eta", 1)
     # Version 3 holds exactly version 1's files.
@@ -225,6 +229,7 @@ def test_a_listing_that_changes_while_it_is_read(s3, tmp_path):
         assert s.stop() == 0
 
 
+@pytest.mark.not_under_tsan
 def test_a_static_http_repository_is_read_through_its_index(s3, tmp_path):
     push(s3, "eta", 1)
     # s3rver answers unsigned GETs: the bucket is a static site here.
@@ -241,6 +246,7 @@ def test_a_static_http_repository_is_read_through_its_index(s3, tmp_path):
     assert out.returncode != 0 and "read-only" in out.stderr
 
 
+@pytest.mark.not_under_tsan
 def test_hostile_manifests_cost_only_their_version(s3, tmp_path):
     push(s3, "eta", 1)
     hostile = {
@@ -349,6 +355,7 @@ def test_a_listing_that_never_ends_is_cut_off_and_shutdown_does_not_wait(tmp_pat
         fake.shutdown()
 
 
+@pytest.mark.not_under_tsan
 def test_credentials_in_a_repository_url_are_refused_without_being_echoed(tmp_path):
     out = subprocess.run([FORKLIFT, "serve", "--model-repository",
                           "http://alice:Hunter2Secret@127.0.0.1:1/models", "--port", "0",
@@ -359,6 +366,7 @@ def test_credentials_in_a_repository_url_are_refused_without_being_echoed(tmp_pa
     assert "Hunter2Secret" not in out.stdout + out.stderr
 
 
+@pytest.mark.not_under_tsan
 def test_a_mirrored_version_changed_in_the_store_keeps_its_mirrored_copy(s3, tmp_path):
     push(s3, "eta", 1)
     s = serve(s3, tmp_path)

@@ -452,6 +452,7 @@ def test_the_cli_starts_follows_and_aborts_a_rollout(tmp_path):
     ('{"version": 1}', 409, "production already"),
     ('{"version": 7}', 404, "no version 7"),
 ])
+@pytest.mark.not_under_tsan
 def test_hostile_rollout_requests_are_refused_with_a_reason(idle_server, body, status, words):
     r = idle_server.admin("POST", "/admin/models/m/rollout", body, token=TOKEN)
     assert r.status_code == status, r.text
@@ -459,6 +460,7 @@ def test_hostile_rollout_requests_are_refused_with_a_reason(idle_server, body, s
     assert rollout(idle_server)["rollout"] is None
 
 
+@pytest.mark.not_under_tsan
 def test_rollout_endpoints_refuse_without_a_token_unknown_models_and_a_second_rollout(tmp_path):
     s = serve(make_repo(tmp_path, value=1.0))
     try:

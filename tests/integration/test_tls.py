@@ -148,6 +148,7 @@ def test_admin_api_and_cli_over_https(tls_server, certificate):
     assert "SSL certificate problem" in out.stderr, out.stderr
 
 
+@pytest.mark.not_under_tsan
 def test_bad_certificate_files_stop_the_server_with_a_clear_message(repo_copy, tmp_path,
                                                                      certificate):
     cert, key = certificate

@@ -62,6 +62,7 @@ def trace_of(receiver, trace_id, count, timeout=15):
     raise AssertionError(f"{len(spans)} spans of {trace_id}: {spans}; errors {receiver.errors}")
 
 
+@pytest.mark.not_under_tsan
 def test_a_traced_prediction_continues_the_callers_trace(repo_copy, receiver, tmp_path):
     s = Server(repo_copy, "--otlp-endpoint", receiver.url, "--trace-sample-ratio", "0",
                "--events-dir", str(tmp_path / "events"))
@@ -92,6 +93,7 @@ def test_a_traced_prediction_continues_the_callers_trace(repo_copy, receiver, tm
         s.stop()
 
 
+@pytest.mark.not_under_tsan
 def test_sampling_follows_the_caller_else_the_ratio(repo_copy, receiver):
     s = Server(repo_copy, "--otlp-endpoint", receiver.url, "--trace-sample-ratio", "0")
     try:
@@ -199,6 +201,7 @@ def test_a_dead_or_refusing_collector_costs_only_counted_spans(repo_copy, receiv
         assert s.stop() == 0
 
 
+@pytest.mark.not_under_tsan
 def test_server_timing_on_request_or_by_flag(repo_copy):
     s = Server(repo_copy)
     try:
@@ -220,6 +223,7 @@ def test_server_timing_on_request_or_by_flag(repo_copy):
         s.stop()
 
 
+@pytest.mark.not_under_tsan
 def test_a_bad_endpoint_stops_the_server_with_a_clear_message(repo_copy):
     r = subprocess.run([FORKLIFT, "serve", "--model-repository", str(repo_copy), "--port", "0",
                         "--admin-port", "0", "--state-file", "none", "--otlp-endpoint",

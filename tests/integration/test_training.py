@@ -62,6 +62,7 @@ def first_selftest(version_dir):
     return json.loads((version_dir / "selftest.jsonl").read_text().splitlines()[0])
 
 
+@pytest.mark.not_under_tsan
 def test_forklift_train_publishes_a_tested_version_that_the_server_serves(tmp_path):
     repo = eta_repo(tmp_path)
     s = Server(repo, "--poll-seconds", "0.2")
@@ -100,6 +101,7 @@ def test_forklift_train_publishes_a_tested_version_that_the_server_serves(tmp_pa
         s.stop()
 
 
+@pytest.mark.not_under_tsan
 def test_a_worse_model_is_refused_and_no_version_appears(tmp_path):
     repo = eta_repo(tmp_path, mode="scratch", rounds=2, max_regression=0.02)
     r = train(repo)
@@ -109,6 +111,7 @@ def test_a_worse_model_is_refused_and_no_version_appears(tmp_path):
     assert not [p for p in (repo / "eta").iterdir() if p.name.startswith(".train-")]
 
 
+@pytest.mark.not_under_tsan
 def test_bad_specs_and_hostile_data_fail_with_a_clear_reason(tmp_path):
     repo = eta_repo(tmp_path)
     outside = tmp_path / "secret.jsonl"
@@ -130,6 +133,7 @@ def test_bad_specs_and_hostile_data_fail_with_a_clear_reason(tmp_path):
     assert versions(repo) == [1, 2]
 
 
+@pytest.mark.not_under_tsan
 def test_a_job_killed_mid_way_leaves_no_version_and_the_next_job_cleans_up(tmp_path):
     repo = eta_repo(tmp_path, rounds=100000, rows=20000)
     proc = subprocess.Popen([FORKLIFT, "train", "eta", "--model-repository", str(repo),
@@ -164,6 +168,7 @@ def test_a_job_killed_mid_way_leaves_no_version_and_the_next_job_cleans_up(tmp_p
     assert versions(repo) == [1, 2, 3]
 
 
+@pytest.mark.not_under_tsan
 def test_ctrl_c_cancels_a_job_and_leaves_no_version(tmp_path):
     repo = eta_repo(tmp_path, rounds=100000, rows=20000)
     proc = subprocess.Popen([FORKLIFT, "train", "eta", "--model-repository", str(repo),
@@ -254,6 +259,7 @@ def test_the_server_runs_cancels_and_reports_jobs(tmp_path):
         s.stop()
 
 
+@pytest.mark.not_under_tsan
 def test_a_server_without_training_says_so(tmp_path):
     repo = eta_repo(tmp_path)
     s = Server(repo, "--training-jobs", "0", env=ENV)
@@ -616,6 +622,7 @@ def test_an_online_model_learns_from_labels_and_is_snapshotted_into_versions(tmp
         s.stop()
 
 
+@pytest.mark.not_under_tsan
 def test_snapshot_requests_that_cannot_work_are_refused(tmp_path):
     repo = eta_repo(tmp_path)
     s = Server(repo, env=ENV)
@@ -691,6 +698,7 @@ def test_a_python_trainer_gets_no_server_socket_or_secret_and_cannot_outlive_its
     assert left.strip() == "", left
 
 
+@pytest.mark.not_under_tsan
 def test_a_model_directory_linked_out_of_the_repository_is_not_trained(tmp_path):
     repo = eta_repo(tmp_path)
     outside = tmp_path / "outside"
@@ -710,6 +718,7 @@ def test_a_model_directory_linked_out_of_the_repository_is_not_trained(tmp_path)
         s.stop()
 
 
+@pytest.mark.not_under_tsan
 def test_a_lineage_linked_to_another_models_file_is_not_served(tmp_path):
     repo = eta_repo(tmp_path)
     (repo / "other").mkdir()
@@ -723,6 +732,7 @@ def test_a_lineage_linked_to_another_models_file_is_not_served(tmp_path):
         s.stop()
 
 
+@pytest.mark.not_under_tsan
 def test_a_team_query_against_postgresql_is_the_training_data(tmp_path, pg):
     """data.source: postgres: the team's own SELECT, read-only, one row at a time; a `features`
     JSON column and the label column."""

@@ -48,6 +48,7 @@ def break_selftest(version_dir):
     return cases
 
 
+@pytest.mark.not_under_tsan
 def test_a_rejected_version_is_retried_once_its_files_are_fixed(polling_server, repo_copy):
     s = polling_server
     good = (repo_copy / "eta" / "2" / "selftest.jsonl").read_text()
@@ -86,6 +87,7 @@ def admin_server_polling_off(repo_copy, tmp_path):
     assert s.stop() == 0
 
 
+@pytest.mark.not_under_tsan
 def test_a_model_that_never_served_does_not_make_the_server_unready(repo_copy):
     (repo_copy / "broken" / "1").mkdir(parents=True)
     (repo_copy / "broken" / "1" / "model.yaml").write_text("runtime: nonsense\n")
@@ -101,6 +103,7 @@ def test_a_model_that_never_served_does_not_make_the_server_unready(repo_copy):
         assert s.stop() == 0
 
 
+@pytest.mark.not_under_tsan
 def test_a_version_cannot_shadow_itself(admin_server_polling_off):
     s, _ = admin_server_polling_off
     # With no routes, the version policy's newest version (2) takes the traffic.
@@ -109,6 +112,7 @@ def test_a_version_cannot_shadow_itself(admin_server_polling_off):
     assert "a version cannot shadow itself" in r.stderr
 
 
+@pytest.mark.not_under_tsan
 def test_split_keeps_the_shadows_and_a_no_op_is_not_recorded(admin_server_polling_off):
     s, _ = admin_server_polling_off
     assert cli(s, "split", "eta", "2=1").returncode == 0
@@ -129,6 +133,7 @@ def test_split_keeps_the_shadows_and_a_no_op_is_not_recorded(admin_server_pollin
     assert d["routes"] == [{"version": 2, "weight": 1}]
 
 
+@pytest.mark.not_under_tsan
 def test_removing_a_version_directory_is_logged(polling_server, repo_copy):
     s = polling_server
     shutil.rmtree(repo_copy / "eta" / "2")
@@ -138,6 +143,7 @@ def test_removing_a_version_directory_is_logged(polling_server, repo_copy):
     assert event["reason"] == "its directory was removed"
 
 
+@pytest.mark.not_under_tsan
 def test_the_cli_exits_with_the_documented_status_for_bad_usage(tmp_path):
     assert cli(None, "selftest", str(tmp_path / "missing")).returncode == 2  # no such directory
     assert cli(None, "promote").returncode == 2                                # missing arguments
@@ -146,6 +152,7 @@ def test_the_cli_exits_with_the_documented_status_for_bad_usage(tmp_path):
     assert cli(None, "--help").returncode == 0
 
 
+@pytest.mark.not_under_tsan
 def test_who_acts_must_be_plain_ascii_and_is_recorded(admin_server_polling_off):
     """Found by the hostile review: a UI user's accented name reached PostgreSQL as Latin-1 bytes
     and every change was refused; a name over 64 bytes was silently recorded as "admin"."""

@@ -52,8 +52,8 @@ def proc_sample(pid):
 def main():
     build = Path(sys.argv[1]).resolve()
     smoke = "--smoke" in sys.argv
-    duration = arg("--duration", 40 if smoke else 600)
-    swap_every = arg("--swap-every", 10 if smoke else 30)
+    duration = arg("--duration", 20 if smoke else 600)
+    swap_every = arg("--swap-every", 5 if smoke else 30)
     out_file = Path(arg("--out", str(build / "bench" / ("soak-smoke.md" if smoke else "soak.md"))))
     wrk = shutil.which("wrk")
     assert wrk, "wrk is missing: run scripts/install-deps.sh"

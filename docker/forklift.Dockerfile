@@ -9,8 +9,12 @@
 #
 # Runs as uid 10001, works with a read-only root file system (it writes nothing but what its
 # flags name), and is PID 1: forklift handles SIGTERM itself and drains (docs/reference/cli.md).
+# BASE is the Debian base, or for the python and torch variants the plain image of the same
+# build when the script has just built it: the libraries all three load are then unpacked once
+# and their layers shared (apt-get below installs only what the variant adds).
 ARG BASE=localhost/forklift-base:bookworm
 FROM ${BASE}
+USER root
 ARG RUNTIME=plain
 # The upgrade is a no-op on a fresh base (scripts/images.sh upgrades it); it matters on an older one.
 RUN apt-get update \
@@ -21,7 +25,8 @@ RUN apt-get update \
       $( [ "$RUNTIME" = torch ] && echo libtorch1.13 ) \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
- && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin forklift
+ && { id -u forklift > /dev/null 2>&1 \
+      || useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin forklift; }
 COPY out/ /usr/local/
 USER 10001
 EXPOSE 8080 8081

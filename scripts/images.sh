@@ -46,6 +46,7 @@ if [ "$engine" = podman ]; then
   run_engine() { podman --runtime runc --cgroup-manager cgroupfs "$@"; }
   # Docker's image format: OCI's has no HEALTHCHECK, which podman would drop.
   build_format=(--format docker)
+  pull_base=()
   base=localhost/forklift-base:bookworm
   # The images' packages come from this host's apt cache where it has them (an overlay: the
   # host's copy is not changed), instead of a second download (a gigabyte for the SDK).
@@ -55,7 +56,8 @@ if [ "$engine" = podman ]; then
   fi
 else
   run_engine() { docker "$@"; }
-  build_format=(--pull)  # a stale local debian:bookworm-slim would miss security fixes
+  build_format=()
+  pull_base=(--pull)  # a stale local debian:bookworm-slim would miss security fixes
   apt_cache=()
   base=${FORKLIFT_BASE_IMAGE:-debian:bookworm-slim}  # must be bookworm: the package names are
 fi
@@ -110,19 +112,24 @@ staging="$out/install"
 rm -rf "$staging"
 cmake --install "$build" --prefix "$staging" > /dev/null
 # Builds one image from a prepared context and says how large it is and how long it took.
-build_image() {  # variant tag dockerfile context [extra build arguments...]
-  local variant=$1 tag=$2 dockerfile=$3 ctx=$4 started size
-  shift 4
+# FROM is the Debian base unless from_image names an image this run built (never pulled).
+build_image() {  # variant tag dockerfile context from_image [extra build arguments...]
+  local variant=$1 tag=$2 dockerfile=$3 ctx=$4 from=${5:-} started size pull=()
+  shift 5
+  [ -n "$from" ] || { from=$base; pull=(${pull_base[@]+"${pull_base[@]}"}); }
   started=$(date +%s)
-  run_engine build "${build_format[@]}" --network host -f "$root/docker/$dockerfile" \
-    --build-arg "BASE=$base" "$@" -t "localhost/$tag" "$ctx" > "$out/build-$variant.log" 2>&1 \
+  run_engine build ${build_format[@]+"${build_format[@]}"} ${pull[@]+"${pull[@]}"} --network host \
+    -f "$root/docker/$dockerfile" --build-arg "BASE=$from" "$@" -t "localhost/$tag" "$ctx" \
+    > "$out/build-$variant.log" 2>&1 \
     || { tail -30 "$out/build-$variant.log" >&2; exit 1; }
   size=$(run_engine image inspect "localhost/$tag" --format '{{.Size}}')
   echo "images: localhost/$tag: $((size / 1000000)) MB, built in $(( $(date +%s) - started )) s"
 }
 
+built_plain=""
 built_torch=""
-# In this order whatever order --only gave: the SDK builds on the torch image.
+# In this order whatever order --only gave: python and torch build on the plain image, the SDK on
+# the torch image, each when this run built it (never an older one).
 for variant in plain python torch sdk; do
   case " ${variants[*]} " in *" $variant "*) ;; *) continue ;; esac
   ctx="$out/context-$variant"
@@ -135,17 +142,19 @@ for variant in plain python torch sdk; do
     cp "$root/scripts/install-deps.sh" "$ctx/"
     # FROM the torch server image when this run built it (never an older one): libtorch is then
     # unpacked once for both (measured: see docs/how-to/build-and-run-the-images.md).
-    sdk_base=()
-    if [ -n "$built_torch" ]; then sdk_base=(--build-arg "BASE=$built_torch"); fi
     echo "images: building forklift-sdk:$version (installs the build packages: minutes)"
-    build_image sdk "forklift-sdk:$version" forklift-sdk.Dockerfile "$ctx" \
-      ${apt_cache[@]+"${apt_cache[@]}"} ${sdk_base[@]+"${sdk_base[@]}"}
+    build_image sdk "forklift-sdk:$version" forklift-sdk.Dockerfile "$ctx" "$built_torch" \
+      ${apt_cache[@]+"${apt_cache[@]}"}
     continue
   fi
-  mkdir -p "$ctx/out/bin" "$ctx/out/share"
-  # The binary without its debug information (39 MB -> 7 MB); the UI it serves at /ui/.
-  strip --strip-debug -o "$ctx/out/bin/forklift" "$staging/bin/forklift"
-  cp -r "$staging/share/forklift" "$ctx/out/share/"
+  mkdir -p "$ctx/out"
+  # The binary without its debug information (39 MB -> 7 MB); the UI it serves at /ui/. A
+  # variant built on this run's plain image has them already.
+  if [ "$variant" = plain ] || [ -z "$built_plain" ]; then
+    mkdir -p "$ctx/out/bin" "$ctx/out/share"
+    strip --strip-debug -o "$ctx/out/bin/forklift" "$staging/bin/forklift"
+    cp -r "$staging/share/forklift" "$ctx/out/share/"
+  fi
   tag="forklift:$version"
   if [ "$variant" != plain ]; then
     # One runtime module beside the binary (lib/forklift/), and in the image its libraries.
@@ -160,7 +169,8 @@ for variant in plain python torch sdk; do
     tag="forklift:$version-$variant"
   fi
   echo "images: building $tag"
-  build_image "$variant" "$tag" forklift.Dockerfile "$ctx" --build-arg "RUNTIME=$variant" \
-    ${apt_cache[@]+"${apt_cache[@]}"}
+  build_image "$variant" "$tag" forklift.Dockerfile "$ctx" "$built_plain" \
+    --build-arg "RUNTIME=$variant" ${apt_cache[@]+"${apt_cache[@]}"}
+  if [ "$variant" = plain ]; then built_plain="localhost/$tag"; fi
   if [ "$variant" = torch ]; then built_torch="localhost/$tag"; fi
 done

@@ -10,13 +10,16 @@
 # Runs as uid 10001, works with a read-only root file system (it writes nothing but what its
 # flags name), and is PID 1: forklift handles SIGTERM itself and drains (docs/reference/cli.md).
 # BASE is the Debian base, or for the python and torch variants the plain image of the same
-# build when the script has just built it: the libraries all three load are then unpacked once
-# and their layers shared (apt-get below installs only what the variant adds).
+# run when the script has just built it: the libraries all three load are then unpacked once
+# and their layers shared (apt-get below skips the packages already installed, so it adds only
+# the variant's own).
 ARG BASE=localhost/forklift-base:bookworm
 FROM ${BASE}
+# The plain image ends as uid 10001; installing needs root.
 USER root
 ARG RUNTIME=plain
 # The upgrade is a no-op on a fresh base (scripts/images.sh upgrades it); it matters on an older one.
+# The user exists already when BASE is the plain image (with another uid, useradd fails).
 RUN apt-get update \
  && apt-get upgrade -y \
  && apt-get install -y --no-install-recommends libxgboost0 libyaml-cpp0.7 libsimdjson14 libpq5 \
@@ -25,7 +28,7 @@ RUN apt-get update \
       $( [ "$RUNTIME" = torch ] && echo libtorch1.13 ) \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
- && { id -u forklift > /dev/null 2>&1 \
+ && { [ "$(id -u forklift 2> /dev/null)" = 10001 ] \
       || useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin forklift; }
 COPY out/ /usr/local/
 USER 10001

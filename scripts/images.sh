@@ -15,8 +15,9 @@
 # of it (build-images/base-image-id), so a clean clone never reuses another tree's base.
 #
 # With podman (the default) it runs as this machine needs: runc, cgroupfs, no default ulimits
-# (build-images/containers.conf). With docker the same Dockerfile builds FROM the base given by
-# FORKLIFT_BASE_IMAGE (default debian:bookworm-slim, from Docker Hub).
+# (build-images/containers.conf). With docker the plain image builds FROM the base given by
+# FORKLIFT_BASE_IMAGE (default debian:bookworm-slim, from Docker Hub); python and torch then
+# build FROM the plain one, and the SDK FROM the torch one, as with podman.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/build-images"
@@ -112,7 +113,8 @@ staging="$out/install"
 rm -rf "$staging"
 cmake --install "$build" --prefix "$staging" > /dev/null
 # Builds one image from a prepared context and says how large it is and how long it took.
-# FROM is the Debian base unless from_image names an image this run built (never pulled).
+# FROM is the Debian base unless from_image names an image this run built: such an image is
+# local only, so Docker's --pull is not passed for it.
 build_image() {  # variant tag dockerfile context from_image [extra build arguments...]
   local variant=$1 tag=$2 dockerfile=$3 ctx=$4 from=${5:-} started size pull=()
   shift 5

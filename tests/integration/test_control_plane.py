@@ -111,7 +111,6 @@ def test_split_follows_weights_and_is_sticky_per_key(admin_server):
     assert int(v2.json()["model_version"]) == first_answer[key]
 
 
-@pytest.mark.not_under_tsan
 def test_bad_deployments_are_refused(admin_server, repo_copy):
     def put(body):
         return admin_server.admin("PUT", "/admin/models/eta/deployment", body, token=TOKEN)

@@ -63,7 +63,6 @@ def test_new_version_swaps_in_under_load_without_errors(repo_copy):
         assert s.stop() == 0
 
 
-@pytest.mark.not_under_tsan
 def test_failing_new_version_never_takes_traffic(repo_copy):
     s = Server(repo_copy, "--poll-seconds", "0.2")
     try:

@@ -229,7 +229,6 @@ def test_a_listing_that_changes_while_it_is_read(s3, tmp_path):
         assert s.stop() == 0
 
 
-@pytest.mark.not_under_tsan
 def test_a_static_http_repository_is_read_through_its_index(s3, tmp_path):
     push(s3, "eta", 1)
     # s3rver answers unsigned GETs: the bucket is a static site here.

@@ -225,7 +225,6 @@ def test_one_bad_event_does_not_drop_its_batch(repo_copy, tmp_path, pg):
         assert s.stop() == 0
 
 
-@pytest.mark.not_under_tsan
 def test_a_backslash_in_a_feature_reaches_the_table(repo_copy, tmp_path, pg):
     """Found in issue 16's review: JSON's escaped backslash (\\\\) was written to COPY with its
     second backslash unescaped, so PostgreSQL refused the line and the event was lost."""

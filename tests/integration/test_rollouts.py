@@ -452,7 +452,6 @@ def test_the_cli_starts_follows_and_aborts_a_rollout(tmp_path):
     ('{"version": 1}', 409, "production already"),
     ('{"version": 7}', 404, "no version 7"),
 ])
-@pytest.mark.not_under_tsan
 def test_hostile_rollout_requests_are_refused_with_a_reason(idle_server, body, status, words):
     r = idle_server.admin("POST", "/admin/models/m/rollout", body, token=TOKEN)
     assert r.status_code == status, r.text

@@ -123,8 +123,9 @@ def test_a_failing_or_hanging_python_predict_fails_that_request_only(repo_copy):
 def test_a_hung_python_worker_process_is_killed_and_replaced_at_the_timeout(repo_copy):
     patch_cancel_risk(
         repo_copy, HANG_ON_98,
-        # Not shorter: a healthy call to a freshly started worker must finish within it even on
-        # a CI machine busy with the sanitizer suites (500 ms was seen to fail there).
+        # Not shorter: a healthy call to a freshly started worker should finish within it even
+        # on a CI machine busy with the sanitizer suites (500 ms often failed there; 2 s failed
+        # once, which the wait below allows for).
         "runtime_options: {processes: 2}\ntimeout_ms: 2000\n")
     s = Server(repo_copy)
     try:
@@ -145,15 +146,21 @@ def test_a_hung_python_worker_process_is_killed_and_replaced_at_the_timeout(repo
                 "model_id": "cancel_risk", "features": features}).status_code != 200
                 or len(workers() - before) < 2):
             time.sleep(0.2)
-        # Five answers in a row. Not the next five whatever happens: on a CI machine busy with
-        # the sanitizer suites and the image builds one healthy call was seen to stall past its
-        # 2 s (an ASan server, 2026-11-30); what is tested is that the pool recovers.
-        in_a_row, last = 0, None
+        # Then five answers in a row, within the same deadline, rather than the next five: on a
+        # CI machine busy with the sanitizer suites and the image builds, one healthy call was
+        # seen to stall past its 2 s (an ASan server, 2026-11-30). What is tested is that the
+        # pool recovers: two such stalls at most, each a 504 for the time limit, nothing else.
+        in_a_row, stalls = 0, []
         while in_a_row < 5:
-            assert time.monotonic() < deadline, "no five answers in a row: " + (
-                last.text if last is not None else "")
-            last = s.post("/infer", {"model_id": "cancel_risk", "features": features})
-            in_a_row = in_a_row + 1 if last.status_code == 200 else 0
+            assert time.monotonic() < deadline, f"no five answers in a row; stalls: {stalls}"
+            r = s.post("/infer", {"model_id": "cancel_risk", "features": features})
+            if r.status_code == 200:
+                in_a_row += 1
+                continue
+            assert r.status_code == 504 and "timeout_ms" in r.text, r.text
+            stalls.append(r.text)
+            assert len(stalls) <= 2, stalls
+            in_a_row = 0
         after = workers()
         assert len(after) == 2 and not (after & before), (before, after)  # all replaced, none left
     finally:

@@ -111,7 +111,6 @@ def test_a_worse_model_is_refused_and_no_version_appears(tmp_path):
     assert not [p for p in (repo / "eta").iterdir() if p.name.startswith(".train-")]
 
 
-@pytest.mark.not_under_tsan
 def test_bad_specs_and_hostile_data_fail_with_a_clear_reason(tmp_path):
     repo = eta_repo(tmp_path)
     outside = tmp_path / "secret.jsonl"
@@ -698,7 +697,6 @@ def test_a_python_trainer_gets_no_server_socket_or_secret_and_cannot_outlive_its
     assert left.strip() == "", left
 
 
-@pytest.mark.not_under_tsan
 def test_a_model_directory_linked_out_of_the_repository_is_not_trained(tmp_path):
     repo = eta_repo(tmp_path)
     outside = tmp_path / "outside"
@@ -718,7 +716,6 @@ def test_a_model_directory_linked_out_of_the_repository_is_not_trained(tmp_path)
         s.stop()
 
 
-@pytest.mark.not_under_tsan
 def test_a_lineage_linked_to_another_models_file_is_not_served(tmp_path):
     repo = eta_repo(tmp_path)
     (repo / "other").mkdir()

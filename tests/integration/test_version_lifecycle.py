@@ -48,7 +48,6 @@ def break_selftest(version_dir):
     return cases
 
 
-@pytest.mark.not_under_tsan
 def test_a_rejected_version_is_retried_once_its_files_are_fixed(polling_server, repo_copy):
     s = polling_server
     good = (repo_copy / "eta" / "2" / "selftest.jsonl").read_text()

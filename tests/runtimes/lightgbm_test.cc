@@ -150,6 +150,23 @@ TEST(LightGBM, ThresholdsBetweenFloatsKeepLessOrEqualExact) {
   EXPECT_NEAR(margin(forest->predict(hi)), 0.1 + 0.25 + 0.05, 1e-7);
 }
 
+TEST(LightGBM, ValuesBeyondFloatRangeBecomeInfinitiesNotUndefinedCasts) {
+  // A threshold above every float sends every finite value left; one below every float, none.
+  // A leaf beyond float's range is an infinity. (Both casts were undefined behaviour.)
+  std::string text = kHandMade;
+  text.replace(text.find("threshold=5\n"), 12, "threshold=1e300\n");
+  text.replace(text.find("leaf_value=-0.5 0.25"), 20, "leaf_value=-1e300 0.25");
+  auto forest = tree::parse_lightgbm_text(text, "hand.txt");
+  ASSERT_TRUE(forest.ok()) << forest.status().message();
+  const float big[] = {3e38f, -2, 0};
+  EXPECT_EQ(forest->predict(big), 0.0);  // left, to -inf: sigmoid(-inf)
+  text.replace(text.find("threshold=1e300\n"), 16, "threshold=-1e300\n");
+  forest = tree::parse_lightgbm_text(text, "hand.txt");
+  ASSERT_TRUE(forest.ok()) << forest.status().message();
+  const float low[] = {-3e38f, -2, 0};
+  EXPECT_GT(forest->predict(low), 0.0);  // right, to 0.25
+}
+
 TEST(LightGBM, AveragesTheTreesOfARandomForest) {
   constexpr char kForest[] = R"(tree
 version=v4
@@ -198,6 +215,9 @@ TEST(LightGBM, RefusesWhatItCannotEvaluateByName) {
   refused("leaf_value=0.1 0.2 0.3 0.4", "leaf_value=0.1 0.2 0.3", "3 values for 4 leaves");
   refused("threshold=1.5 -1 0", "threshold=1.5 -1 4", "no category set");
   refused("threshold=1.5 -1 0", "threshold=1.5 one 0", "'threshold' holds something that is not");
+  // A categorical node's threshold is an index: NaN or one past int64 was cast, undefined.
+  refused("threshold=1.5 -1 0", "threshold=1.5 -1 nan", "no category set");
+  refused("threshold=1.5 -1 0", "threshold=1.5 -1 1e300", "no category set");
   refused("tree\nversion", "hello\nversion", "not a LightGBM text model");
   // What the file holds is never quoted: it may be any file the artifact points at.
   auto f = tree::parse_lightgbm_text("root:secret-hash:0:0\n", "m.txt");

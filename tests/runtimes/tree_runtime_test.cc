@@ -132,6 +132,16 @@ TEST(TreeForest, RefusesWhatItCannotEvaluateByName) {
   // Found by fuzz_tree_models: a missing key threw from the parser instead of refusing.
   refused(kSmall, R"("learner_model_param")", R"("learner_model_parameters")",
           "no learner_model_param");
+  // Found by fuzz_tree_models: a null (NaN) child index was cast to an int, undefined behaviour.
+  // Indices and counts must be whole numbers within their type.
+  refused(kSmall, R"("left_children": [1, -1, -1])", R"("left_children": [null, -1, -1])",
+          "'left_children' holds a number out of range");
+  refused(kSmall, R"("left_children": [1, -1, -1])", R"("left_children": [1.5, -1, -1])",
+          "'left_children' holds a number out of range");
+  refused(kSmall, R"("split_indices": [0, 0, 0])", R"("split_indices": [4294967296, 0, 0])",
+          "'split_indices' holds a number out of range");
+  refused(kSmall, R"("num_feature": "2")", R"("num_feature": null)", "num_feature is not a count");
+  refused(kSmall, R"("num_feature": "2")", R"("num_feature": "-1")", "num_feature is not a count");
   EXPECT_FALSE(tree::parse_xgboost_json("{\"learner\": [", "m.json").ok());
   EXPECT_FALSE(tree::parse_xgboost_json("{}", "m.json").ok());
 }

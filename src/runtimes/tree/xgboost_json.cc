@@ -8,6 +8,7 @@
 #include <map>
 
 #include "runtimes/tree/forest.h"
+#include "runtimes/tree/number_cast.h"
 
 namespace forklift::tree {
 namespace {
@@ -46,8 +47,8 @@ std::string shown_name(std::string_view name) {
 // A decimal that lies exactly between two floats: XGBoost reads it straight into a float, this
 // parser through a double, and the two roundings may differ.
 bool between_two_floats(double d) {
-  const float f = static_cast<float>(d);
-  if (static_cast<double>(f) == d || !std::isfinite(d)) return false;
+  const float f = saturating_float(d);
+  if (static_cast<double>(f) == d || !std::isfinite(f)) return false;
   const float other = std::nextafter(f, d > static_cast<double>(f) ? INFINITY : -INFINITY);
   return (static_cast<double>(f) + static_cast<double>(other)) / 2 == d;
 }
@@ -125,8 +126,12 @@ Result<std::vector<T>> numbers(simdjson::dom::element tree, const char* key) {
   out.reserve(a.size());
   for (auto v : a) {
     auto n = number(v);
-    if (!n.ok()) return InvalidArgument(std::string("'") + key + "' holds a non-number");
-    out.push_back(static_cast<T>(*n));
+    const std::optional<T> x = n.ok() ? number_as<T>(*n) : std::nullopt;
+    if (!x) {
+      return InvalidArgument(std::string("'") + key + "' holds " +
+                             (n.ok() ? "a number out of range" : "a non-number"));
+    }
+    out.push_back(*x);
   }
   return out;
 }
@@ -246,7 +251,9 @@ Result<Forest> parse_xgboost_json(std::string_view json, const std::string& orig
   if (!base_score.ok() || !num_feature.ok()) {
     return bad(origin, "learner_model_param lacks base_score or num_feature");
   }
-  forest.num_features = static_cast<std::size_t>(*num_feature);
+  const std::optional<std::size_t> features = number_as<std::size_t>(*num_feature);
+  if (!features) return bad(origin, "num_feature is not a count");
+  forest.num_features = *features;
   // Several outputs: num_class classes, or num_target targets, each with its own trees.
   constexpr double kMaxGroups = 1 << 16;
   for (const char* key : {"num_class", "num_target"}) {
@@ -297,8 +304,9 @@ Result<Forest> parse_xgboost_json(std::string_view json, const std::string& orig
     auto index = numbers<std::int32_t>(tree, "split_indices");
     auto cond = numbers<float>(tree, "split_conditions");
     auto dflt = numbers<std::int32_t>(tree, "default_left");
-    if (!left.ok() || !right.ok() || !index.ok() || !cond.ok() || !dflt.ok()) {
-      return FailedPrecondition(where + " is incomplete");
+    for (const Status* s :
+         {&left.status(), &right.status(), &index.status(), &cond.status(), &dflt.status()}) {
+      if (!s->ok()) return FailedPrecondition(where + " is incomplete: " + s->message());
     }
     const std::size_t n = left->size();
     if (right->size() != n || index->size() != n || cond->size() != n || dflt->size() != n) {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <sstream>
 
+#include "common/float_cast.h"
 #include "core/features_json.h"
 
 namespace forklift {
@@ -98,7 +99,7 @@ Status parse_expected(simdjson::ondemand::value v, Value& out) {
       for (auto e : v.get_array()) {
         double d = 0;
         if (e.get_double().get(d)) return InvalidArgument("'expected' must hold only numbers");
-        vec.push_back(static_cast<float>(d));
+        vec.push_back(saturating_float(d));  // beyond float's range: never equal to an output
       }
       out = std::move(vec);
       return Status::Ok();

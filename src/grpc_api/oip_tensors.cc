@@ -7,6 +7,8 @@
 #include <limits>
 #include <optional>
 
+#include "common/float_cast.h"
+
 // Returns a failed Status at once.
 #define FORWARD(expr)                            \
   do {                                           \
@@ -288,9 +290,9 @@ void encode_outputs(const OutputSpec& output, const std::vector<Value>& outputs,
   for (const Value& v : outputs) {
     if (const auto* d = std::get_if<double>(&v)) {
       if (raw) {
-        append_little_endian(*bytes, static_cast<float>(*d));
+        append_little_endian(*bytes, saturating_float(*d));
       } else {
-        contents->add_fp32_contents(static_cast<float>(*d));
+        contents->add_fp32_contents(saturating_float(*d));
       }
     } else if (const auto* vec = std::get_if<std::vector<float>>(&v)) {
       for (float f : *vec) {

@@ -11,6 +11,7 @@
 
 #include "common/file_util.h"
 #include "common/sha256.h"
+#include "core/float_range.h"
 
 namespace forklift::training {
 namespace {
@@ -66,6 +67,7 @@ Status json_to_value(simdjson::dom::element v, const FeatureSpec& spec, Value& o
       double d = 0;
       if (v.get_double().get(d)) return InvalidArgument(at + " is not a number");
       if (!std::isfinite(d)) return InvalidArgument(at + " is not finite");
+      if (beyond_float_range(d)) return float_range_error(at);  // as serving refuses it
       out = d;
       return Status::Ok();
     }
@@ -100,6 +102,7 @@ Status json_to_value(simdjson::dom::element v, const FeatureSpec& spec, Value& o
         if (x.get_double().get(d) || !std::isfinite(d)) {
           return InvalidArgument(at + " has an element that is not a finite number");
         }
+        if (beyond_float_range(d)) return float_range_error("an element of " + at);
         vec.push_back(static_cast<float>(d));
       }
       out = std::move(vec);
@@ -121,6 +124,7 @@ Status text_to_value(std::string_view s, const FeatureSpec& spec, Value& out) {
       }
       double d = 0;
       if (!parse_double(s, d) || !std::isfinite(d)) return InvalidArgument(at + " is not a number");
+      if (beyond_float_range(d)) return float_range_error(at);  // as serving refuses it
       out = d;
       return Status::Ok();
     }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace forklift {
 namespace {
 
@@ -31,6 +33,21 @@ TEST(JsonWriter, BytesThatAreNotUtf8BecomeTheReplacementCharacter) {
   EXPECT_EQ(quoted("\xc0\xaf"), "x\"\\ufffd\\ufffd\"");             // overlong '/'
   EXPECT_EQ(quoted("\xed\xa0\x80"), "x\"\\ufffd\\ufffd\\ufffd\"");  // a surrogate
   EXPECT_EQ(quoted("\xe2\x82\xac\xff\xc3\xa9"), "x\"\xe2\x82\xac\\ufffd\xc3\xa9\"");
+}
+
+// A double that came from a float prints as that float's shortest form; any other keeps its
+// precision, and one beyond float's range (whose cast to float was undefined) prints as itself.
+TEST(JsonWriter, DoublesPrintShortestWithoutCastingOutOfRange) {
+  const auto printed = [](double d) {
+    std::string out;
+    json::append_double(out, d);
+    return out;
+  };
+  EXPECT_EQ(printed(static_cast<double>(523.4567f)), "523.4567");
+  EXPECT_EQ(printed(0.1), "0.1");
+  EXPECT_EQ(printed(1e300), "1e+300");
+  EXPECT_EQ(printed(-1e300), "-1e+300");
+  EXPECT_EQ(printed(std::numeric_limits<double>::infinity()), "null");
 }
 
 }  // namespace

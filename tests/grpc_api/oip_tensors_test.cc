@@ -171,6 +171,12 @@ TEST(OipTensors, OutputsAreEncodedTypedOrRaw) {
   EXPECT_EQ(raw.raw_output_contents(0), little_endian<float>({1.5f, 2.0f}));
   EXPECT_EQ(raw.outputs(0).contents().fp32_contents_size(), 0);
 
+  // A model's double beyond float's range is that float's infinity (a plain cast was undefined).
+  inference::ModelInferResponse huge;
+  encode_outputs(scalar, {1e300, -1e300}, false, huge);
+  EXPECT_EQ(huge.outputs(0).contents().fp32_contents(0), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(huge.outputs(0).contents().fp32_contents(1), -std::numeric_limits<float>::infinity());
+
   const OutputSpec vector{"v", ValueType::kFloatVector, 3};
   inference::ModelInferResponse vec;
   encode_outputs(vector, {std::vector<float>{1, 2, 3}}, true, vec);

@@ -118,6 +118,8 @@ TEST(Dataset, ReadsJsonLinesFlatOrNestedAndSkipsBadRowsWithTheirReason) {
           "\n";  // wrong type
   text += R"({"x1": 1, "x2": 2, "y": 1e300})"
           "\n";  // label out of range
+  text += R"({"x1": 1e39, "x2": 2, "y": 1})"
+          "\n";  // beyond float's range: refused, as serving refuses it (casting it was undefined)
   write(dir.path() / "d.jsonl", text);
   ReadReport report;
   DatasetLimits limits;
@@ -125,11 +127,13 @@ TEST(Dataset, ReadsJsonLinesFlatOrNestedAndSkipsBadRowsWithTheirReason) {
   auto data = read_files(dir.path(), {dir.path() / "d.jsonl"}, two_floats(), "y", limits, report);
   ASSERT_TRUE(data.ok()) << data.status().message();
   EXPECT_EQ(data->rows(), 300u);
-  EXPECT_EQ(report.rows_skipped, 4u);
-  ASSERT_EQ(report.problems.size(), 4u);
+  EXPECT_EQ(report.rows_skipped, 5u);
+  ASSERT_EQ(report.problems.size(), 5u);
   EXPECT_NE(report.problems[0].find("d.jsonl:301"), std::string::npos);
   EXPECT_NE(report.problems[1].find("no label 'y'"), std::string::npos);
   EXPECT_NE(report.problems[2].find("feature 'x1'"), std::string::npos);
+  EXPECT_NE(report.problems[4].find("feature 'x1' is beyond the float range"), std::string::npos)
+      << report.problems[4];
   EXPECT_EQ(data->dense_row(0)[0], 1.5);
   EXPECT_EQ(data->label(299), 3);
 }

@@ -46,6 +46,8 @@ done
 [ "$build_only" = 1 ] && exit 0
 
 mkdir -p "$build/crashes"
+# An undefined-behaviour report names the calls that led to it, not only its line.
+export UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "$build/corpus/$t"
@@ -63,7 +65,10 @@ for t in "${targets[@]}"; do
     echo "fuzz: $t: ${seconds}s, $runs inputs run, corpus $corpus files, no failure"
   else
     echo "fuzz: $t FAILED; its input is in $build/crashes/; log: $log" >&2
-    tail -40 "$log" >&2
+    # The report first (a CI page may show only the start of this), then the log's end.
+    grep -m 20 -E 'runtime error|==ERROR|SUMMARY:|#[0-9]+ 0x|Test unit written' "$log" >&2 || true
+    echo "fuzz: the end of $log:" >&2
+    tail -25 "$log" >&2
     status=1
   fi
 done

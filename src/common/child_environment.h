@@ -4,13 +4,13 @@
 // PG* (libpq's passwords and hosts), except the variables the caller names to keep.
 #pragma once
 
+#include <unistd.h>  // environ (declared with _GNU_SOURCE, which g++ defines)
+
 #include <algorithm>
 #include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
-
-extern char** environ;
 
 namespace forklift {
 

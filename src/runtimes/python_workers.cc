@@ -26,6 +26,7 @@
 #include "core/manifest.h"  // the worker process reads model.yaml itself
 #include "core/repository.h"
 #include "forklift/runtime.h"
+#include "observability/log.h"
 #include "runtimes/python_module.h"
 #include "runtimes/python_runtime.h"
 #include "runtimes/runtime_module.h"
@@ -120,10 +121,12 @@ class ProcessPoolModel final : public Model {
       idle_.push_back(std::move(w).value());
     }
     alive_ = processes;
+    processes_ = processes;
     return Status::Ok();
   }
 
   Status predict(const Batch& batch, std::vector<Value>& outputs) const override {
+    restore_a_missing_worker();
     std::unique_ptr<WorkerProcess> w;
     {
       std::unique_lock lock(mu_);
@@ -150,8 +153,13 @@ class ProcessPoolModel final : public Model {
       // Stuck past the deadline, a frame larger than any answer, an answer that is not one (it
       // may be out of step with its requests from now on), or the process died (a crash in an
       // extension, the OOM killer): in each case this worker is replaced.
+      const auto old_pid = static_cast<std::int64_t>(w->pid);
       w->kill_now();
-      auto fresh = spawn_worker(ctx_, schema_.output);
+      auto fresh =
+          replace_worker(old_pid, read == worker::FrameRead::kTimedOut   ? "timeout"
+                                  : malformed                            ? "malformed answer"
+                                  : read == worker::FrameRead::kTooLarge ? "answer too large"
+                                                                         : "died");
       const std::string replaced =
           fresh.ok() ? "" : "; no replacement could be started: " + fresh.status().message();
       if (read == worker::FrameRead::kTimedOut) {
@@ -184,13 +192,73 @@ class ProcessPoolModel final : public Model {
   }
 
  private:
+  // A new worker for one that was stopped (`old_pid`, for `why`), logged either way. A start can
+  // fail for a passing reason (memory on a busy machine): three tries, a little apart, before
+  // the pool runs one short; restore_a_missing_worker() tries again later.
+  Result<std::unique_ptr<WorkerProcess>> replace_worker(std::int64_t old_pid,
+                                                        std::string_view why) const {
+    Result<std::unique_ptr<WorkerProcess>> fresh = Unavailable("not started");
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500 * attempt));
+      fresh = spawn_worker(ctx_, schema_.output);
+      if (fresh.ok()) break;
+    }
+    if (fresh.ok()) {
+      log::warn("python_worker_replaced", {{"model_id", ctx_.model_id},
+                                           {"version", ctx_.version},
+                                           {"reason", why},
+                                           {"old_pid", old_pid},
+                                           {"pid", static_cast<std::int64_t>((*fresh)->pid)}});
+    } else {
+      log::error("python_worker_not_replaced", {{"model_id", ctx_.model_id},
+                                                {"version", ctx_.version},
+                                                {"reason", why},
+                                                {"old_pid", old_pid},
+                                                {"error", fresh.status().message()}});
+    }
+    return fresh;
+  }
+
+  // A pool that ran short (a replacement could not be started) tries once more, at most every
+  // 5 s, on the thread of the call that finds it short: that call waits for the start (bounded
+  // by timeout_ms above it), and the pool is whole again without a reload.
+  void restore_a_missing_worker() const {
+    const auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(mu_);
+      if (alive_ >= processes_ || restoring_ || now < next_restore_) return;
+      restoring_ = true;
+      next_restore_ = now + std::chrono::seconds(5);
+    }
+    auto fresh = spawn_worker(ctx_, schema_.output);
+    {
+      std::lock_guard lock(mu_);
+      restoring_ = false;
+      if (fresh.ok()) {
+        idle_.push_back(std::move(fresh).value());
+        ++alive_;
+      }
+    }
+    if (fresh.ok()) {
+      free_.notify_one();
+      log::warn("python_worker_restored", {{"model_id", ctx_.model_id}, {"version", ctx_.version}});
+    } else {
+      log::error("python_worker_not_restored", {{"model_id", ctx_.model_id},
+                                                {"version", ctx_.version},
+                                                {"error", fresh.status().message()}});
+    }
+  }
+
   LoadContext ctx_;
   Schema schema_;
   std::chrono::milliseconds timeout_;
   mutable std::mutex mu_;
   mutable std::condition_variable free_;
-  mutable std::vector<std::unique_ptr<WorkerProcess>> idle_;  // guarded by mu_
-  mutable std::size_t alive_ = 0;                             // guarded by mu_
+  mutable std::vector<std::unique_ptr<WorkerProcess>> idle_;    // guarded by mu_
+  mutable std::size_t alive_ = 0;                               // guarded by mu_
+  std::size_t processes_ = 0;                                   // set by start()
+  mutable bool restoring_ = false;                              // guarded by mu_
+  mutable std::chrono::steady_clock::time_point next_restore_;  // guarded by mu_
 };
 
 }  // namespace

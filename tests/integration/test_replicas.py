@@ -72,9 +72,14 @@ def log_time(event):
     return datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
 
 
-def propagation_seconds(source, target):
-    """From `source` storing its latest change to `target` applying it, by their log lines."""
-    changed = source.events("deployment_changed")[-1]
+def propagation_seconds(source, target, changes_before):
+    """From `source` storing its next change after `changes_before` to `target` applying it, by
+    their log lines."""
+    # The source's log line may reach the test after its admin answer and even after the
+    # target's change (CI, 2026-11-30: read before it was there): wait for it.
+    new_change = lambda: len(source.events("deployment_changed")) > changes_before  # noqa: E731
+    assert wait_until(new_change, 10) is not None, source.logs[-10:]
+    changed = source.events("deployment_changed")[changes_before]
     applied = lambda: [e for e in target.events("remote_change_applied")  # noqa: E731
                        if e["revision"] == changed["revision"]]
     assert wait_until(applied, 10) is not None, target.logs[-10:]
@@ -84,16 +89,18 @@ def propagation_seconds(source, target):
 def test_a_promote_on_one_replica_reaches_the_other_at_once(replicas):
     a, b = replicas
     assert answered_version(a) == answered_version(b) == 2
+    a_changes = len(a.events("deployment_changed"))
     r = a.admin("POST", "/admin/models/eta/promote", {"version": 1}, token=TOKEN)
     assert r.status_code == 200, r.text
     assert wait_until(lambda: answered_version(b) == 1, timeout=5) is not None, b.logs[-20:]
-    took = propagation_seconds(a, b)
+    took = propagation_seconds(a, b, a_changes)
     assert took < PROPAGATION_BOUND, took
     # And back the other way, with a split set on the second replica.
     split = {"routes": [{"version": 1, "weight": 50}, {"version": 2, "weight": 50}], "shadows": []}
+    b_changes = len(b.events("deployment_changed"))
     assert b.admin("PUT", "/admin/models/eta/deployment", split, token=TOKEN).status_code == 200
     assert wait_until(lambda: deployment(a) == split, timeout=5) is not None, a.logs[-20:]
-    took = propagation_seconds(b, a)
+    took = propagation_seconds(b, a, b_changes)
     assert took < PROPAGATION_BOUND, took
     # Sticky hashing is the same function everywhere: a key lands on one version in both.
     for key in ("rider-1", "rider-2", "rider-3", "rider-4", "rider-5"):

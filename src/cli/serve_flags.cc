@@ -74,6 +74,7 @@ void add_data_plane_flags(CLI::App* cmd, ServeOptions& options) {
   cmd->add_option("--poll-seconds", options.poll_seconds,
                   "Rescan the repository for new versions this often (0: never; a remote "
                   "repository is still read once at start)")
+      ->check(CLI::Range(0.0, 86400.0))  // a day; a larger one would overflow the period
       ->capture_default_str();
 }
 
@@ -192,6 +193,7 @@ void add_logging_flags(CLI::App* cmd, ServeOptions& options) {
       ->check(CLI::IsMember({"idle", "nice", "normal"}));
   cmd->add_option("--drain-seconds", options.drain_seconds,
                   "On SIGTERM, how long in-flight requests may take to finish")
+      ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
 }
 

@@ -100,7 +100,7 @@ void append_double(std::string& out, double d) {
   char buf[32];
   // A value that came from a float (XGBoost predicts in float32) prints as that float's shortest
   // form, 523.4567 rather than 523.4567260742188; any other double keeps its full precision.
-  const float f = saturating_float(d);
+  const float f = to_float_saturating(d);
   auto [end, ec] = static_cast<double>(f) == d ? std::to_chars(buf, buf + sizeof buf, f)
                                                : std::to_chars(buf, buf + sizeof buf, d);
   out.append(buf, end);

@@ -141,7 +141,7 @@ Status parse_one(simdjson::ondemand::value v, const FeatureSpec& spec, Value& ou
         if (Status s = parse_number(ev, spec, d); !s.ok()) return s;
         if (beyond_float_range(d))
           return float_range_error("an element of feature '" + spec.name + "'");
-        vec.push_back(static_cast<float>(d));
+        vec.push_back(to_float_saturating(d));  // in range: FLT_MAX at most
       }
       if (vec.size() != spec.length) {
         return InvalidArgument("feature '" + spec.name + "' must have " +

@@ -99,7 +99,7 @@ Status parse_expected(simdjson::ondemand::value v, Value& out) {
       for (auto e : v.get_array()) {
         double d = 0;
         if (e.get_double().get(d)) return InvalidArgument("'expected' must hold only numbers");
-        vec.push_back(saturating_float(d));  // beyond float's range: never equal to an output
+        vec.push_back(to_float_saturating(d));  // beyond float's range: never equal to an output
       }
       out = std::move(vec);
       return Status::Ok();

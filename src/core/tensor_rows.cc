@@ -146,7 +146,7 @@ Status tensors_to_batch(const std::vector<Tensor>& inputs, Batch& batch) {
                                  spec.name + "'");
         }
         if (beyond_float_range(*d)) return float_range_error("a value of input '" + t.name + "'");
-        vec[k] = static_cast<float>(*d);
+        vec[k] = to_float_saturating(*d);  // in range: FLT_MAX at most
       }
       cell(r, f) = std::move(vec);
     }

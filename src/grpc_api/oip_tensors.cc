@@ -290,9 +290,9 @@ void encode_outputs(const OutputSpec& output, const std::vector<Value>& outputs,
   for (const Value& v : outputs) {
     if (const auto* d = std::get_if<double>(&v)) {
       if (raw) {
-        append_little_endian(*bytes, saturating_float(*d));
+        append_little_endian(*bytes, to_float_saturating(*d));
       } else {
-        contents->add_fp32_contents(saturating_float(*d));
+        contents->add_fp32_contents(to_float_saturating(*d));
       }
     } else if (const auto* vec = std::get_if<std::vector<float>>(&v)) {
       for (float f : *vec) {

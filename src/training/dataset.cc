@@ -54,6 +54,19 @@ bool parse_int(std::string_view s, std::int64_t& out) {
   return ec == std::errc() && end == s.data() + s.size() && !s.empty();
 }
 
+// The data holds every feature as a double (Dataset::add), exact for integers up to 2^53; a
+// larger one would come back changed, and from 2^63 - 512 on its conversion back to int64
+// (Dataset::batch) is undefined.
+constexpr std::int64_t kMaxExactInt = std::int64_t{1} << 53;
+
+bool beyond_exact_double(std::int64_t n) {
+  return n > kMaxExactInt || n < -kMaxExactInt;
+}
+
+Status exact_double_error(const std::string& at) {
+  return InvalidArgument(at + " is beyond ±2^53, which training data cannot hold exactly");
+}
+
 // One JSON value as a feature of `spec`; an error names only the feature.
 Status json_to_value(simdjson::dom::element v, const FeatureSpec& spec, Value& out) {
   const std::string at = "feature '" + spec.name + "'";
@@ -74,6 +87,7 @@ Status json_to_value(simdjson::dom::element v, const FeatureSpec& spec, Value& o
     case ValueType::kInt: {
       std::int64_t n = 0;
       if (v.get_int64().get(n)) return InvalidArgument(at + " is not an integer");
+      if (beyond_exact_double(n)) return exact_double_error(at);
       out = n;
       return Status::Ok();
     }
@@ -103,7 +117,7 @@ Status json_to_value(simdjson::dom::element v, const FeatureSpec& spec, Value& o
           return InvalidArgument(at + " has an element that is not a finite number");
         }
         if (beyond_float_range(d)) return float_range_error("an element of " + at);
-        vec.push_back(static_cast<float>(d));
+        vec.push_back(to_float_saturating(d));  // in range: FLT_MAX at most
       }
       out = std::move(vec);
       return Status::Ok();
@@ -131,6 +145,7 @@ Status text_to_value(std::string_view s, const FeatureSpec& spec, Value& out) {
     case ValueType::kInt: {
       std::int64_t n = 0;
       if (!parse_int(s, n)) return InvalidArgument(at + " is not an integer");
+      if (beyond_exact_double(n)) return exact_double_error(at);
       out = n;
       return Status::Ok();
     }

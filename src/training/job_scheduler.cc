@@ -98,7 +98,9 @@ void JobScheduler::snapshot_learners(std::int64_t now_ms) {
       if (it == newest->manifest.runtime_options.end()) return fallback;
       char* end = nullptr;
       const double v = std::strtod(it->second.c_str(), &end);
-      return end != it->second.c_str() && *end == '\0' && v >= 0 ? v : fallback;
+      // At most 1e9 (updates, or minutes: 1,900 years), so the lease's milliseconds stay in an
+      // int64; "inf", "nan" or larger fall back as a malformed value does.
+      return end != it->second.c_str() && *end == '\0' && v >= 0 && v <= 1e9 ? v : fallback;
     };
     const double every_updates = option("snapshot_every_updates", 10000);
     const double every_minutes = option("snapshot_every_minutes", 0);

@@ -330,6 +330,11 @@ TEST_F(RouterTest, FloatsBeyondTheFloatRangeAreRefused) {
   EXPECT_NE(res.body.find("beyond the float range"), std::string::npos) << res.body;
   res = call("POST", "/infer", R"({"model_id": "sum", "features": {"a": 3e38, "b": 1}})");
   EXPECT_EQ(res.status, 200u) << res.body;
+  // FLT_MAX's own shortest text is a little above it as a double, and reads as FLT_MAX.
+  res = call("POST", "/infer", R"({"model_id": "sum", "features": {"a": 3.4028235e38, "b": 0}})");
+  EXPECT_EQ(res.status, 200u) << res.body;
+  res = call("POST", "/infer", R"({"model_id": "sum", "features": {"a": 3.4028236e38, "b": 0}})");
+  EXPECT_EQ(res.status, 400u) << res.body;
 }
 
 TEST_F(RouterTest, MetricsCountRequestsByVersionAndOutcome) {

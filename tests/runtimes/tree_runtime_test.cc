@@ -142,6 +142,7 @@ TEST(TreeForest, RefusesWhatItCannotEvaluateByName) {
           "'split_indices' holds a number out of range");
   refused(kSmall, R"("num_feature": "2")", R"("num_feature": null)", "num_feature is not a count");
   refused(kSmall, R"("num_feature": "2")", R"("num_feature": "-1")", "num_feature is not a count");
+  refused(kSmall, R"("num_class": "0")", R"("num_class": "2.5")", "unsupported num_class");
   EXPECT_FALSE(tree::parse_xgboost_json("{\"learner\": [", "m.json").ok());
   EXPECT_FALSE(tree::parse_xgboost_json("{}", "m.json").ok());
 }

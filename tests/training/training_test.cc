@@ -119,7 +119,7 @@ TEST(Dataset, ReadsJsonLinesFlatOrNestedAndSkipsBadRowsWithTheirReason) {
   text += R"({"x1": 1, "x2": 2, "y": 1e300})"
           "\n";  // label out of range
   text += R"({"x1": 1e39, "x2": 2, "y": 1})"
-          "\n";  // beyond float's range: refused, as serving refuses it (casting it was undefined)
+          "\n";  // beyond float's range: refused, as serving refuses it
   write(dir.path() / "d.jsonl", text);
   ReadReport report;
   DatasetLimits limits;
@@ -238,6 +238,21 @@ TEST(Dataset, RowsComeBackAsTheSchemaTypes) {
   s.output = {"y", ValueType::kFloat};
   RowReader reader(std::make_shared<const Schema>(s), "y", {});
   reader.add_json(R"({"f": 0.5, "i": 123456789, "b": true, "s": "sf", "v": [1, 2], "y": 4})", "1");
+  // Held as doubles, integers beyond 2^53 would come back changed (from 2^63 - 512 on, their
+  // conversion back was undefined): such a row is skipped, as are vector elements beyond float.
+  RowReader bad(std::make_shared<const Schema>(s), "y", {});
+  bad.add_json(R"({"f": 0.5, "i": 9007199254740993, "b": true, "s": "", "v": [1, 2], "y": 4})",
+               "2");
+  bad.add_json(R"({"f": 0.5, "i": 9223372036854775807, "b": true, "s": "", "v": [1, 2], "y": 4})",
+               "3");
+  bad.add_json(R"({"f": 0.5, "i": 9007199254740992, "b": true, "s": "", "v": [1, 1e39], "y": 4})",
+               "4");
+  EXPECT_EQ(bad.report().rows_skipped, 3u);
+  ASSERT_EQ(bad.report().problems.size(), 3u);
+  EXPECT_NE(bad.report().problems[1].find("beyond ±2^53"), std::string::npos)
+      << bad.report().problems[1];
+  EXPECT_NE(bad.report().problems[2].find("beyond the float range"), std::string::npos)
+      << bad.report().problems[2];
   auto data = reader.finish("test");
   ASSERT_TRUE(data.ok()) << data.status().message();
   const Batch b = data->batch({0});

@@ -59,7 +59,7 @@ std::string value_of(const Section& s, std::string_view key) {
 // For float inputs, x <= t  <=>  x < (the smallest float above t, rounded down to a float).
 float strict_bound_for_at_most(double t) {
   float f =
-      saturating_float(t);  // beyond float's range: an infinity, and the bound below still holds
+      to_float_saturating(t);  // beyond float's range: an infinity, and the bound below still holds
   if (static_cast<double>(f) > t) f = std::nextafter(f, -INFINITY);
   return std::nextafter(f, INFINITY);
 }
@@ -146,7 +146,7 @@ Status add_tree(Forest& forest, const Section& s, const std::string& where) {
   };
   for (std::size_t j = 0; j < leaf_value->size(); ++j) {
     raw.nodes[internal + j] =
-        Node{saturating_float((*leaf_value)[j]), -1, -1, 0, NodeKind::kNumeric};
+        Node{to_float_saturating((*leaf_value)[j]), -1, -1, 0, NodeKind::kNumeric};
   }
   for (std::size_t i = 0; i < internal; ++i) {
     const std::int32_t d = (*decision)[i];
@@ -156,7 +156,7 @@ Status add_tree(Forest& forest, const Section& s, const std::string& where) {
     const int missing = (d >> 2) & 3;
     if (d & 1) {
       // threshold is the index of this node's bitset in cat_boundaries.
-      const std::int64_t k = number_as<std::int64_t>((*threshold)[i]).value_or(-1);
+      const std::int64_t k = checked_number_as<std::int64_t>((*threshold)[i]).value_or(-1);
       if (k < 0 || static_cast<std::size_t>(k) + 1 >= cat_boundaries->size()) {
         return FailedPrecondition(where + ": categorical node " + std::to_string(i) +
                                   " has no category set");

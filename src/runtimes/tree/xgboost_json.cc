@@ -47,7 +47,7 @@ std::string shown_name(std::string_view name) {
 // A decimal that lies exactly between two floats: XGBoost reads it straight into a float, this
 // parser through a double, and the two roundings may differ.
 bool between_two_floats(double d) {
-  const float f = saturating_float(d);
+  const float f = to_float_saturating(d);
   if (static_cast<double>(f) == d || !std::isfinite(f)) return false;
   const float other = std::nextafter(f, d > static_cast<double>(f) ? INFINITY : -INFINITY);
   return (static_cast<double>(f) + static_cast<double>(other)) / 2 == d;
@@ -126,7 +126,7 @@ Result<std::vector<T>> numbers(simdjson::dom::element tree, const char* key) {
   out.reserve(a.size());
   for (auto v : a) {
     auto n = number(v);
-    const std::optional<T> x = n.ok() ? number_as<T>(*n) : std::nullopt;
+    const std::optional<T> x = n.ok() ? checked_number_as<T>(*n) : std::nullopt;
     if (!x) {
       return InvalidArgument(std::string("'") + key + "' holds " +
                              (n.ok() ? "a number out of range" : "a non-number"));
@@ -251,7 +251,7 @@ Result<Forest> parse_xgboost_json(std::string_view json, const std::string& orig
   if (!base_score.ok() || !num_feature.ok()) {
     return bad(origin, "learner_model_param lacks base_score or num_feature");
   }
-  const std::optional<std::size_t> features = number_as<std::size_t>(*num_feature);
+  const std::optional<std::size_t> features = checked_number_as<std::size_t>(*num_feature);
   if (!features) return bad(origin, "num_feature is not a count");
   forest.num_features = *features;
   // Several outputs: num_class classes, or num_target targets, each with its own trees.
@@ -259,10 +259,11 @@ Result<Forest> parse_xgboost_json(std::string_view json, const std::string& orig
   for (const char* key : {"num_class", "num_target"}) {
     auto n = number(params[key]);
     if (!n.ok() || !(*n > 1)) continue;
-    if (!(*n <= kMaxGroups) || forest.num_groups > 1) {
-      return bad(origin, std::string("unsupported ") + key);
+    const std::optional<std::size_t> groups = checked_number_as<std::size_t>(*n);
+    if (!groups || !(*n <= kMaxGroups) || forest.num_groups > 1) {
+      return bad(origin, std::string("unsupported ") + key);  // 2.5 classes too
     }
-    forest.num_groups = static_cast<std::size_t>(*n);
+    forest.num_groups = *groups;
   }
   if (Status s = set_xgboost_objective(forest, objective, *base_score, origin); !s.ok()) return s;
   std::string_view booster;

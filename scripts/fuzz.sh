@@ -46,7 +46,7 @@ done
 [ "$build_only" = 1 ] && exit 0
 
 mkdir -p "$build/crashes"
-# An undefined-behaviour report names the calls that led to it, not only its line.
+# UBSan prints only a file and line by default; the stack shows which parser reached the code.
 export UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 status=0
 for t in "${targets[@]}"; do

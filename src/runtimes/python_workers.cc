@@ -10,12 +10,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,8 +69,15 @@ struct WorkerProcess {
   }
 };
 
-Result<std::unique_ptr<WorkerProcess>> spawn_worker(const LoadContext& ctx,
-                                                    const OutputSpec& output) {
+// A worker started again (a replacement, a restore) must have loaded the model by then, or it is
+// taken to hang in load(): the version loaded once already, so minutes mean something is wrong.
+constexpr std::chrono::minutes kReloadLimit{5};
+
+// `load_by`: when the worker must have loaded the model (none: as long as it takes, for the
+// version's first load, which the registry bounds). `stop`: given up when requested (unload).
+Result<std::unique_ptr<WorkerProcess>> spawn_worker(
+    const LoadContext& ctx, const OutputSpec& output,
+    std::optional<std::chrono::steady_clock::time_point> load_by = {}, std::stop_token stop = {}) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     return Unavailable(std::string("socketpair: ") + std::strerror(errno));
@@ -96,8 +106,24 @@ Result<std::unique_ptr<WorkerProcess>> spawn_worker(const LoadContext& ctx,
   if (rc != 0) return Unavailable(std::string("cannot start a worker process: ") + strerror(rc));
   worker->pid = pid;
   // The worker answers once it has loaded the model: an empty success, or why it could not.
+  // Until its first byte, waited for in slices, so that a stop request or the limit is seen.
+  for (;;) {
+    if (stop.stop_requested()) return Unavailable("the model is being unloaded");
+    const auto now = std::chrono::steady_clock::now();
+    if (load_by && now >= *load_by) {
+      return Unavailable("the worker process did not load the model within " +
+                         std::to_string(kReloadLimit.count()) + " minutes");
+    }
+    pollfd ready_fd{worker->fd, POLLIN, 0};
+    if (::poll(&ready_fd, 1, 200) != 0) break;  // readable, closed, or an error: read_frame says
+  }
   std::string ready;
-  if (worker::read_frame(worker->fd, ready, kMaxLoadAnswerBytes) != worker::FrameRead::kOk) {
+  const worker::FrameRead read =
+      worker::read_frame(worker->fd, ready, kMaxLoadAnswerBytes, load_by);
+  if (read == worker::FrameRead::kTimedOut) {
+    return Unavailable("the worker process did not finish loading the model in time");
+  }
+  if (read != worker::FrameRead::kOk) {
     return FailedPrecondition("the worker process exited while loading the model");
   }
   std::vector<Value> none;
@@ -122,16 +148,19 @@ class ProcessPoolModel final : public Model {
     }
     alive_ = processes;
     processes_ = processes;
+    restorer_ = std::jthread([this](std::stop_token stop) { restore_missing_workers(stop); });
     return Status::Ok();
   }
 
   Status predict(const Batch& batch, std::vector<Value>& outputs) const override {
-    restore_a_missing_worker();
     std::unique_ptr<WorkerProcess> w;
     {
       std::unique_lock lock(mu_);
       free_.wait(lock, [&] { return !idle_.empty() || alive_ == 0; });
-      if (idle_.empty()) return Unavailable("every worker process of this model has died");
+      if (idle_.empty()) {
+        return Unavailable(
+            "every worker process of this model has died; new ones are being started");
+      }
       w = std::move(idle_.back());
       idle_.pop_back();
     }
@@ -179,30 +208,40 @@ class ProcessPoolModel final : public Model {
       }
       w = fresh.ok() ? std::move(fresh).value() : nullptr;
     }
+    bool short_now = false;
     {
       std::lock_guard lock(mu_);
       if (w) {
         idle_.push_back(std::move(w));
       } else {
         --alive_;
+        short_now = true;
       }
     }
-    free_.notify_one();
+    if (short_now) {
+      // Every caller waiting must see alive_ reach 0, and the restorer has work.
+      free_.notify_all();
+      restore_wake_.notify_one();
+    } else {
+      free_.notify_one();
+    }
     return status;
   }
 
+  ~ProcessPoolModel() override {
+    // The restorer first (it may be starting a worker), then the workers (idle_'s destructor).
+    restorer_.request_stop();
+    if (restorer_.joinable()) restorer_.join();
+  }
+
  private:
-  // A new worker for one that was stopped (`old_pid`, for `why`), logged either way. A start can
-  // fail for a passing reason (memory on a busy machine): three tries, a little apart, before
-  // the pool runs one short; restore_a_missing_worker() tries again later.
+  // A new worker for one that was stopped (`old_pid`, for `why`), logged either way. One try on
+  // the caller's thread (the call already failed and waits for nothing else); when it fails, the
+  // pool runs one short and the restorer thread tries again.
   Result<std::unique_ptr<WorkerProcess>> replace_worker(std::int64_t old_pid,
                                                         std::string_view why) const {
-    Result<std::unique_ptr<WorkerProcess>> fresh = Unavailable("not started");
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500 * attempt));
-      fresh = spawn_worker(ctx_, schema_.output);
-      if (fresh.ok()) break;
-    }
+    auto fresh =
+        spawn_worker(ctx_, schema_.output, std::chrono::steady_clock::now() + kReloadLimit);
     if (fresh.ok()) {
       log::warn("python_worker_replaced", {{"model_id", ctx_.model_id},
                                            {"version", ctx_.version},
@@ -219,33 +258,44 @@ class ProcessPoolModel final : public Model {
     return fresh;
   }
 
-  // A pool that ran short (a replacement could not be started) tries once more, at most every
-  // 5 s, on the thread of the call that finds it short: that call waits for the start (bounded
-  // by timeout_ms above it), and the pool is whole again without a reload.
-  void restore_a_missing_worker() const {
-    const auto now = std::chrono::steady_clock::now();
-    {
-      std::lock_guard lock(mu_);
-      if (alive_ >= processes_ || restoring_ || now < next_restore_) return;
-      restoring_ = true;
-      next_restore_ = now + std::chrono::seconds(5);
-    }
-    auto fresh = spawn_worker(ctx_, schema_.output);
-    {
-      std::lock_guard lock(mu_);
-      restoring_ = false;
+  // The pool's own thread: while it runs short of workers (a replacement failed to start, say
+  // for memory on a busy machine), it starts the missing ones, 1 s after the pool ran short and
+  // then backing off to 5 minutes while starts fail, so that no request pays for a start and a
+  // model that can no longer start logs a line per try, not per request.
+  void restore_missing_workers(std::stop_token stop) {
+    constexpr std::chrono::milliseconds kFirstPause{1000};
+    constexpr std::chrono::milliseconds kLongestPause{5 * 60 * 1000};
+    std::chrono::milliseconds pause = kFirstPause;
+    std::unique_lock lock(mu_);
+    for (;;) {
+      restore_wake_.wait(lock, stop, [&] { return alive_ < processes_; });
+      if (stop.stop_requested()) return;
+      restore_wake_.wait_for(lock, stop, pause, [] { return false; });
+      if (stop.stop_requested()) return;
+      lock.unlock();
+      auto fresh =
+          spawn_worker(ctx_, schema_.output, std::chrono::steady_clock::now() + kReloadLimit, stop);
+      if (stop.stop_requested()) return;
       if (fresh.ok()) {
-        idle_.push_back(std::move(fresh).value());
-        ++alive_;
+        const auto pid = static_cast<std::int64_t>((*fresh)->pid);
+        {
+          std::lock_guard added(mu_);
+          idle_.push_back(std::move(fresh).value());
+          ++alive_;
+        }
+        free_.notify_all();
+        pause = kFirstPause;
+        log::warn("python_worker_restored",
+                  {{"model_id", ctx_.model_id}, {"version", ctx_.version}, {"pid", pid}});
+      } else {
+        pause = std::min(pause * 2, kLongestPause);
+        log::error("python_worker_not_restored",
+                   {{"model_id", ctx_.model_id},
+                    {"version", ctx_.version},
+                    {"error", fresh.status().message()},
+                    {"retry_in_seconds", static_cast<std::int64_t>(pause.count() / 1000)}});
       }
-    }
-    if (fresh.ok()) {
-      free_.notify_one();
-      log::warn("python_worker_restored", {{"model_id", ctx_.model_id}, {"version", ctx_.version}});
-    } else {
-      log::error("python_worker_not_restored", {{"model_id", ctx_.model_id},
-                                                {"version", ctx_.version},
-                                                {"error", fresh.status().message()}});
+      lock.lock();
     }
   }
 
@@ -254,11 +304,12 @@ class ProcessPoolModel final : public Model {
   std::chrono::milliseconds timeout_;
   mutable std::mutex mu_;
   mutable std::condition_variable free_;
-  mutable std::vector<std::unique_ptr<WorkerProcess>> idle_;    // guarded by mu_
-  mutable std::size_t alive_ = 0;                               // guarded by mu_
-  std::size_t processes_ = 0;                                   // set by start()
-  mutable bool restoring_ = false;                              // guarded by mu_
-  mutable std::chrono::steady_clock::time_point next_restore_;  // guarded by mu_
+  mutable std::vector<std::unique_ptr<WorkerProcess>> idle_;  // guarded by mu_
+  mutable std::size_t alive_ = 0;                             // guarded by mu_
+  std::size_t processes_ = 0;  // set by start(), before the pool is shared
+  // Wakes the restorer when the pool runs short; waits with a stop token (hence _any).
+  mutable std::condition_variable_any restore_wake_;
+  std::jthread restorer_;  // last: stopped before the members it uses go
 };
 
 }  // namespace
